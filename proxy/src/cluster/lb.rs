@@ -1,0 +1,153 @@
+//! Per-shard load balancing over a static endpoint list.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::config::{Cluster, ClusterKind, Endpoint, LbPolicy};
+
+/// One shard's balancer for one cluster.
+#[derive(Debug)]
+pub struct Balancer {
+    cluster: Arc<Cluster>,
+    cursor: Cell<usize>,
+    in_flight: Rc<[Cell<u32>]>,
+    rng: Cell<u64>,
+}
+
+/// Marks a request/connection in flight on an endpoint until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    counts: Rc<[Cell<u32>]>,
+    idx: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let c = &self.counts[self.idx];
+        c.set(c.get().saturating_sub(1));
+    }
+}
+
+impl Balancer {
+    pub fn new(cluster: Arc<Cluster>, seed: u64) -> Balancer {
+        let n = match &cluster.kind {
+            ClusterKind::Static(eps) => eps.len(),
+            ClusterKind::OriginalDst => 0,
+        };
+        Balancer {
+            cluster,
+            cursor: Cell::new(0),
+            in_flight: (0..n).map(|_| Cell::new(0)).collect(),
+            rng: Cell::new(seed | 1),
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// xorshift64*: cheap, per-shard, good enough to pick two endpoints.
+    fn next_random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Picks an endpoint of a static cluster; `None` for an `original_dst` cluster.
+    pub fn pick(&self) -> Option<(&Endpoint, InFlight)> {
+        let ClusterKind::Static(eps) = &self.cluster.kind else {
+            return None;
+        };
+        let idx = match (self.cluster.lb_policy, eps.len()) {
+            (_, 1) => 0,
+            (LbPolicy::RoundRobin, n) => {
+                let i = self.cursor.get();
+                self.cursor.set((i + 1) % n);
+                i
+            }
+            (LbPolicy::LeastRequest, n) => {
+                let r = self.next_random();
+                let a = (r % n as u64) as usize;
+                let mut b = ((r >> 32) % (n as u64 - 1)) as usize;
+                if b >= a {
+                    b += 1;
+                }
+                if self.in_flight[b].get() < self.in_flight[a].get() {
+                    b
+                } else {
+                    a
+                }
+            }
+        };
+        let c = &self.in_flight[idx];
+        c.set(c.get() + 1);
+        Some((
+            &eps[idx],
+            InFlight {
+                counts: self.in_flight.clone(),
+                idx,
+            },
+        ))
+    }
+
+    /// Current in-flight count of endpoint `addr` on this shard (for tests and metrics).
+    pub fn in_flight_of(&self, addr: SocketAddr) -> u32 {
+        match &self.cluster.kind {
+            ClusterKind::Static(eps) => eps
+                .iter()
+                .position(|e| e.addr == addr)
+                .map_or(0, |i| self.in_flight[i].get()),
+            ClusterKind::OriginalDst => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn cluster(policy: LbPolicy, n: u16) -> Arc<Cluster> {
+        let eps = (1..=n)
+            .map(|p| Endpoint {
+                addr: SocketAddr::from(([127, 0, 0, 1], p)),
+                written: format!("127.0.0.1:{p}"),
+            })
+            .collect();
+        Arc::new(Cluster {
+            name: "c".into(),
+            kind: ClusterKind::Static(eps),
+            connect_timeout: Duration::from_secs(1),
+            lb_policy: policy,
+        })
+    }
+
+    #[test]
+    fn round_robin_cycles() {
+        let b = Balancer::new(cluster(LbPolicy::RoundRobin, 3), 7);
+        let ports: Vec<u16> = (0..6).map(|_| b.pick().unwrap().0.addr.port()).collect();
+        assert_eq!(ports, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn least_request_avoids_the_busy_endpoint() {
+        let b = Balancer::new(cluster(LbPolicy::LeastRequest, 2), 7);
+        let mut held = Vec::new();
+        // Hold 10 in flight on whichever endpoints get picked; P2C with two endpoints always
+        // compares both, so the counts never differ by more than one.
+        for _ in 0..10 {
+            held.push(b.pick().unwrap().1);
+        }
+        let a = b.in_flight_of(SocketAddr::from(([127, 0, 0, 1], 1)));
+        let c = b.in_flight_of(SocketAddr::from(([127, 0, 0, 1], 2)));
+        assert_eq!(a + c, 10);
+        assert!(a.abs_diff(c) <= 1, "{a} vs {c}");
+        drop(held);
+        assert_eq!(b.in_flight_of(SocketAddr::from(([127, 0, 0, 1], 1))), 0);
+    }
+}

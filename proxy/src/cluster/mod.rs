@@ -1,0 +1,10 @@
+//! Upstream clusters as seen by one shard: endpoint choice with per-shard load-balancer state.
+//!
+//! Round robin keeps a per-shard cursor; least-request uses the power of two choices over
+//! per-shard in-flight counts. State is `Cell`-based and `!Send`: each shard balances its own
+//! traffic, so no counter is shared across cores (global balance follows from the kernel's
+//! even REUSEPORT spread).
+
+mod lb;
+
+pub use lb::{Balancer, InFlight};

@@ -1,0 +1,140 @@
+//! Configuration: YAML in, an immutable typed [`Config`] out.
+//!
+//! Loading is two-stage (DESIGN.md §5): [`raw`] deserialises with `deny_unknown_fields`, then
+//! [`typed`] converts and cross-checks (durations, addresses, names, references). Host names in
+//! endpoints are resolved here, at load time, never on the data path. Every error names its field
+//! path and line ([`ConfigError`]).
+
+mod error;
+mod lines;
+mod raw;
+mod typed;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::ConfigError;
+pub use typed::parse_duration;
+
+/// The embedded default config, used when no `--config` is given.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
+
+/// A validated configuration snapshot. Shared read-only between shards as `Arc<Config>`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub drain_timeout: Duration,
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Arc<Cluster>>,
+}
+
+/// What a listener speaks. Only `tcp` (L4 forwarding) for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+}
+
+/// How a `tcp` listener moves bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Mode {
+    /// Owned-buffer read/write through the runtime.
+    Copy,
+    /// Zero-copy socket → pipe → socket, driven by readiness + non-blocking `splice(2)`.
+    Splice,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: Protocol,
+    pub backlog: u32,
+    /// Close a connection after this long with no bytes in either direction (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    pub l4_mode: L4Mode,
+    /// Index into [`Config::clusters`].
+    pub cluster: usize,
+    /// Recover the pre-NAT destination with `SO_ORIGINAL_DST` (iptables REDIRECT).
+    pub original_dst: bool,
+    /// Set `IP_TRANSPARENT` (TPROXY); the destination is the accepted socket's local address.
+    pub transparent: bool,
+}
+
+/// An upstream endpoint: the address resolved at load time and how it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub written: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+    /// Power of two choices over per-shard in-flight counts.
+    LeastRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterKind {
+    /// A fixed endpoint list.
+    Static(Vec<Endpoint>),
+    /// Each connection goes to its own original destination (outbound passthrough).
+    OriginalDst,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub kind: ClusterKind,
+    pub connect_timeout: Duration,
+    pub lb_policy: LbPolicy,
+}
+
+impl Config {
+    /// Parses and validates YAML text.
+    pub fn from_yaml(src: &str) -> Result<Config, ConfigError> {
+        let index = lines::LineIndex::build(src);
+        let de = serde_yaml::Deserializer::from_str(src);
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.location().map(|l| l.line());
+            let path = if path == "." { String::new() } else { path };
+            let mut msg = inner.to_string();
+            // serde_yaml appends " at line L column C"; we print the line ourselves.
+            if let Some(cut) = msg.find(" at line ") {
+                msg.truncate(cut);
+            }
+            // serde_yaml prefixes the path it knows ("listeners[0]: "); we print the full one.
+            if let Some((head, rest)) = msg.split_once(": ") {
+                if !head.contains(' ') && path.starts_with(head) {
+                    msg = rest.to_string();
+                }
+            }
+            ConfigError {
+                line: line.or_else(|| index.line_of(&path)),
+                path,
+                message: msg,
+            }
+        })?;
+        typed::build(raw).map_err(|mut e| {
+            e.line = index.line_of(&e.path);
+            e
+        })
+    }
+
+    /// Reads and validates a config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", path.display())))?;
+        Config::from_yaml(&src)
+    }
+
+    /// The embedded default.
+    pub fn embedded_default() -> Config {
+        Config::from_yaml(DEFAULT_CONFIG_YAML).expect("embedded default config is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests;

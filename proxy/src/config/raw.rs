@@ -1,0 +1,46 @@
+//! Stage one of config loading: the YAML shape, exactly as written, with `deny_unknown_fields` so
+//! a misspelt key is an error rather than silently ignored. Nothing here is validated beyond
+//! types; `typed.rs` turns this into the checked [`super::Config`].
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// How long open connections may run after SIGTERM before they are closed (default 30s).
+    pub drain_timeout: Option<String>,
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub clusters: Vec<RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    pub backlog: Option<u32>,
+    pub idle_timeout: Option<String>,
+    pub l4_mode: Option<String>,
+    pub cluster: String,
+    #[serde(default)]
+    pub original_dst: bool,
+    #[serde(default)]
+    pub transparent: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub name: String,
+    /// `static` (default, with `endpoints`) or `original_dst` (forward to the pre-NAT address).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    pub connect_timeout: Option<String>,
+    pub lb_policy: Option<String>,
+}

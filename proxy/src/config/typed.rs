@@ -1,0 +1,239 @@
+//! Stage two: raw YAML structs → typed, cross-checked [`Config`](super::Config).
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::{RawCluster, RawConfig, RawListener};
+use super::{
+    Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, Protocol,
+};
+
+const DEFAULT_BACKLOG: u32 = 1024;
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Parses a human duration (`"250ms"`, `"30s"`, `"1h"`); `"0"` is zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?} ({e})"))
+}
+
+fn duration_field(
+    path: String,
+    v: &Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|m| ConfigError::new(path, m)),
+    }
+}
+
+/// Splits `host:port` and resolves it (once, here, never on the data path).
+fn parse_endpoint(path: String, s: &str) -> Result<Endpoint, ConfigError> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| ConfigError::new(path.clone(), format!("expected host:port, got {s:?}")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| ConfigError::new(path.clone(), format!("invalid port {port:?}")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(ConfigError::new(path, format!("missing host in {s:?}")));
+    }
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::new(path.clone(), format!("cannot resolve {host:?}: {e}")))?
+        .next()
+        .ok_or_else(|| ConfigError::new(path, format!("{host:?} resolved to no address")))?;
+    Ok(Endpoint {
+        addr,
+        written: s.to_string(),
+    })
+}
+
+fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
+    let at = |f: &str| format!("clusters[{i}].{f}");
+    if raw.name.is_empty() {
+        return Err(ConfigError::new(at("name"), "must not be empty"));
+    }
+    let lb_policy = match raw.lb_policy.as_deref() {
+        None | Some("round_robin") => LbPolicy::RoundRobin,
+        Some("least_request") => LbPolicy::LeastRequest,
+        Some(o) => {
+            return Err(ConfigError::new(
+                at("lb_policy"),
+                format!("unknown policy {o:?} (expected round_robin or least_request)"),
+            ))
+        }
+    };
+    let kind = match raw.kind.as_deref() {
+        None | Some("static") => {
+            if raw.endpoints.is_empty() {
+                return Err(ConfigError::new(
+                    at("endpoints"),
+                    "a static cluster needs at least one endpoint",
+                ));
+            }
+            let eps = raw
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(j, e)| parse_endpoint(format!("clusters[{i}].endpoints[{j}]"), e))
+                .collect::<Result<Vec<_>, _>>()?;
+            ClusterKind::Static(eps)
+        }
+        Some("original_dst") => {
+            if !raw.endpoints.is_empty() {
+                return Err(ConfigError::new(
+                    at("endpoints"),
+                    "an original_dst cluster takes no endpoints",
+                ));
+            }
+            ClusterKind::OriginalDst
+        }
+        Some(o) => {
+            return Err(ConfigError::new(
+                at("type"),
+                format!("unknown cluster type {o:?} (expected static or original_dst)"),
+            ))
+        }
+    };
+    Ok(Cluster {
+        name: raw.name.clone(),
+        kind,
+        connect_timeout: duration_field(
+            at("connect_timeout"),
+            &raw.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+        )?,
+        lb_policy,
+    })
+}
+
+fn build_listener(
+    i: usize,
+    raw: &RawListener,
+    clusters: &[Arc<Cluster>],
+) -> Result<Listener, ConfigError> {
+    let at = |f: &str| format!("listeners[{i}].{f}");
+    if raw.name.is_empty() {
+        return Err(ConfigError::new(at("name"), "must not be empty"));
+    }
+    let address: SocketAddr = raw.address.parse().map_err(|_| {
+        ConfigError::new(
+            at("address"),
+            format!(
+                "invalid socket address {:?} (expected ip:port)",
+                raw.address
+            ),
+        )
+    })?;
+    let protocol = match raw.protocol.as_deref() {
+        None | Some("tcp") => Protocol::Tcp,
+        Some(o) => {
+            return Err(ConfigError::new(
+                at("protocol"),
+                format!("unknown protocol {o:?} (expected tcp)"),
+            ))
+        }
+    };
+    let l4_mode = match raw.l4_mode.as_deref() {
+        None | Some("copy") => L4Mode::Copy,
+        Some("splice") => L4Mode::Splice,
+        Some(o) => {
+            return Err(ConfigError::new(
+                at("l4_mode"),
+                format!("unknown mode {o:?} (expected copy or splice)"),
+            ))
+        }
+    };
+    let backlog = raw.backlog.unwrap_or(DEFAULT_BACKLOG);
+    if backlog == 0 {
+        return Err(ConfigError::new(at("backlog"), "must be at least 1"));
+    }
+    let idle = duration_field(at("idle_timeout"), &raw.idle_timeout, DEFAULT_IDLE_TIMEOUT)?;
+    let cluster = clusters
+        .iter()
+        .position(|c| c.name == raw.cluster)
+        .ok_or_else(|| {
+            ConfigError::new(at("cluster"), format!("unknown cluster {:?}", raw.cluster))
+        })?;
+    if clusters[cluster].kind == ClusterKind::OriginalDst && !(raw.original_dst || raw.transparent)
+    {
+        return Err(ConfigError::new(
+            at("cluster"),
+            format!("cluster {:?} is original_dst but this listener sets neither original_dst nor transparent", raw.cluster),
+        ));
+    }
+    Ok(Listener {
+        name: raw.name.clone(),
+        address,
+        protocol,
+        backlog,
+        idle_timeout: (!idle.is_zero()).then_some(idle),
+        l4_mode,
+        cluster,
+        original_dst: raw.original_dst,
+        transparent: raw.transparent,
+    })
+}
+
+fn check_unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, n) in names.enumerate() {
+        if !seen.insert(n) {
+            return Err(ConfigError::new(
+                format!("{what}[{i}].name"),
+                format!("duplicate name {n:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
+    check_unique("clusters", raw.clusters.iter().map(|c| c.name.as_str()))?;
+    check_unique("listeners", raw.listeners.iter().map(|l| l.name.as_str()))?;
+    let clusters = raw
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| build_cluster(i, c).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let listeners = raw
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| build_listener(i, l, &clusters))
+        .collect::<Result<Vec<_>, _>>()?;
+    if listeners.is_empty() {
+        return Err(ConfigError::new(
+            "listeners",
+            "at least one listener is required",
+        ));
+    }
+    let mut addrs = HashSet::new();
+    for (i, l) in listeners.iter().enumerate() {
+        if l.address.port() != 0 && !addrs.insert(l.address) {
+            return Err(ConfigError::new(
+                format!("listeners[{i}].address"),
+                format!("address {} is used twice", l.address),
+            ));
+        }
+    }
+    Ok(Config {
+        drain_timeout: duration_field(
+            "drain_timeout".into(),
+            &raw.drain_timeout,
+            DEFAULT_DRAIN_TIMEOUT,
+        )?,
+        listeners,
+        clusters,
+    })
+}

@@ -1,0 +1,83 @@
+//! The `shardcar` binary: parse the command line, load config, run shards until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shardcar::cli::{Cli, Command};
+use shardcar::{Config, Server};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHARDCAR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Validate { file }) => match Config::from_file(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} listeners, {} clusters)",
+                    file.display(),
+                    c.listeners.len(),
+                    c.clusters.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                ExitCode::from(2)
+            }
+        },
+        None => run(&cli),
+    }
+}
+
+fn run(cli: &Cli) -> ExitCode {
+    let config = match &cli.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::embedded_default(),
+    };
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shards = cli
+        .shards
+        .unwrap_or_else(|| wire::allowed_cpus().len().max(1));
+    let server = match Server::start(config, shards) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (name, addr) in server.listeners() {
+        // A stable, parseable line on stdout: tests and scripts read bound ports from it.
+        println!("listening {name} {addr}");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(
+            signal = sig,
+            "shutting down: no new connections, draining open ones"
+        );
+    }
+    server.shutdown();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
