@@ -15,6 +15,8 @@ use crate::cluster::Balancer;
 use crate::config::Config;
 use crate::l4;
 use crate::l4::pipe_pool::PipePool;
+use crate::l4::watch::Sweeper;
+use crate::sys::BufArena;
 
 /// Everything a shard's connections share. `!Send` by design.
 #[derive(Debug)]
@@ -24,6 +26,10 @@ pub struct ShardCtx {
     /// One balancer per cluster, indexed like `config.clusters`.
     pub balancers: Vec<Balancer>,
     pub pipes: PipePool,
+    /// Copy-mode buffers.
+    pub bufs: Rc<BufArena>,
+    /// Idle timeouts and buffer parking for every connection of this shard.
+    pub sweeper: Rc<Sweeper>,
     /// Connections open on this shard.
     pub active: Cell<usize>,
     /// Addresses our listeners are bound to (to refuse original-dst loops).
@@ -61,14 +67,26 @@ pub async fn run(
         .iter()
         .map(|c| Balancer::new(c.clone(), 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1)))
         .collect();
+    let bufs = match l4::copy::new_arena(max_connections()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(shard = id, error = %e, "cannot map copy buffers; shard not started");
+            return;
+        }
+    };
     let ctx = Rc::new(ShardCtx {
         id,
         config: config.clone(),
         balancers,
         pipes: PipePool::default(),
+        bufs,
+        sweeper: Rc::new(Sweeper::new(
+            config.listeners.iter().filter_map(|l| l.idle_timeout).min(),
+        )),
         active: Cell::new(0),
         own_addrs,
     });
+    monoio::spawn(ctx.sweeper.clone().run());
     for (idx, std_listener) in sockets.into_iter().enumerate() {
         let listener = match TcpListener::from_std(std_listener) {
             Ok(l) => l,
@@ -87,6 +105,11 @@ pub async fn run(
     drain(&ctx, config.drain_timeout).await;
 }
 
+/// Upper bound on connections this process can hold: half the fd limit (two fds each).
+fn max_connections() -> u32 {
+    (crate::sys::fd_limit().unwrap_or(65_536) / 2).clamp(1024, 1 << 20) as u32
+}
+
 async fn accept_loop(
     listener: TcpListener,
     idx: usize,
@@ -100,12 +123,13 @@ async fn accept_loop(
                 Ok((stream, peer)) => {
                     ctx.active.set(ctx.active.get() + 1);
                     let guard = ConnGuard(ctx.clone());
-                    monoio::spawn(async move {
+                    let task = async move {
                         let ctx = &guard.0;
                         let lcfg = &ctx.config.listeners[idx];
                         l4::serve(stream, peer, lcfg, ctx).await;
                         drop(guard);
-                    });
+                    };
+                    monoio::spawn(task);
                 }
                 Err(e) => {
                     // EMFILE and friends: log and back off briefly instead of spinning.
@@ -139,5 +163,20 @@ async fn drain(ctx: &ShardCtx, timeout: Duration) {
             return;
         }
         monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A shard context with no listeners or clusters, for unit tests of connection code.
+#[cfg(test)]
+pub fn test_ctx() -> ShardCtx {
+    ShardCtx {
+        id: 0,
+        config: Arc::new(Config::embedded_default()),
+        balancers: Vec::new(),
+        pipes: PipePool::default(),
+        bufs: l4::copy::new_arena(16).unwrap(),
+        sweeper: Rc::new(Sweeper::new(None)),
+        active: Cell::new(0),
+        own_addrs: Vec::new(),
     }
 }

@@ -248,3 +248,19 @@ fn round_robin_spreads_connections_over_endpoints() {
     }
     server.shutdown();
 }
+
+#[test]
+fn parked_idle_connection_carries_traffic_again() {
+    let echo = EchoServer::start();
+    let (server, addr) = start_proxy(&l4_yaml("copy", &[echo.addr], "", ""), 1);
+    let mut client = connect(addr);
+    let mut buf = [0u8; 5];
+    client.write_all(b"hello").unwrap();
+    client.read_exact(&mut buf).unwrap();
+    // Stay quiet past PARK_AFTER (1 s) so the sweeper cancels the reads and frees the buffers.
+    std::thread::sleep(Duration::from_millis(1600));
+    let data = Arc::new(payload(1 << 20, 9));
+    let got = round_trip(client, data.clone());
+    assert!(got == *data, "traffic after parking is intact");
+    server.shutdown();
+}
