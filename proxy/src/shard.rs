@@ -59,7 +59,7 @@ pub async fn run(
     id: usize,
     config: Arc<Config>,
     sockets: Vec<std::net::TcpListener>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let own_addrs = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
     let balancers = config
@@ -87,27 +87,34 @@ pub async fn run(
         own_addrs,
     });
     monoio::spawn(ctx.sweeper.clone().run());
+    // The accept loops run inside this future (not spawned), so every listening socket is closed
+    // before draining starts: a spawned loop could outlive the shard's main future and keep its
+    // REUSEPORT socket open, still completing handshakes nobody would serve.
+    let mut loops = Vec::with_capacity(sockets.len());
     for (idx, std_listener) in sockets.into_iter().enumerate() {
-        let listener = match TcpListener::from_std(std_listener) {
-            Ok(l) => l,
+        match TcpListener::from_std(std_listener) {
+            Ok(l) => loops.push(accept_loop(l, idx, ctx.clone(), shutdown.clone())),
             Err(e) => {
                 tracing::error!(shard = id, listener = %config.listeners[idx].name, error = %e, "cannot register listener");
-                continue;
             }
-        };
-        monoio::spawn(accept_loop(listener, idx, ctx.clone(), shutdown.clone()));
-    }
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            break; // the control thread is gone: treat as shutdown
         }
     }
+    futures_util::future::join_all(loops).await;
+    wait_for_shutdown(shutdown).await; // immediate unless no listener could be registered
     drain(&ctx, config.drain_timeout).await;
 }
 
 /// Upper bound on connections this process can hold: half the fd limit (two fds each).
 fn max_connections() -> u32 {
     (crate::sys::fd_limit().unwrap_or(65_536) / 2).clamp(1024, 1 << 20) as u32
+}
+
+async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return; // the control thread is gone: treat as shutdown
+        }
+    }
 }
 
 async fn accept_loop(
@@ -117,7 +124,7 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = ctx.config.listeners[idx].name.clone();
-    loop {
+    while !*shutdown.borrow() {
         monoio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
