@@ -61,8 +61,6 @@ impl Proxy {
             .arg(config)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-                std::fs::File::create(format!("/tmp/sc-test-{}.log", std::process::id())).unwrap(),
-            )
             .spawn()
             .unwrap();
         let mut line = String::new();
