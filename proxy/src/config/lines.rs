@@ -40,8 +40,14 @@ impl LineIndex {
 }
 
 enum Frame {
-    Map { path: String, key: Option<(String, usize)> },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        key: Option<(String, usize)>,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
 }
 
 #[derive(Default)]

@@ -24,9 +24,10 @@ use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
 use crate::cluster::InFlight;
-use crate::config::{L4Mode, Listener};
+use crate::config::{ClusterKind, L4Mode, Listener};
 use crate::shard::ShardCtx;
 use crate::sys;
+use crate::upstream;
 
 /// Last time a byte moved on a connection, for the idle timeout.
 #[derive(Debug)]
@@ -89,6 +90,10 @@ where
 
 /// Where this connection should go: the listener's cluster, or its original destination.
 /// The [`InFlight`] guard counts the connection against its endpoint for least-request.
+///
+/// The original destination is the accepted socket's local address when it was delivered by
+/// TPROXY (a `transparent` listener whose local address is not one of our listeners), else
+/// `SO_ORIGINAL_DST` (REDIRECT). So one listener with both flags works under either mode.
 fn destination(
     client: &TcpStream,
     listener: &Listener,
@@ -99,17 +104,31 @@ fn destination(
         return Ok((ep.addr, ep.written.clone(), Some(guard)));
     }
     let local = client.local_addr()?;
-    let dst = if listener.transparent {
+    let dst = if listener.transparent && !ctx.is_own_listener(local) {
         local
-    } else {
+    } else if listener.original_dst {
         sys::original_dst(client.as_raw_fd(), local.is_ipv6())?
+    } else {
+        local
     };
-    if dst == local || ctx.is_own_listener(dst) {
+    if ctx.is_own_listener(dst) {
         return Err(io::Error::other(format!(
             "original destination {dst} is this proxy's own listener; refusing to loop"
         )));
     }
-    Ok((dst, dst.to_string(), None))
+    let target = match balancer.cluster().kind {
+        ClusterKind::OriginalDst {
+            override_ip: Some(ip),
+        } => SocketAddr::new(ip, dst.port()),
+        _ => dst,
+    };
+    if target != dst && ctx.is_own_listener(target) {
+        return Err(io::Error::other(format!(
+            "delivery address {target} is this proxy's own listener; refusing to loop"
+        )));
+    }
+    tracing::debug!(listener = %listener.name, original_dst = %dst, upstream = %target, "captured connection");
+    Ok((target, dst.to_string(), None))
 }
 
 /// Proxies one accepted connection to completion.
@@ -124,7 +143,7 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
     };
     let upstream = match monoio::time::timeout(
         cluster.connect_timeout,
-        TcpStream::connect_addr(dst),
+        upstream::connect(dst, ctx.config.upstream_mark),
     )
     .await
     {
