@@ -17,7 +17,7 @@ iptables -t mangle -A SHARDCAR_INBOUND -p tcp --dport 15000 -j RETURN
 iptables -t mangle -A SHARDCAR_INBOUND -p tcp --dport 15001 -j RETURN
 iptables -t mangle -A SHARDCAR_INBOUND -p tcp --dport 15006 -j RETURN
 iptables -t mangle -A SHARDCAR_INBOUND -p tcp --dport 15020 -j RETURN
-iptables -t mangle -A SHARDCAR_INBOUND -p tcp -j SHARDCAR_TPROXY
+iptables -t mangle -A SHARDCAR_INBOUND -p tcp --syn -j SHARDCAR_TPROXY
 iptables -t nat -N SHARDCAR_OUTBOUND
 iptables -t nat -N SHARDCAR_REDIRECT
 iptables -t nat -A SHARDCAR_REDIRECT -p tcp -j REDIRECT --to-ports 15001

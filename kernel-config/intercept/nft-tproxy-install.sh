@@ -22,7 +22,7 @@ table ip shardcar {
 		tcp dport 15001 return
 		tcp dport 15006 return
 		tcp dport 15020 return
-		meta l4proto tcp tproxy to :15006 meta mark set meta mark | 0x80 accept
+		meta l4proto tcp tcp flags & (fin | syn | rst | ack) == syn tproxy to :15006 meta mark set meta mark | 0x80 accept
 	}
 	chain mangle_prerouting {
 		type filter hook prerouting priority mangle; policy accept;

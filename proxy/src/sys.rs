@@ -1,6 +1,6 @@
 //! The only `unsafe` in Shardcar: raw syscalls the standard library, socket2 and monoio do not
 //! wrap — `splice(2)`, pipe creation and sizing, `SO_LINGER`/`shutdown` on a borrowed fd, and
-//! `SO_ORIGINAL_DST` and `SO_ERROR`. Every block states the invariant it relies on.
+//! `SO_ORIGINAL_DST`, `SO_ERROR` and `setns` (for the namespace tests). Every block states the invariant it relies on.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -103,6 +103,15 @@ pub fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
         )
     })?;
     Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+}
+
+/// Moves the calling thread into the network namespace `ns` refers to (e.g. an open
+/// `/run/netns/NAME`). Only this thread moves; sockets it creates afterwards live in `ns`.
+/// Used by the namespace tests; needs `CAP_SYS_ADMIN`.
+pub fn enter_netns(ns: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: setns takes an fd and a flag; `ns` is borrowed and open for the call. Changing the
+    // network namespace of the calling thread does not invalidate any memory.
+    cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
 }
 
 const SO_ORIGINAL_DST: libc::c_int = 80; // linux/netfilter_ipv4.h

@@ -135,8 +135,11 @@ fn inbound(e: &mut Emit<'_>, o: &Options, f: Family) -> Option<&'static str> {
     for p in o.inbound_exclusions() {
         e.append(table, INBOUND, &format!("-p tcp --dport {p} -j RETURN"));
     }
+    // TPROXY only connection-opening SYNs: the target drops any packet it cannot hand to a
+    // transparent socket, which would include the replies to the host's outbound connections.
+    let syn = if o.mode == Mode::Tproxy { " --syn" } else { "" };
     for m in matches {
-        e.append(table, INBOUND, &format!("{m} -j {target}"));
+        e.append(table, INBOUND, &format!("{m}{syn} -j {target}"));
     }
     Some(table)
 }

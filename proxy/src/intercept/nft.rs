@@ -82,7 +82,7 @@ pub fn table(o: &Options, f: Family) -> String {
             Mode::Tproxy => {
                 let _ = writeln!(
                     w,
-                    "\t\t{sel} tproxy to :{} meta mark set meta mark | {mark} accept",
+                    "\t\t{sel} tcp flags & (fin | syn | rst | ack) == syn tproxy to :{} meta mark set meta mark | {mark} accept",
                     o.inbound_port
                 );
             }
