@@ -2,7 +2,8 @@
 //! load-balancer state, its pipe pool and every connection it accepts. Nothing here is shared
 //! with other shards; the only cross-thread input is the shutdown signal (a `watch` channel).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub struct ShardCtx {
     pub active: Cell<usize>,
     /// Addresses our listeners are bound to (to refuse original-dst loops).
     pub own_addrs: Vec<SocketAddr>,
+    /// Local addresses of this shard's open original-dst upstream connections: a connection
+    /// accepted *from* one of them is the proxy capturing itself (rules without our mark/uid).
+    pub upstream_locals: RefCell<HashSet<SocketAddr>>,
 }
 
 impl ShardCtx {
@@ -68,6 +72,7 @@ pub async fn run(
         pipes: PipePool::default(),
         active: Cell::new(0),
         own_addrs,
+        upstream_locals: RefCell::new(HashSet::new()),
     });
     for (idx, std_listener) in sockets.into_iter().enumerate() {
         let listener = match TcpListener::from_std(std_listener) {

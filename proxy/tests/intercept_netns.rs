@@ -228,3 +228,53 @@ fn tproxy_mode_nft() {
         scenario("tproxy", "nft");
     }
 }
+
+/// Uninstall finds our rules whichever backend it is told, so changing `--backend` between
+/// install and uninstall (e.g. in /etc/default/shardcar) leaves nothing behind.
+#[test]
+fn uninstall_with_the_other_backend_still_removes_everything() {
+    if !netns::root_or_skip("uninstall_with_the_other_backend_still_removes_everything") {
+        return;
+    }
+    let pair = Pair::create();
+    add_foreign_rules(&pair);
+    let before = pair.snapshot(&pair.app);
+    for (install, uninstall) in [("iptables", "nft"), ("nft", "iptables")] {
+        intercept(&pair, "install", "tproxy", install);
+        assert_ne!(before, pair.snapshot(&pair.app));
+        intercept(&pair, "uninstall", "tproxy", uninstall);
+        assert_eq!(
+            before,
+            pair.snapshot(&pair.app),
+            "installed with {install}, removed with {uninstall}"
+        );
+    }
+}
+
+/// A proxy whose upstream sockets are not excluded by the rules (no `upstream_mark`) captures
+/// its own connections: the shard recognises the looped connection and refuses it instead of
+/// connecting again and again.
+#[test]
+fn proxy_capturing_itself_is_refused_not_looped() {
+    if !netns::root_or_skip("proxy_capturing_itself_is_refused_not_looped") {
+        return;
+    }
+    let pair = Pair::create();
+    let _peer = WhoAmI::start(&pair.peer, &format!("{PEER_IP}:9090"));
+    intercept(&pair, "install", "redirect", "iptables");
+    let dir = netns::TempDir::new("intercept-selfloop");
+    let cfg = dir.0.join("shardcar.yaml");
+    std::fs::write(&cfg, CONFIG.replace("upstream_mark: 0x539\n", "")).unwrap();
+    let mut proxy = Proxy::start(&pair.app, &cfg);
+    let seen = get(&pair.app, &format!("{PEER_IP}:9090"), None);
+    assert_eq!(
+        seen.server_saw, None,
+        "a self-captured proxy must not reach the peer"
+    );
+    assert!(proxy.wait_log("own upstream socket"), "{}", proxy.drain());
+    let log = proxy.drain();
+    let hops = log.matches("captured connection").count();
+    assert!(hops <= 3, "the loop ran {hops} hops:\n{log}");
+    drop(proxy);
+    intercept(&pair, "uninstall", "redirect", "iptables");
+}

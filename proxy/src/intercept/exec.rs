@@ -52,25 +52,25 @@ fn save_tool(f: Family) -> &'static str {
     }
 }
 
-/// Reads what of ours is present, for the backend in `o`, in both families (an IPv6 leftover
-/// is found even without `--ipv6`), plus the TPROXY policy routes.
+/// Reads what of ours is present: both backends (so switching `--backend` between install and
+/// uninstall leaves nothing behind) and both families (an IPv6 leftover is found even without
+/// `--ipv6`), plus the TPROXY policy routes. Errors from the chosen backend's tools are fatal;
+/// the other backend's tools may be missing.
 pub fn read_state(o: &Options) -> io::Result<State> {
     let mut s = State::default();
     let families = [Family::V4, Family::V6];
-    match o.backend {
-        Backend::Iptables => {
-            for f in families {
-                match output(&words(&[save_tool(f)]), None) {
-                    Ok(save) => s.iptables.push((f, iptables::Installed::parse(&save))),
-                    // No IPv6 support on this host: nothing of ours can be there.
-                    Err(e) if f == Family::V6 && !o.ipv6 => {
-                        tracing::debug!(error = %e, "ip6tables-save unavailable")
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+    let fatal = |backend: Backend, f: Family| o.backend == backend && (f == Family::V4 || o.ipv6);
+    for f in families {
+        match output(&words(&[save_tool(f)]), None) {
+            Ok(save) => s.iptables.push((f, iptables::Installed::parse(&save))),
+            Err(e) if fatal(Backend::Iptables, f) => return Err(e),
+            Err(e) => tracing::debug!(error = %e, "{} unavailable", save_tool(f)),
         }
-        Backend::Nft => s.nft = nft::installed(&output(&words(&["nft", "list", "tables"]), None)?),
+    }
+    match output(&words(&["nft", "list", "tables"]), None) {
+        Ok(list) => s.nft = nft::installed(&list),
+        Err(e) if fatal(Backend::Nft, Family::V4) => return Err(e),
+        Err(e) => tracing::debug!(error = %e, "nft unavailable"),
     }
     for f in families {
         let [rules, table] = route::show_commands(f);

@@ -6,6 +6,11 @@
 //! connection is closed after `idle_timeout` with no bytes either way; an upstream that refuses
 //! or does not answer within `connect_timeout` closes the client promptly and logs the cluster
 //! and endpoint.
+//!
+//! Loops: a connection whose original destination is one of our listeners, or that comes from
+//! one of this shard's own original-dst upstream sockets (the capture rules do not exclude the
+//! proxy), is refused with a log line. The second check is per shard, so with N shards a
+//! self-capture chain ends after N hops on average; excluding the proxy's mark/uid is the fix.
 
 pub mod copy;
 pub mod pipe_pool;
@@ -96,12 +101,18 @@ where
 /// `SO_ORIGINAL_DST` (REDIRECT). So one listener with both flags works under either mode.
 fn destination(
     client: &TcpStream,
+    peer: SocketAddr,
     listener: &Listener,
     ctx: &ShardCtx,
 ) -> io::Result<(SocketAddr, String, Option<InFlight>)> {
     let balancer = &ctx.balancers[listener.cluster];
     if let Some((ep, guard)) = balancer.pick() {
         return Ok((ep.addr, ep.written.clone(), Some(guard)));
+    }
+    if ctx.upstream_locals.borrow().contains(&peer) {
+        return Err(io::Error::other(format!(
+            "connection from {peer}, this proxy's own upstream socket: the interception rules do not exclude the proxy (upstream_mark = --mark, or --proxy-uid); refusing to loop"
+        )));
     }
     let local = client.local_addr()?;
     let dst = if listener.transparent && !ctx.is_own_listener(local) {
@@ -134,7 +145,7 @@ fn destination(
 /// Proxies one accepted connection to completion.
 pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx: &ShardCtx) {
     let cluster = ctx.balancers[listener.cluster].cluster();
-    let (dst, shown, _in_flight) = match destination(&client, listener, ctx) {
+    let (dst, shown, _in_flight) = match destination(&client, peer, listener, ctx) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, error = %e, "no destination; closing client");
@@ -159,6 +170,8 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
+    let _own = matches!(cluster.kind, ClusterKind::OriginalDst { .. })
+        .then(|| OwnUpstream::register(ctx, &upstream));
     let end = match listener.l4_mode {
         L4Mode::Copy => run_copy(client, upstream, listener.idle_timeout).await,
         L4Mode::Splice => run_splice(client, upstream, listener.idle_timeout, ctx).await,
@@ -172,6 +185,31 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
         }
         End::Reset(e) => {
             tracing::debug!(listener = %listener.name, %peer, endpoint = %shown, error = %e, "connection reset; reset propagated")
+        }
+    }
+}
+
+/// Registers an original-dst upstream socket's local address with the shard for the lifetime
+/// of the connection, so a connection the kernel loops back to us from it is recognised.
+struct OwnUpstream<'a> {
+    ctx: &'a ShardCtx,
+    local: Option<SocketAddr>,
+}
+
+impl<'a> OwnUpstream<'a> {
+    fn register(ctx: &'a ShardCtx, upstream: &TcpStream) -> OwnUpstream<'a> {
+        let local = upstream.local_addr().ok();
+        if let Some(a) = local {
+            ctx.upstream_locals.borrow_mut().insert(a);
+        }
+        OwnUpstream { ctx, local }
+    }
+}
+
+impl Drop for OwnUpstream<'_> {
+    fn drop(&mut self) {
+        if let Some(a) = self.local {
+            self.ctx.upstream_locals.borrow_mut().remove(&a);
         }
     }
 }
