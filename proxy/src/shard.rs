@@ -16,6 +16,8 @@ use crate::cluster::Balancer;
 use crate::config::Config;
 use crate::l4;
 use crate::l4::pipe_pool::PipePool;
+use crate::l4::watch::Sweeper;
+use crate::sys::BufArena;
 
 /// Everything a shard's connections share. `!Send` by design.
 #[derive(Debug)]
@@ -25,6 +27,10 @@ pub struct ShardCtx {
     /// One balancer per cluster, indexed like `config.clusters`.
     pub balancers: Vec<Balancer>,
     pub pipes: PipePool,
+    /// Copy-mode buffers.
+    pub bufs: Rc<BufArena>,
+    /// Idle timeouts and buffer parking for every connection of this shard.
+    pub sweeper: Rc<Sweeper>,
     /// Connections open on this shard.
     pub active: Cell<usize>,
     /// Addresses our listeners are bound to (to refuse original-dst loops).
@@ -57,7 +63,7 @@ pub async fn run(
     id: usize,
     config: Arc<Config>,
     sockets: Vec<std::net::TcpListener>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let own_addrs = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
     let balancers = config
@@ -65,31 +71,55 @@ pub async fn run(
         .iter()
         .map(|c| Balancer::new(c.clone(), 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1)))
         .collect();
+    let bufs = match l4::copy::new_arena(max_connections()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(shard = id, error = %e, "cannot map copy buffers; shard not started");
+            return;
+        }
+    };
     let ctx = Rc::new(ShardCtx {
         id,
         config: config.clone(),
         balancers,
         pipes: PipePool::default(),
+        bufs,
+        sweeper: Rc::new(Sweeper::new(
+            config.listeners.iter().filter_map(|l| l.idle_timeout).min(),
+        )),
         active: Cell::new(0),
         own_addrs,
         upstream_locals: RefCell::new(HashSet::new()),
     });
+    monoio::spawn(ctx.sweeper.clone().run());
+    // The accept loops run inside this future (not spawned), so every listening socket is closed
+    // before draining starts: a spawned loop could outlive the shard's main future and keep its
+    // REUSEPORT socket open, still completing handshakes nobody would serve.
+    let mut loops = Vec::with_capacity(sockets.len());
     for (idx, std_listener) in sockets.into_iter().enumerate() {
-        let listener = match TcpListener::from_std(std_listener) {
-            Ok(l) => l,
+        match TcpListener::from_std(std_listener) {
+            Ok(l) => loops.push(accept_loop(l, idx, ctx.clone(), shutdown.clone())),
             Err(e) => {
                 tracing::error!(shard = id, listener = %config.listeners[idx].name, error = %e, "cannot register listener");
-                continue;
             }
-        };
-        monoio::spawn(accept_loop(listener, idx, ctx.clone(), shutdown.clone()));
-    }
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            break; // the control thread is gone: treat as shutdown
         }
     }
+    futures_util::future::join_all(loops).await;
+    wait_for_shutdown(shutdown).await; // immediate unless no listener could be registered
     drain(&ctx, config.drain_timeout).await;
+}
+
+/// Upper bound on connections this process can hold: half the fd limit (two fds each).
+fn max_connections() -> u32 {
+    (crate::sys::fd_limit().unwrap_or(65_536) / 2).clamp(1024, 1 << 20) as u32
+}
+
+async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return; // the control thread is gone: treat as shutdown
+        }
+    }
 }
 
 async fn accept_loop(
@@ -99,18 +129,19 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = ctx.config.listeners[idx].name.clone();
-    loop {
+    while !*shutdown.borrow() {
         monoio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     ctx.active.set(ctx.active.get() + 1);
                     let guard = ConnGuard(ctx.clone());
-                    monoio::spawn(async move {
+                    let task = async move {
                         let ctx = &guard.0;
                         let lcfg = &ctx.config.listeners[idx];
                         l4::serve(stream, peer, lcfg, ctx).await;
                         drop(guard);
-                    });
+                    };
+                    monoio::spawn(task);
                 }
                 Err(e) => {
                     // EMFILE and friends: log and back off briefly instead of spinning.
@@ -144,5 +175,21 @@ async fn drain(ctx: &ShardCtx, timeout: Duration) {
             return;
         }
         monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A shard context with no listeners or clusters, for unit tests of connection code.
+#[cfg(test)]
+pub fn test_ctx() -> ShardCtx {
+    ShardCtx {
+        id: 0,
+        config: Arc::new(Config::embedded_default()),
+        balancers: Vec::new(),
+        pipes: PipePool::default(),
+        bufs: l4::copy::new_arena(16).unwrap(),
+        sweeper: Rc::new(Sweeper::new(None)),
+        active: Cell::new(0),
+        own_addrs: Vec::new(),
+        upstream_locals: RefCell::new(HashSet::new()),
     }
 }

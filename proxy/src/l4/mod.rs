@@ -15,14 +15,13 @@
 pub mod copy;
 pub mod pipe_pool;
 pub mod splice;
+pub mod watch;
 
-use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::pin::pin;
-use std::time::{Duration, Instant};
+use std::pin::{pin, Pin};
 
 use futures_util::future::{select, try_join, Either};
 use monoio::io::Splitable;
@@ -33,37 +32,7 @@ use crate::config::{ClusterKind, L4Mode, Listener};
 use crate::shard::ShardCtx;
 use crate::sys;
 use crate::upstream;
-
-/// Last time a byte moved on a connection, for the idle timeout.
-#[derive(Debug)]
-pub struct Activity(Cell<Instant>);
-
-impl Activity {
-    pub fn new() -> Activity {
-        Activity(Cell::new(Instant::now()))
-    }
-    #[inline]
-    pub fn touch(&self) {
-        self.0.set(Instant::now());
-    }
-    /// Resolves once nothing has moved for `idle`.
-    async fn idle_for(&self, idle: Duration) {
-        loop {
-            let due = self.0.get() + idle;
-            let now = Instant::now();
-            if now >= due {
-                return;
-            }
-            monoio::time::sleep(due - now).await;
-        }
-    }
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Activity::new()
-    }
-}
+use watch::ConnWatch;
 
 /// How a proxied connection ended, for the log line.
 #[derive(Debug)]
@@ -73,20 +42,14 @@ enum End {
     Reset(io::Error),
 }
 
-/// Runs `transfer` against the idle timer.
-async fn with_idle<F>(transfer: F, activity: &Activity, idle: Option<Duration>) -> End
+/// Runs `transfer` until it finishes or the sweeper aborts the connection for idleness.
+/// Takes the transfer pinned in the caller's frame: passing it by value would store the
+/// (large) future twice in this one's state.
+async fn until_idle<F>(transfer: Pin<&mut F>, watch: &ConnWatch) -> End
 where
     F: Future<Output = io::Result<(u64, u64)>>,
 {
-    let transfer = pin!(transfer);
-    let Some(idle) = idle else {
-        return match transfer.await {
-            Ok((up, down)) => End::Closed { up, down },
-            Err(e) => End::Reset(e),
-        };
-    };
-    let timer = pin!(activity.idle_for(idle));
-    match select(transfer, timer).await {
+    match select(transfer, watch.aborted()).await {
         Either::Left((Ok((up, down)), _)) => End::Closed { up, down },
         Either::Left((Err(e), _)) => End::Reset(e),
         Either::Right(_) => End::IdleTimeout,
@@ -104,10 +67,10 @@ fn destination(
     peer: SocketAddr,
     listener: &Listener,
     ctx: &ShardCtx,
-) -> io::Result<(SocketAddr, String, Option<InFlight>)> {
+) -> io::Result<(SocketAddr, Option<InFlight>)> {
     let balancer = &ctx.balancers[listener.cluster];
     if let Some((ep, guard)) = balancer.pick() {
-        return Ok((ep.addr, ep.written.clone(), Some(guard)));
+        return Ok((ep.addr, Some(guard)));
     }
     if ctx.upstream_locals.borrow().contains(&peer) {
         return Err(io::Error::other(format!(
@@ -139,52 +102,76 @@ fn destination(
         )));
     }
     tracing::debug!(listener = %listener.name, original_dst = %dst, upstream = %target, "captured connection");
-    Ok((target, dst.to_string(), None))
+    Ok((target, None))
 }
 
 /// Proxies one accepted connection to completion.
 pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx: &ShardCtx) {
+    // The connect phase is boxed: its 640-byte timer is freed once the upstream is up, so an idle
+    // connection costs one transfer future and little more (1,336 bytes; see `size_probe`).
+    let Some((upstream, dst, _in_flight)) =
+        Box::pin(connect_upstream(&client, peer, listener, ctx)).await
+    else {
+        return;
+    };
+    // Held for the connection's life: a connection looped back from this socket is refused.
+    let _own = matches!(
+        ctx.balancers[listener.cluster].cluster().kind,
+        ClusterKind::OriginalDst { .. }
+    )
+    .then(|| OwnUpstream::register(ctx, &upstream));
+    let watch = ctx.sweeper.register(listener.idle_timeout);
+    let end = match listener.l4_mode {
+        L4Mode::Copy => run_copy(client, upstream, &watch, ctx).await,
+        L4Mode::Splice => run_splice(client, upstream, &watch, ctx).await,
+    };
+    match end {
+        End::Closed { up, down } => {
+            tracing::debug!(listener = %listener.name, %peer, endpoint = %dst, up, down, "connection closed")
+        }
+        End::IdleTimeout => {
+            tracing::info!(listener = %listener.name, %peer, endpoint = %dst, "idle timeout; connection closed")
+        }
+        End::Reset(e) => {
+            tracing::debug!(listener = %listener.name, %peer, endpoint = %dst, error = %e, "connection reset; reset propagated")
+        }
+    }
+}
+
+/// Picks the destination and connects within the cluster's connect timeout. Failures are
+/// logged with the cluster and endpoint; the caller then just closes the client.
+async fn connect_upstream(
+    client: &TcpStream,
+    peer: SocketAddr,
+    listener: &Listener,
+    ctx: &ShardCtx,
+) -> Option<(TcpStream, SocketAddr, Option<InFlight>)> {
     let cluster = ctx.balancers[listener.cluster].cluster();
-    let (dst, shown, _in_flight) = match destination(&client, peer, listener, ctx) {
+    let (dst, in_flight) = match destination(client, peer, listener, ctx) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, error = %e, "no destination; closing client");
-            return;
+            return None;
         }
     };
-    let upstream = match monoio::time::timeout(
+    match monoio::time::timeout(
         cluster.connect_timeout,
         upstream::connect(dst, ctx.config.upstream_mark),
     )
     .await
     {
-        Ok(Ok(s)) => s,
+        Ok(Ok(upstream)) => {
+            let _ = client.set_nodelay(true);
+            let _ = upstream.set_nodelay(true);
+            Some((upstream, dst, in_flight))
+        }
         Ok(Err(e)) => {
-            tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, endpoint = %shown, error = %e, "upstream connect failed; closing client");
-            return;
+            tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, endpoint = %dst, error = %e, "upstream connect failed; closing client");
+            None
         }
         Err(_) => {
-            tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, endpoint = %shown, timeout = ?cluster.connect_timeout, "upstream connect timed out; closing client");
-            return;
-        }
-    };
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let _own = matches!(cluster.kind, ClusterKind::OriginalDst { .. })
-        .then(|| OwnUpstream::register(ctx, &upstream));
-    let end = match listener.l4_mode {
-        L4Mode::Copy => run_copy(client, upstream, listener.idle_timeout).await,
-        L4Mode::Splice => run_splice(client, upstream, listener.idle_timeout, ctx).await,
-    };
-    match end {
-        End::Closed { up, down } => {
-            tracing::debug!(listener = %listener.name, %peer, endpoint = %shown, up, down, "connection closed")
-        }
-        End::IdleTimeout => {
-            tracing::info!(listener = %listener.name, %peer, endpoint = %shown, "idle timeout; connection closed")
-        }
-        End::Reset(e) => {
-            tracing::debug!(listener = %listener.name, %peer, endpoint = %shown, error = %e, "connection reset; reset propagated")
+            tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, endpoint = %dst, timeout = ?cluster.connect_timeout, "upstream connect timed out; closing client");
+            None
         }
     }
 }
@@ -220,17 +207,20 @@ fn reset_both(a: &TcpStream, b: &TcpStream) {
     let _ = sys::set_linger_zero(b.as_raw_fd());
 }
 
-async fn run_copy(client: TcpStream, upstream: TcpStream, idle: Option<Duration>) -> End {
-    let activity = Activity::new();
+async fn run_copy(
+    client: TcpStream,
+    upstream: TcpStream,
+    watch: &ConnWatch,
+    ctx: &ShardCtx,
+) -> End {
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
-    let end = with_idle(
-        try_join(
-            copy::one_way(&mut cr, &mut uw, &activity),
-            copy::one_way(&mut ur, &mut cw, &activity),
-        ),
-        &activity,
-        idle,
+    let end = until_idle(
+        pin!(try_join(
+            copy::one_way(&mut cr, &mut uw, watch, &ctx.bufs),
+            copy::one_way(&mut ur, &mut cw, watch, &ctx.bufs),
+        )),
+        watch,
     )
     .await;
     // Reunite so that dropping does not half-close (OwnedWriteHalf's drop sends FIN), which
@@ -247,7 +237,7 @@ async fn run_copy(client: TcpStream, upstream: TcpStream, idle: Option<Duration>
 async fn run_splice(
     client: TcpStream,
     upstream: TcpStream,
-    idle: Option<Duration>,
+    watch: &ConnWatch,
     ctx: &ShardCtx,
 ) -> End {
     if let Err(e) = sys::set_nonblocking(client.as_raw_fd())
@@ -262,14 +252,12 @@ async fn run_splice(
             return End::Reset(e);
         }
     };
-    let activity = Activity::new();
-    let end = with_idle(
-        try_join(
-            splice::one_way(&client, &upstream, &p1, &activity),
-            splice::one_way(&upstream, &client, &p2, &activity),
-        ),
-        &activity,
-        idle,
+    let end = until_idle(
+        pin!(try_join(
+            splice::one_way(&client, &upstream, &p1, watch),
+            splice::one_way(&upstream, &client, &p2, watch),
+        )),
+        watch,
     )
     .await;
     match end {
@@ -281,4 +269,48 @@ async fn run_splice(
         End::IdleTimeout => {}
     }
     end
+}
+
+#[cfg(test)]
+mod size_probe {
+    /// The connection future is most of an idle connection's memory; keep it small.
+    #[test]
+    fn transfer_futures_stay_small() {
+        fn sz<F>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let mut rt = wire::build_runtime(None).unwrap().0;
+        rt.block_on(async {
+            let l = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = l.local_addr().unwrap();
+            let c = monoio::net::TcpStream::connect_addr(a).await.unwrap();
+            let (s, _) = l.accept().await.unwrap();
+            let sweeper = super::watch::Sweeper::new(None);
+            let w = sweeper.register(None);
+            let pool = super::copy::new_arena(4).unwrap();
+            let (mut cr, mut cw) = monoio::io::Splitable::into_split(c);
+            let (mut ur, mut uw) = monoio::io::Splitable::into_split(s);
+            let f = async {
+                super::until_idle(
+                    std::pin::pin!(futures_util::future::try_join(
+                        super::copy::one_way(&mut cr, &mut uw, &w, &pool),
+                        super::copy::one_way(&mut ur, &mut cw, &w, &pool),
+                    )),
+                    &w,
+                )
+                .await
+            };
+            let n = sz(&f);
+            drop(f);
+            eprintln!("copy transfer future: {n} bytes");
+            assert!(n <= 1024, "copy transfer future grew to {n} bytes");
+            let cfg = crate::config::Config::embedded_default();
+            let shard = crate::shard::test_ctx();
+            let client = cr.reunite(cw).unwrap();
+            let serve = super::serve(client, a, &cfg.listeners[1], &shard);
+            let n = sz(&serve);
+            eprintln!("whole connection future: {n} bytes");
+            assert!(n <= 1536, "connection future grew to {n} bytes");
+        });
+    }
 }

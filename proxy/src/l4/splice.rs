@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use monoio::net::TcpStream;
 
 use super::pipe_pool::{Pipe, PIPE_CAPACITY};
-use super::Activity;
+use super::watch::ConnWatch;
 use crate::sys;
 
 /// Moves bytes `from` → `to` through `pipe` until end of file, then half-closes `to`.
@@ -21,7 +21,7 @@ pub async fn one_way(
     from: &TcpStream,
     to: &TcpStream,
     pipe: &Pipe,
-    activity: &Activity,
+    watch: &ConnWatch,
 ) -> io::Result<u64> {
     let (from_fd, to_fd) = (from.as_raw_fd(), to.as_raw_fd());
     let mut total = 0u64;
@@ -38,7 +38,7 @@ pub async fn one_way(
             }
             Err(e) => return Err(e),
         };
-        activity.touch();
+        watch.touch();
         let mut left = n;
         while left > 0 {
             match sys::splice(pipe.read_fd(), to_fd, left) {
