@@ -122,6 +122,27 @@ fn scenario(mode: &str, backend: &str) {
     intercept(&pair, "install", mode, backend);
     intercept(&pair, "install", mode, backend); // idempotent: replaces, does not duplicate
     let installed = pair.snapshot(&pair.app);
+    let show = |pair: &Pair| {
+        let bin = env!("CARGO_BIN_EXE_shardcar");
+        pair.exec(
+            &pair.app,
+            &[
+                bin,
+                "intercept",
+                "show",
+                "--backend",
+                backend,
+                "--mark",
+                "0x539",
+            ],
+        )
+    };
+    let shown = show(&pair);
+    assert!(
+        shown.starts_with("shardcar interception: installed\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("SHARDCAR_INBOUND"), "{shown}");
     let jumps = match backend {
         "iptables" => installed
             .matches("-A OUTPUT -p tcp -j SHARDCAR_OUTBOUND\n")
@@ -194,6 +215,7 @@ fn scenario(mode: &str, backend: &str) {
     // (e) uninstall restores the exact pre-install state.
     intercept(&pair, "uninstall", mode, backend);
     let after = pair.snapshot(&pair.app);
+    assert_eq!(show(&pair), "shardcar interception: not installed\n");
     assert_eq!(
         before, after,
         "uninstall left something behind or removed something"

@@ -83,7 +83,8 @@ impl Pair {
         sh(&v)
     }
 
-    /// Everything interception could touch in `ns`, with counters zeroed.
+    /// Everything interception could touch in `ns`, with counters zeroed and kernel-derived
+    /// (`proto kernel`) routes left out.
     pub fn snapshot(&self, ns: &str) -> String {
         let mut s = String::new();
         for argv in [
@@ -99,6 +100,11 @@ impl Pair {
             for line in self.exec(ns, argv).lines() {
                 if line.starts_with('#') {
                     continue; // iptables-save timestamps
+                }
+                if line.contains(" proto kernel ") {
+                    // Routes the kernel derives from interface addresses (IPv6 link-local ones
+                    // appear asynchronously after the veth comes up); never ours.
+                    continue;
                 }
                 s.push_str(&zero_counters(line));
                 s.push('\n');
