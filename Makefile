@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run build test lint fmt fmt-check clippy unit
+.PHONY: run build test lint fmt fmt-check clippy unit host-check
 
 run: build
 	./target/release/shardcar $(ARGS)
@@ -26,3 +26,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Prints how this host differs from kernel-config/ (sysctls, tools, kernel options). Changes nothing.
+host-check:
+	@sh kernel-config/host-check.sh

@@ -1,9 +1,12 @@
 //! Command line: `shardcar [--config FILE] [--shards N]` runs the proxy; `shardcar validate FILE`
-//! checks a config and exits non-zero with the field path and line of the first problem.
+//! checks a config and exits non-zero with the field path and line of the first problem;
+//! `shardcar intercept install|uninstall|show` manages the transparent-capture rules.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::intercept::{self, options::parse_u32, Cidr, InboundPorts};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,4 +32,117 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Transparent capture rules (iptables/nft, REDIRECT/TPROXY) for this host or namespace.
+    Intercept {
+        #[command(subcommand)]
+        action: InterceptAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InterceptAction {
+    /// Install the rules (removing a previous install of ours first).
+    Install(InterceptArgs),
+    /// Remove every rule, chain, table and policy route of ours, and nothing else.
+    Uninstall(InterceptArgs),
+    /// Print what of ours is installed.
+    Show(InterceptArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Redirect,
+    Tproxy,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Iptables,
+    Nft,
+}
+
+#[derive(Debug, Args)]
+pub struct InterceptArgs {
+    /// How inbound traffic is captured (outbound is always REDIRECT).
+    #[arg(long, value_enum, default_value = "redirect")]
+    pub mode: ModeArg,
+    /// Which tool writes the rules.
+    #[arg(long, value_enum, default_value = "iptables")]
+    pub backend: BackendArg,
+    /// Never capture traffic from this uid (the proxy's user).
+    #[arg(long)]
+    pub proxy_uid: Option<u32>,
+    /// Never capture traffic from this gid.
+    #[arg(long)]
+    pub proxy_gid: Option<u32>,
+    /// Never capture packets with this SO_MARK (the proxy's `upstream_mark`), e.g. 0x539.
+    #[arg(long, value_parser = parse_u32)]
+    pub mark: Option<u32>,
+    /// Inbound ports to capture: `*` or a comma-separated list (empty: no inbound capture).
+    #[arg(long, default_value = "*", value_parser = parse_inbound)]
+    pub inbound_ports: InboundPorts,
+    /// Inbound ports to leave alone (15000, 15001, 15006 and 15020 always are).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_inbound_ports: Vec<u16>,
+    /// Destination prefixes never captured outbound, e.g. 10.0.0.0/8,169.254.169.254.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
+    pub exclude_outbound_cidrs: Vec<Cidr>,
+    /// Destination ports never captured outbound.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_outbound_ports: Vec<u16>,
+    /// Also write IPv6 rules.
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Print the exact commands instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The proxy's outbound listener port.
+    #[arg(long, default_value_t = 15001)]
+    pub outbound_port: u16,
+    /// The proxy's inbound listener port.
+    #[arg(long, default_value_t = 15006)]
+    pub inbound_port: u16,
+    /// TPROXY: fwmark bit(s) selecting the local route table; must not overlap --mark.
+    #[arg(long, default_value = "0x80", value_parser = parse_u32)]
+    pub tproxy_mark: u32,
+    /// TPROXY: policy route table number.
+    #[arg(long, default_value_t = 133)]
+    pub route_table: u32,
+}
+
+fn parse_inbound(s: &str) -> Result<InboundPorts, String> {
+    s.parse()
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse()
+}
+
+impl InterceptArgs {
+    /// The validated options these flags describe.
+    pub fn options(&self) -> Result<intercept::Options, String> {
+        let mode = match self.mode {
+            ModeArg::Redirect => intercept::Mode::Redirect,
+            ModeArg::Tproxy => intercept::Mode::Tproxy,
+        };
+        let backend = match self.backend {
+            BackendArg::Iptables => intercept::Backend::Iptables,
+            BackendArg::Nft => intercept::Backend::Nft,
+        };
+        let mut o = intercept::Options::new(mode, backend);
+        o.proxy_uid = self.proxy_uid;
+        o.proxy_gid = self.proxy_gid;
+        o.mark = self.mark;
+        o.inbound_ports = self.inbound_ports.clone();
+        o.exclude_inbound_ports = self.exclude_inbound_ports.clone();
+        o.exclude_outbound_cidrs = self.exclude_outbound_cidrs.clone();
+        o.exclude_outbound_ports = self.exclude_outbound_ports.clone();
+        o.ipv6 = self.ipv6;
+        o.outbound_port = self.outbound_port;
+        o.inbound_port = self.inbound_port;
+        o.tproxy_mark = self.tproxy_mark;
+        o.route_table = self.route_table;
+        o.validate()?;
+        Ok(o)
+    }
 }

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use shardcar::cli::{Cli, Command};
+use shardcar::cli::{Cli, Command, InterceptAction};
+use shardcar::intercept;
 use shardcar::{Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -33,7 +34,47 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Intercept { action }) => intercept_cmd(&action),
         None => run(&cli),
+    }
+}
+
+/// `shardcar intercept install|uninstall|show`.
+fn intercept_cmd(action: &InterceptAction) -> ExitCode {
+    let (InterceptAction::Install(args)
+    | InterceptAction::Uninstall(args)
+    | InterceptAction::Show(args)) = action;
+    let o = match args.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("intercept: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match (action, args.dry_run) {
+        (InterceptAction::Install(_), true) => {
+            print!(
+                "# a real run first removes any previous install of ours\n{}",
+                intercept::install_plan(&o).to_shell()
+            );
+            Ok(())
+        }
+        (InterceptAction::Uninstall(_), true) => intercept::exec::read_state(&o)
+            .map(|s| print!("{}", intercept::uninstall_plan(&o, &s).to_shell())),
+        (InterceptAction::Install(_), false) => intercept::exec::install(&o).map(|p| {
+            eprintln!("intercept: installed ({} steps)", p.steps.len());
+        }),
+        (InterceptAction::Uninstall(_), false) => intercept::exec::uninstall(&o).map(|p| {
+            eprintln!("intercept: removed ({} steps)", p.steps.len());
+        }),
+        (InterceptAction::Show(_), _) => intercept::exec::show(&o).map(|s| print!("{s}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("intercept: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

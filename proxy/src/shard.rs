@@ -2,7 +2,8 @@
 //! load-balancer state, its pipe pool and every connection it accepts. Nothing here is shared
 //! with other shards; the only cross-thread input is the shutdown signal (a `watch` channel).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub struct ShardCtx {
     pub active: Cell<usize>,
     /// Addresses our listeners are bound to (to refuse original-dst loops).
     pub own_addrs: Vec<SocketAddr>,
+    /// Local addresses of this shard's open original-dst upstream connections: a connection
+    /// accepted *from* one of them is the proxy capturing itself (rules without our mark/uid).
+    pub upstream_locals: RefCell<HashSet<SocketAddr>>,
 }
 
 impl ShardCtx {
@@ -85,6 +89,7 @@ pub async fn run(
         )),
         active: Cell::new(0),
         own_addrs,
+        upstream_locals: RefCell::new(HashSet::new()),
     });
     monoio::spawn(ctx.sweeper.clone().run());
     // The accept loops run inside this future (not spawned), so every listening socket is closed
@@ -185,5 +190,6 @@ pub fn test_ctx() -> ShardCtx {
         sweeper: Rc::new(Sweeper::new(None)),
         active: Cell::new(0),
         own_addrs: Vec::new(),
+        upstream_locals: RefCell::new(HashSet::new()),
     }
 }

@@ -1,6 +1,6 @@
 //! The only `unsafe` in Shardcar: raw syscalls the standard library, socket2 and monoio do not
 //! wrap — `splice(2)`, pipe creation and sizing, `SO_LINGER`/`shutdown` on a borrowed fd, and
-//! `SO_ORIGINAL_DST`. Every block states the invariant it relies on.
+//! `SO_ORIGINAL_DST`, `SO_ERROR` and `setns` (for the namespace tests). Every block states the invariant it relies on.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -85,6 +85,33 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     // SAFETY: as above.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// Reads and clears a socket's pending error (`SO_ERROR`): how a non-blocking `connect` ended.
+pub fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let mut err: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` is a writable c_int and `len` is its size; the kernel writes at most `len`
+    // bytes. The fd is borrowed from a socket the caller keeps open.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+}
+
+/// Moves the calling thread into the network namespace `ns` refers to (e.g. an open
+/// `/run/netns/NAME`). Only this thread moves; sockets it creates afterwards live in `ns`.
+/// Used by the namespace tests; needs `CAP_SYS_ADMIN`.
+pub fn enter_netns(ns: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: setns takes an fd and a flag; `ns` is borrowed and open for the call. Changing the
+    // network namespace of the calling thread does not invalidate any memory.
+    cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
 }
 
 const SO_ORIGINAL_DST: libc::c_int = 80; // linux/netfilter_ipv4.h

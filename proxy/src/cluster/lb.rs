@@ -34,7 +34,7 @@ impl Balancer {
     pub fn new(cluster: Arc<Cluster>, seed: u64) -> Balancer {
         let n = match &cluster.kind {
             ClusterKind::Static(eps) => eps.len(),
-            ClusterKind::OriginalDst => 0,
+            ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
             cluster,
@@ -102,7 +102,7 @@ impl Balancer {
                 .iter()
                 .position(|e| e.addr == addr)
                 .map_or(0, |i| self.in_flight[i].get()),
-            ClusterKind::OriginalDst => 0,
+            ClusterKind::OriginalDst { .. } => 0,
         }
     }
 }

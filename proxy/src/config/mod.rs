@@ -10,7 +10,7 @@ mod lines;
 mod raw;
 mod typed;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
 #[derive(Debug, Clone)]
 pub struct Config {
     pub drain_timeout: Duration,
+    /// `SO_MARK` for upstream sockets (see `shardcar intercept --mark`).
+    pub upstream_mark: Option<u32>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Arc<Cluster>>,
 }
@@ -78,8 +80,9 @@ pub enum LbPolicy {
 pub enum ClusterKind {
     /// A fixed endpoint list.
     Static(Vec<Endpoint>),
-    /// Each connection goes to its own original destination (outbound passthrough).
-    OriginalDst,
+    /// Each connection goes to its own original destination (outbound passthrough), or to
+    /// `override_ip` at the original port (inbound delivery to the local application).
+    OriginalDst { override_ip: Option<IpAddr> },
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,9 @@ use serde::Deserialize;
 pub struct RawConfig {
     /// How long open connections may run after SIGTERM before they are closed (default 30s).
     pub drain_timeout: Option<String>,
+    /// `SO_MARK` on every upstream socket (a number, or a `0x` string), so the interception
+    /// rules never capture the proxy's own connections.
+    pub upstream_mark: Option<RawNumber>,
     #[serde(default)]
     pub listeners: Vec<RawListener>,
     #[serde(default)]
@@ -42,5 +45,16 @@ pub struct RawCluster {
     #[serde(default)]
     pub endpoints: Vec<String>,
     pub connect_timeout: Option<String>,
+    /// `original_dst` only: connect to this IP and the original port (inbound delivery to the
+    /// local application, e.g. `127.0.0.1`).
+    pub override_ip: Option<String>,
     pub lb_policy: Option<String>,
+}
+
+/// A YAML integer, or a string such as `"0x539"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawNumber {
+    Int(u64),
+    Str(String),
 }

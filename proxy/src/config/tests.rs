@@ -110,3 +110,40 @@ fn bad_values_name_their_field() {
     let e = err("listeners: [\n");
     assert!(e.contains("line"), "{e}");
 }
+
+#[test]
+fn upstream_mark_accepts_numbers_and_hex_strings() {
+    let with = |v: &str| Config::from_yaml(&format!("upstream_mark: {v}\n{GOOD}"));
+    assert_eq!(with("1337").unwrap().upstream_mark, Some(1337));
+    assert_eq!(with("\"0x539\"").unwrap().upstream_mark, Some(0x539));
+    assert_eq!(with("0x539").unwrap().upstream_mark, Some(0x539));
+    assert!(with("0").unwrap_err().to_string().contains("upstream_mark"));
+    assert!(with("\"lots\"").is_err());
+    assert_eq!(Config::from_yaml(GOOD).unwrap().upstream_mark, None);
+}
+
+#[test]
+fn override_ip_only_on_original_dst_clusters() {
+    let src = "\
+listeners:
+  - name: l
+    address: 127.0.0.1:0
+    original_dst: true
+    cluster: c
+clusters:
+  - name: c
+    type: original_dst
+    override_ip: 127.0.0.1
+";
+    let c = Config::from_yaml(src).unwrap();
+    assert_eq!(
+        c.clusters[0].kind,
+        ClusterKind::OriginalDst {
+            override_ip: Some("127.0.0.1".parse().unwrap())
+        }
+    );
+    let bad = src.replace("127.0.0.1\n", "localhost\n");
+    assert!(err(&bad).contains("override_ip"));
+    let e = err(&GOOD.replace("endpoints:", "override_ip: 127.0.0.1\n    endpoints:"));
+    assert!(e.contains("override_ip"), "{e}");
+}

@@ -1,11 +1,11 @@
 //! Stage two: raw YAML structs → typed, cross-checked [`Config`](super::Config).
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawCluster, RawConfig, RawListener};
+use super::raw::{RawCluster, RawConfig, RawListener, RawNumber};
 use super::{
     Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, Protocol,
 };
@@ -86,6 +86,12 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
                 .enumerate()
                 .map(|(j, e)| parse_endpoint(format!("clusters[{i}].endpoints[{j}]"), e))
                 .collect::<Result<Vec<_>, _>>()?;
+            if raw.override_ip.is_some() {
+                return Err(ConfigError::new(
+                    at("override_ip"),
+                    "only an original_dst cluster takes override_ip",
+                ));
+            }
             ClusterKind::Static(eps)
         }
         Some("original_dst") => {
@@ -95,7 +101,16 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
                     "an original_dst cluster takes no endpoints",
                 ));
             }
-            ClusterKind::OriginalDst
+            let override_ip = raw
+                .override_ip
+                .as_deref()
+                .map(|ip| {
+                    ip.parse::<IpAddr>().map_err(|_| {
+                        ConfigError::new(at("override_ip"), format!("invalid IP address {ip:?}"))
+                    })
+                })
+                .transpose()?;
+            ClusterKind::OriginalDst { override_ip }
         }
         Some(o) => {
             return Err(ConfigError::new(
@@ -164,7 +179,8 @@ fn build_listener(
         .ok_or_else(|| {
             ConfigError::new(at("cluster"), format!("unknown cluster {:?}", raw.cluster))
         })?;
-    if clusters[cluster].kind == ClusterKind::OriginalDst && !(raw.original_dst || raw.transparent)
+    if matches!(clusters[cluster].kind, ClusterKind::OriginalDst { .. })
+        && !(raw.original_dst || raw.transparent)
     {
         return Err(ConfigError::new(
             at("cluster"),
@@ -227,7 +243,27 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
     }
+    let upstream_mark = match &raw.upstream_mark {
+        None => None,
+        Some(n) => {
+            let v = match n {
+                RawNumber::Int(i) => u32::try_from(*i).map_err(|_| i.to_string()),
+                RawNumber::Str(s) => crate::intercept::options::parse_u32(s),
+            }
+            .map_err(|m| {
+                ConfigError::new("upstream_mark", format!("expected a 32-bit mark: {m}"))
+            })?;
+            if v == 0 {
+                return Err(ConfigError::new(
+                    "upstream_mark",
+                    "0 means no mark; leave it out",
+                ));
+            }
+            Some(v)
+        }
+    };
     Ok(Config {
+        upstream_mark,
         drain_timeout: duration_field(
             "drain_timeout".into(),
             &raw.drain_timeout,

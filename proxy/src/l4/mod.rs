@@ -6,6 +6,11 @@
 //! connection is closed after `idle_timeout` with no bytes either way; an upstream that refuses
 //! or does not answer within `connect_timeout` closes the client promptly and logs the cluster
 //! and endpoint.
+//!
+//! Loops: a connection whose original destination is one of our listeners, or that comes from
+//! one of this shard's own original-dst upstream sockets (the capture rules do not exclude the
+//! proxy), is refused with a log line. The second check is per shard, so with N shards a
+//! self-capture chain ends after N hops on average; excluding the proxy's mark/uid is the fix.
 
 pub mod copy;
 pub mod pipe_pool;
@@ -23,9 +28,10 @@ use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
 use crate::cluster::InFlight;
-use crate::config::{L4Mode, Listener};
+use crate::config::{ClusterKind, L4Mode, Listener};
 use crate::shard::ShardCtx;
 use crate::sys;
+use crate::upstream;
 use watch::ConnWatch;
 
 /// How a proxied connection ended, for the log line.
@@ -52,8 +58,13 @@ where
 
 /// Where this connection should go: the listener's cluster, or its original destination.
 /// The [`InFlight`] guard counts the connection against its endpoint for least-request.
+///
+/// The original destination is the accepted socket's local address when it was delivered by
+/// TPROXY (a `transparent` listener whose local address is not one of our listeners), else
+/// `SO_ORIGINAL_DST` (REDIRECT). So one listener with both flags works under either mode.
 fn destination(
     client: &TcpStream,
+    peer: SocketAddr,
     listener: &Listener,
     ctx: &ShardCtx,
 ) -> io::Result<(SocketAddr, Option<InFlight>)> {
@@ -61,18 +72,37 @@ fn destination(
     if let Some((ep, guard)) = balancer.pick() {
         return Ok((ep.addr, Some(guard)));
     }
+    if ctx.upstream_locals.borrow().contains(&peer) {
+        return Err(io::Error::other(format!(
+            "connection from {peer}, this proxy's own upstream socket: the interception rules do not exclude the proxy (upstream_mark = --mark, or --proxy-uid); refusing to loop"
+        )));
+    }
     let local = client.local_addr()?;
-    let dst = if listener.transparent {
+    let dst = if listener.transparent && !ctx.is_own_listener(local) {
         local
-    } else {
+    } else if listener.original_dst {
         sys::original_dst(client.as_raw_fd(), local.is_ipv6())?
+    } else {
+        local
     };
-    if dst == local || ctx.is_own_listener(dst) {
+    if ctx.is_own_listener(dst) {
         return Err(io::Error::other(format!(
             "original destination {dst} is this proxy's own listener; refusing to loop"
         )));
     }
-    Ok((dst, None))
+    let target = match balancer.cluster().kind {
+        ClusterKind::OriginalDst {
+            override_ip: Some(ip),
+        } => SocketAddr::new(ip, dst.port()),
+        _ => dst,
+    };
+    if target != dst && ctx.is_own_listener(target) {
+        return Err(io::Error::other(format!(
+            "delivery address {target} is this proxy's own listener; refusing to loop"
+        )));
+    }
+    tracing::debug!(listener = %listener.name, original_dst = %dst, upstream = %target, "captured connection");
+    Ok((target, None))
 }
 
 /// Proxies one accepted connection to completion.
@@ -86,6 +116,12 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
     else {
         return;
     };
+    // Held for the connection's life: a connection looped back from this socket is refused.
+    let _own = matches!(
+        ctx.balancers[listener.cluster].cluster().kind,
+        ClusterKind::OriginalDst { .. }
+    )
+    .then(|| OwnUpstream::register(ctx, &upstream));
     let watch = ctx.sweeper.register(listener.idle_timeout);
     let end = match listener.l4_mode {
         L4Mode::Copy => Box::pin(run_copy(client, upstream, &watch, ctx)).await,
@@ -113,14 +149,19 @@ async fn connect_upstream(
     ctx: &ShardCtx,
 ) -> Option<(TcpStream, SocketAddr, Option<InFlight>)> {
     let cluster = ctx.balancers[listener.cluster].cluster();
-    let (dst, in_flight) = match destination(client, listener, ctx) {
+    let (dst, in_flight) = match destination(client, peer, listener, ctx) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, error = %e, "no destination; closing client");
             return None;
         }
     };
-    match monoio::time::timeout(cluster.connect_timeout, TcpStream::connect_addr(dst)).await {
+    match monoio::time::timeout(
+        cluster.connect_timeout,
+        upstream::connect(dst, ctx.config.upstream_mark),
+    )
+    .await
+    {
         Ok(Ok(upstream)) => {
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
@@ -133,6 +174,31 @@ async fn connect_upstream(
         Err(_) => {
             tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, endpoint = %dst, timeout = ?cluster.connect_timeout, "upstream connect timed out; closing client");
             None
+        }
+    }
+}
+
+/// Registers an original-dst upstream socket's local address with the shard for the lifetime
+/// of the connection, so a connection the kernel loops back to us from it is recognised.
+struct OwnUpstream<'a> {
+    ctx: &'a ShardCtx,
+    local: Option<SocketAddr>,
+}
+
+impl<'a> OwnUpstream<'a> {
+    fn register(ctx: &'a ShardCtx, upstream: &TcpStream) -> OwnUpstream<'a> {
+        let local = upstream.local_addr().ok();
+        if let Some(a) = local {
+            ctx.upstream_locals.borrow_mut().insert(a);
+        }
+        OwnUpstream { ctx, local }
+    }
+}
+
+impl Drop for OwnUpstream<'_> {
+    fn drop(&mut self) {
+        if let Some(a) = self.local {
+            self.ctx.upstream_locals.borrow_mut().remove(&a);
         }
     }
 }

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Generated from proxy/src/intercept (the source of truth); a test fails if this file differs.
+# Equivalent: shardcar intercept install --backend nft --mode redirect --mark 0x539
+# (the subcommand also removes a previous install first and removes only what is present).
+set -e
+nft -f - <<'EOF'
+table ip shardcar {
+	chain SHARDCAR_OUTBOUND {
+		meta mark 0x539 return
+		ip daddr 127.0.0.0/8 return
+		meta l4proto tcp redirect to :15001
+	}
+	chain SHARDCAR_INBOUND {
+		iifname "lo" return
+		tcp dport 15000 return
+		tcp dport 15001 return
+		tcp dport 15006 return
+		tcp dport 15020 return
+		meta l4proto tcp redirect to :15006
+	}
+	chain nat_prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		meta l4proto tcp jump SHARDCAR_INBOUND
+	}
+	chain nat_output {
+		type nat hook output priority -100; policy accept;
+		meta l4proto tcp jump SHARDCAR_OUTBOUND
+	}
+}
+EOF
