@@ -160,11 +160,7 @@ async fn h2_get<C: Connect>(
             continue;
         }
         shared.connecting.set(true);
-        let r = async {
-            let io = connector.connect(ctx.addrs[0]).await?;
-            client::h2::handshake(io).await
-        }
-        .await;
+        let r = connector.connect_h2(ctx.addrs[0]).await;
         shared.connecting.set(false);
         let s = r?;
         *shared.send.borrow_mut() = Some(s.clone());
@@ -298,6 +294,7 @@ pub async fn run_shard(job: ShardJob, ring: &'static str) -> ShardStats {
                 Ok(name) => {
                     let c = TlsConnect {
                         connector: monoio_rustls::TlsConnector::from(cfg.clone()),
+                        tokio_connector: tokio_rustls::TlsConnector::from(cfg.clone()),
                         server_name: Rc::new(name),
                     };
                     run_workers(ctx.clone(), &job, c).await

@@ -23,6 +23,11 @@ impl ErrorKind {
     /// Classifies an I/O error from a socket.
     pub fn from_io(e: &std::io::Error) -> ErrorKind {
         use std::io::ErrorKind as K;
+        if e.get_ref()
+            .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+        {
+            return ErrorKind::Tls;
+        }
         match e.kind() {
             K::ConnectionReset
             | K::ConnectionAborted

@@ -137,7 +137,8 @@ pub fn build(plan: &Plan, st: &ShardStats, started: SystemTime) -> Report {
             t_s: i as u64,
             requests: s.requests,
             errors: s.errors,
-            rps: s.requests as f64,
+            // The last second may be partial: scale to the part inside the window.
+            rps: s.requests as f64 / (measured_s - i as f64).clamp(0.05, 1.0),
             p50_us: if s.hist.is_empty() {
                 0.0
             } else {

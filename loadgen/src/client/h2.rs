@@ -28,10 +28,18 @@ pub async fn handshake<S>(io: S) -> Result<SendRequest<Bytes>, ReqError>
 where
     S: AsyncReadRent + AsyncWriteRent + Unpin + 'static,
 {
+    handshake_tokio(StreamWrapper::new(io)).await
+}
+
+/// Runs the h2 handshake on a tokio-IO stream (e.g. tokio-rustls over the compat adapter).
+pub async fn handshake_tokio<T>(io: T) -> Result<SendRequest<Bytes>, ReqError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
     let (send, conn) = h2::client::Builder::new()
         .initial_window_size(1 << 20)
         .initial_connection_window_size(1 << 24)
-        .handshake(StreamWrapper::new(io))
+        .handshake(io)
         .await
         .map_err(h2_err)?;
     monoio::spawn(async move {

@@ -45,6 +45,15 @@ pub trait Connect {
         &self,
         addr: SocketAddr,
     ) -> impl std::future::Future<Output = Result<Self::Io, ReqError>>;
+
+    /// Opens an h2 connection. The default runs h2 over `connect`'s stream.
+    fn connect_h2(
+        &self,
+        addr: SocketAddr,
+    ) -> impl std::future::Future<Output = Result<::h2::client::SendRequest<bytes::Bytes>, ReqError>>
+    {
+        async move { h2::handshake(self.connect(addr).await?).await }
+    }
 }
 
 async fn tcp(addr: SocketAddr) -> Result<TcpStream, ReqError> {
@@ -70,6 +79,9 @@ impl Connect for PlainConnect {
 #[derive(Clone)]
 pub struct TlsConnect {
     pub connector: monoio_rustls::TlsConnector,
+    /// h2 over TLS uses tokio-rustls on the compat adapter: monoio-rustls panics when h2
+    /// reads and writes the same stream concurrently ("buffer mut expected").
+    pub tokio_connector: tokio_rustls::TlsConnector,
     pub server_name: Rc<rustls_pki_types::ServerName<'static>>,
 }
 
@@ -81,5 +93,21 @@ impl Connect for TlsConnect {
             .connect((*self.server_name).clone(), s)
             .await
             .map_err(|e| ReqError::new(ErrorKind::Tls, e.to_string()))
+    }
+
+    async fn connect_h2(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<::h2::client::SendRequest<bytes::Bytes>, ReqError> {
+        let s = tcp(addr).await?;
+        let t = self
+            .tokio_connector
+            .connect(
+                (*self.server_name).clone(),
+                monoio_compat::StreamWrapper::new(s),
+            )
+            .await
+            .map_err(|e| ReqError::new(ErrorKind::Tls, e.to_string()))?;
+        h2::handshake_tokio(t).await
     }
 }

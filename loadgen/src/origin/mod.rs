@@ -227,6 +227,10 @@ async fn serve_shard(
             _ = stop.changed() => break,
         }
     }
+    // monoio closes fds through the ring: let it submit the close before the runtime goes away,
+    // or the port would keep accepting after shutdown.
+    drop(listener);
+    monoio::time::sleep(Duration::from_millis(2)).await;
 }
 
 /// Serves one connection: HTTP/1.1, or h2 when the first bytes are the h2 client preface.
