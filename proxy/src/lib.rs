@@ -13,6 +13,7 @@ pub mod config;
 pub mod intercept;
 pub mod l4;
 pub mod listener;
+pub mod route;
 pub mod server;
 pub mod shard;
 pub mod sys;

@@ -124,6 +124,7 @@ mod tests {
             kind: ClusterKind::Static(eps),
             connect_timeout: Duration::from_secs(1),
             lb_policy: policy,
+            pool: Default::default(),
         })
     }
 

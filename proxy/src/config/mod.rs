@@ -30,10 +30,63 @@ pub struct Config {
     pub clusters: Vec<Arc<Cluster>>,
 }
 
-/// What a listener speaks. Only `tcp` (L4 forwarding) for now.
+/// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// L4 forwarding to the listener's `cluster`.
     Tcp,
+    /// HTTP/1.1 L7 proxying through the listener's route table (`Listener::http`).
+    Http,
+}
+
+/// Settings of a `protocol: http` listener.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub routes: crate::route::RouteTable,
+    /// A client must send a whole request head within this (default 10s) → else 408.
+    pub request_headers_timeout: Duration,
+    /// Request line + headers limit (default 60 KiB) → 431.
+    pub max_request_headers_bytes: usize,
+    /// Header count limit (default 100) → 431.
+    pub max_request_headers: usize,
+    /// Request line limit (default 8 KiB) → 414.
+    pub max_request_line_bytes: usize,
+    /// Largest request body kept in memory so the request can be retried (default 64 KiB).
+    pub retry_buffer_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            routes: Default::default(),
+            request_headers_timeout: Duration::from_secs(10),
+            max_request_headers_bytes: 60 * 1024,
+            max_request_headers: 100,
+            max_request_line_bytes: 8 * 1024,
+            retry_buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Per-shard upstream connection pool settings of a cluster (HTTP only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Idle keepalive connections kept per endpoint per shard (default 64).
+    pub max_idle_per_endpoint: usize,
+    /// Close an idle pooled connection after this long (default 60s).
+    pub idle_timeout: Duration,
+    /// Close a connection after this many requests (`None`: unlimited).
+    pub max_requests_per_connection: Option<u32>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> PoolSettings {
+        PoolSettings {
+            max_idle_per_endpoint: 64,
+            idle_timeout: Duration::from_secs(60),
+            max_requests_per_connection: None,
+        }
+    }
 }
 
 /// How a `tcp` listener moves bytes.
@@ -54,12 +107,14 @@ pub struct Listener {
     /// Close a connection after this long with no bytes in either direction (`None`: never).
     pub idle_timeout: Option<Duration>,
     pub l4_mode: L4Mode,
-    /// Index into [`Config::clusters`].
-    pub cluster: usize,
+    /// Index into [`Config::clusters`]: where a `tcp` listener forwards (`None` for `http`).
+    pub cluster: Option<usize>,
     /// Recover the pre-NAT destination with `SO_ORIGINAL_DST` (iptables REDIRECT).
     pub original_dst: bool,
     /// Set `IP_TRANSPARENT` (TPROXY); the destination is the accepted socket's local address.
     pub transparent: bool,
+    /// Present exactly when `protocol` is `Http`.
+    pub http: Option<Arc<HttpSettings>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.
@@ -91,6 +146,15 @@ pub struct Cluster {
     pub kind: ClusterKind,
     pub connect_timeout: Duration,
     pub lb_policy: LbPolicy,
+    pub pool: PoolSettings,
+}
+
+impl Listener {
+    /// The cluster a `tcp` listener forwards to (validated at load time).
+    pub fn tcp_cluster(&self) -> usize {
+        self.cluster
+            .expect("config validation: tcp listeners name a cluster")
+    }
 }
 
 impl Config {

@@ -19,7 +19,7 @@ fn embedded_default_is_valid() {
     let c = Config::embedded_default();
     assert_eq!(c.listeners.len(), 2);
     assert_eq!(c.listeners[0].address.port(), 15001);
-    assert_eq!(c.clusters[c.listeners[1].cluster].name, "local-app");
+    assert_eq!(c.clusters[c.listeners[1].tcp_cluster()].name, "local-app");
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::raw::{RawCluster, RawConfig, RawListener, RawNumber};
 use super::{
-    Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, Protocol,
+    Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, PoolSettings,
+    Protocol,
 };
 
 const DEFAULT_BACKLOG: u32 = 1024;
@@ -128,6 +129,7 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             DEFAULT_CONNECT_TIMEOUT,
         )?,
         lb_policy,
+        pool: PoolSettings::default(),
     })
 }
 
@@ -194,9 +196,10 @@ fn build_listener(
         backlog,
         idle_timeout: (!idle.is_zero()).then_some(idle),
         l4_mode,
-        cluster,
+        cluster: Some(cluster),
         original_dst: raw.original_dst,
         transparent: raw.transparent,
+        http: None,
     })
 }
 

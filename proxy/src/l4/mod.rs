@@ -68,7 +68,7 @@ fn destination(
     listener: &Listener,
     ctx: &ShardCtx,
 ) -> io::Result<(SocketAddr, Option<InFlight>)> {
-    let balancer = &ctx.balancers[listener.cluster];
+    let balancer = &ctx.balancers[listener.tcp_cluster()];
     if let Some((ep, guard)) = balancer.pick() {
         return Ok((ep.addr, Some(guard)));
     }
@@ -118,7 +118,7 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
     };
     // Held for the connection's life: a connection looped back from this socket is refused.
     let _own = matches!(
-        ctx.balancers[listener.cluster].cluster().kind,
+        ctx.balancers[listener.tcp_cluster()].cluster().kind,
         ClusterKind::OriginalDst { .. }
     )
     .then(|| OwnUpstream::register(ctx, &upstream));
@@ -148,7 +148,7 @@ async fn connect_upstream(
     listener: &Listener,
     ctx: &ShardCtx,
 ) -> Option<(TcpStream, SocketAddr, Option<InFlight>)> {
-    let cluster = ctx.balancers[listener.cluster].cluster();
+    let cluster = ctx.balancers[listener.tcp_cluster()].cluster();
     let (dst, in_flight) = match destination(client, peer, listener, ctx) {
         Ok(d) => d,
         Err(e) => {
