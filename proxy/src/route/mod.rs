@@ -79,6 +79,11 @@ pub use matcher::{anchored_regex, path_of, HeaderMatch, HeaderValueMatch, PathMa
 
 /// One listener's routing table (immutable; shared in the config snapshot). Build it with
 /// [`RouteTable::new`], which indexes the domains.
+///
+/// Give each shard its own `clone()` of the table: a cloned regex gets its own match-cache pool
+/// whose owner is the first thread to use it, so every shard then matches on the lock-free owner
+/// path. One table shared by several shards still works, but regex matches on non-owner threads
+/// go through the regex crate's sharded cache stacks (a short lock each).
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     pub virtual_hosts: Vec<VirtualHost>,
@@ -95,7 +100,9 @@ pub struct VirtualHost {
 
 /// What a request looks like to the matcher. Header names are compared case-insensitively.
 pub trait RequestView {
-    /// Host without port, as sent (`Host` header); empty if absent.
+    /// The `Host` header value as sent (a `:port` is ignored by the matcher); empty if absent.
+    /// For an absolute-form target (`GET http://h/p`), RFC 9112 §3.2.2 says the target's
+    /// authority is the host.
     fn host(&self) -> &[u8];
     fn method(&self) -> &[u8];
     /// Path (and query) as sent on the request line.

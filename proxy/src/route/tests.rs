@@ -307,3 +307,19 @@ fn weighted_pick_distribution_from_a_deterministic_generator() {
     };
     assert_eq!(direct.pick_weighted(1), None);
 }
+
+#[test]
+fn a_cloned_table_matches_like_the_original() {
+    let re = RouteMatch {
+        path: PathMatch::Regex(anchored_regex("/r/[a-z]+").unwrap()),
+        ..Default::default()
+    };
+    let t = RouteTable::new(vec![vhost("h", &["h.com"], vec![route("re", re)])]);
+    let per_shard = t.clone();
+    let other_thread = std::thread::spawn(move || {
+        chosen(&per_shard, &get("H.com:1", "/r/abc")).map(str::to_string)
+    });
+    assert_eq!(other_thread.join().unwrap().as_deref(), Some("re"));
+    assert_eq!(chosen(&t, &get("h.com", "/r/abc")), Some("re"));
+    assert_eq!(chosen(&t, &get("h.com", "/r/ABC")), None);
+}
