@@ -212,11 +212,17 @@ fn build_match(at: &str, raw: &RawMatch) -> Result<RouteMatch, ConfigError> {
         }
     };
     if let PathMatch::Exact(p) | PathMatch::Prefix(p) = &path {
+        let f = if raw.path.is_some() { "path" } else { "prefix" };
         if !p.starts_with('/') {
-            let f = if raw.path.is_some() { "path" } else { "prefix" };
             return Err(ConfigError::new(
                 format!("{at}.{f}"),
                 format!("must start with `/`, got {p:?}"),
+            ));
+        }
+        if p.contains(['?', '#']) {
+            return Err(ConfigError::new(
+                format!("{at}.{f}"),
+                "the query string is not matched; leave out `?...`",
             ));
         }
     }

@@ -248,6 +248,11 @@ fn route_errors_name_field_and_line() {
         ),
         (
             "{path: /healthz}",
+            "{path: \"/healthz?x=1\"}",
+            "listeners[0].virtual_hosts[0].routes[0].match.path: the query string is not matched; leave out `?...` at line 9",
+        ),
+        (
+            "{path: /healthz}",
             "{path: healthz}",
             "listeners[0].virtual_hosts[0].routes[0].match.path: must start with `/`, got \"healthz\" at line 9",
         ),
