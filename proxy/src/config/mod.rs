@@ -6,8 +6,12 @@
 //! path and line ([`ConfigError`]).
 
 mod error;
+mod http;
 mod lines;
 mod raw;
+mod raw_http;
+mod routes;
+mod scalar;
 mod typed;
 
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
+pub use scalar::parse_size;
 pub use typed::parse_duration;
 
 /// The embedded default config, used when no `--config` is given.
@@ -205,3 +210,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_http;

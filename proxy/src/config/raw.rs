@@ -4,11 +4,14 @@
 
 use serde::Deserialize;
 
+pub use super::raw_http::{RawPool, RawVirtualHost};
+pub use super::scalar::Scalar;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// How long open connections may run after SIGTERM before they are closed (default 30s).
-    pub drain_timeout: Option<String>,
+    pub drain_timeout: Option<Scalar>,
     /// `SO_MARK` on every upstream socket (a number, or a `0x` string), so the interception
     /// rules never capture the proxy's own connections.
     pub upstream_mark: Option<RawNumber>,
@@ -23,16 +26,27 @@ pub struct RawConfig {
 pub struct RawListener {
     pub name: String,
     pub address: String,
+    /// `tcp` (default) or `http`.
     #[serde(default)]
     pub protocol: Option<String>,
     pub backlog: Option<u32>,
-    pub idle_timeout: Option<String>,
+    pub idle_timeout: Option<Scalar>,
+    /// `tcp` only.
     pub l4_mode: Option<String>,
-    pub cluster: String,
+    /// `tcp` only (required there): where connections go.
+    pub cluster: Option<String>,
     #[serde(default)]
     pub original_dst: bool,
     #[serde(default)]
     pub transparent: bool,
+    /// `http` only (required there).
+    pub virtual_hosts: Option<Vec<RawVirtualHost>>,
+    /// `http` only; see [`super::HttpSettings`] for meanings and defaults.
+    pub request_headers_timeout: Option<Scalar>,
+    pub max_request_headers_size: Option<Scalar>,
+    pub max_request_headers: Option<usize>,
+    pub max_request_line_size: Option<Scalar>,
+    pub retry_buffer_size: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,11 +58,13 @@ pub struct RawCluster {
     pub kind: Option<String>,
     #[serde(default)]
     pub endpoints: Vec<String>,
-    pub connect_timeout: Option<String>,
+    pub connect_timeout: Option<Scalar>,
     /// `original_dst` only: connect to this IP and the original port (inbound delivery to the
     /// local application, e.g. `127.0.0.1`).
     pub override_ip: Option<String>,
     pub lb_policy: Option<String>,
+    /// Upstream connection pool (used by `http` listeners' routes).
+    pub pool: Option<RawPool>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -5,10 +5,10 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawCluster, RawConfig, RawListener, RawNumber};
+use super::http::{build_http, build_pool, http_only_field, tcp_only_field};
+use super::raw::{RawCluster, RawConfig, RawListener, RawNumber, Scalar};
 use super::{
-    Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, PoolSettings,
-    Protocol,
+    Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, Protocol,
 };
 
 const DEFAULT_BACKLOG: u32 = 1024;
@@ -24,9 +24,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?} ({e})"))
 }
 
-fn duration_field(
+pub(super) fn duration_field(
     path: String,
-    v: &Option<String>,
+    v: &Option<Scalar>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
     match v {
@@ -129,7 +129,7 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             DEFAULT_CONNECT_TIMEOUT,
         )?,
         lb_policy,
-        pool: PoolSettings::default(),
+        pool: build_pool(&format!("clusters[{i}]"), &raw.pool)?,
     })
 }
 
@@ -153,13 +153,24 @@ fn build_listener(
     })?;
     let protocol = match raw.protocol.as_deref() {
         None | Some("tcp") => Protocol::Tcp,
+        Some("http") => Protocol::Http,
         Some(o) => {
             return Err(ConfigError::new(
                 at("protocol"),
-                format!("unknown protocol {o:?} (expected tcp)"),
+                format!("unknown protocol {o:?} (expected tcp or http)"),
             ))
         }
     };
+    let misplaced = match protocol {
+        Protocol::Tcp => http_only_field(raw).map(|f| (f, "http")),
+        Protocol::Http => tcp_only_field(raw).map(|f| (f, "tcp")),
+    };
+    if let Some((f, only)) = misplaced {
+        return Err(ConfigError::new(
+            at(f),
+            format!("only a protocol: {only} listener takes {f}"),
+        ));
+    }
     let l4_mode = match raw.l4_mode.as_deref() {
         None | Some("copy") => L4Mode::Copy,
         Some("splice") => L4Mode::Splice,
@@ -175,20 +186,13 @@ fn build_listener(
         return Err(ConfigError::new(at("backlog"), "must be at least 1"));
     }
     let idle = duration_field(at("idle_timeout"), &raw.idle_timeout, DEFAULT_IDLE_TIMEOUT)?;
-    let cluster = clusters
-        .iter()
-        .position(|c| c.name == raw.cluster)
-        .ok_or_else(|| {
-            ConfigError::new(at("cluster"), format!("unknown cluster {:?}", raw.cluster))
-        })?;
-    if matches!(clusters[cluster].kind, ClusterKind::OriginalDst { .. })
-        && !(raw.original_dst || raw.transparent)
-    {
-        return Err(ConfigError::new(
-            at("cluster"),
-            format!("cluster {:?} is original_dst but this listener sets neither original_dst nor transparent", raw.cluster),
-        ));
-    }
+    let (cluster, http) = match protocol {
+        Protocol::Tcp => (Some(tcp_cluster(&at, raw, clusters)?), None),
+        Protocol::Http => {
+            let at = format!("listeners[{i}]");
+            (None, Some(Arc::new(build_http(&at, raw, clusters)?)))
+        }
+    };
     Ok(Listener {
         name: raw.name.clone(),
         address,
@@ -196,11 +200,37 @@ fn build_listener(
         backlog,
         idle_timeout: (!idle.is_zero()).then_some(idle),
         l4_mode,
-        cluster: Some(cluster),
+        cluster,
         original_dst: raw.original_dst,
         transparent: raw.transparent,
-        http: None,
+        http,
     })
+}
+
+fn tcp_cluster(
+    at: &dyn Fn(&str) -> String,
+    raw: &RawListener,
+    clusters: &[Arc<Cluster>],
+) -> Result<usize, ConfigError> {
+    let Some(name) = &raw.cluster else {
+        return Err(ConfigError::new(
+            at("cluster"),
+            "a tcp listener needs a cluster",
+        ));
+    };
+    let cluster = clusters
+        .iter()
+        .position(|c| &c.name == name)
+        .ok_or_else(|| ConfigError::new(at("cluster"), format!("unknown cluster {name:?}")))?;
+    if matches!(clusters[cluster].kind, ClusterKind::OriginalDst { .. })
+        && !(raw.original_dst || raw.transparent)
+    {
+        return Err(ConfigError::new(
+            at("cluster"),
+            format!("cluster {name:?} is original_dst but this listener sets neither original_dst nor transparent"),
+        ));
+    }
+    Ok(cluster)
 }
 
 fn check_unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<(), ConfigError> {

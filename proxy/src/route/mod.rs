@@ -6,13 +6,83 @@
 //! INTERFACE CONTRACT (lead ↔ route helper): the types below are what the HTTP/1.1 proxy in
 //! `crate::http1` consumes. The route helper implements `RouteTable::select`, config parsing
 //! and tests; the types may gain fields but these names and meanings stay.
+//!
+//! # Selection
+//! 1. Virtual host by `Host` (case-insensitive, `:port` and a trailing `.` ignored): an exact
+//!    domain first, then the longest matching `*.suffix` (`*.example.com` matches
+//!    `a.example.com` and `a.b.example.com`, not `example.com`), then `*`.
+//! 2. Within that virtual host only, the first route (config order) whose `match` holds: path
+//!    condition (query string excluded), methods (any listed; none listed = any), and every
+//!    header condition. No route → `None` (404 `NR`); there is no fall-through to another host.
+//!
+//! `select` does not allocate (`host::HostIndex` lower-cases into a stack buffer; regexes are
+//! compiled at load).
+//!
+//! # Config (`protocol: http` listener)
+//! ```yaml
+//! listeners:
+//!   - name: web
+//!     address: 127.0.0.1:8000
+//!     protocol: http
+//!     request_headers_timeout: 10s     # optional; whole request head must arrive in this → 408
+//!     max_request_headers_size: 60KiB  # optional; bytes as an integer, or "<n>KiB" / "<n>MiB" → 431
+//!     max_request_headers: 100         # optional; header count → 431
+//!     max_request_line_size: 8KiB      # optional; → 414
+//!     retry_buffer_size: 64KiB         # optional; largest body kept so a request can be retried
+//!     virtual_hosts:                   # required on http listeners (and only there)
+//!       - name: api
+//!         domains: ["api.example.com", "*.example.com", "*"]  # lower-cased; no ports; unique per listener
+//!         routes:                      # first match wins
+//!           - name: canary             # optional; default "<vhost>/<index>"
+//!             match:
+//!               prefix: "/"            # exactly one of: path (exact) | prefix | regex (full match)
+//!               methods: [GET, POST]   # optional; any of these
+//!               headers:               # optional; all must hold; exactly one of exact | present | regex
+//!                 - {name: x-canary, exact: "1"}
+//!                 - {name: x-debug, present: true}   # present: false = header must be absent
+//!                 - {name: user-agent, regex: "curl.*"}
+//!             # exactly one of cluster | weighted_clusters | direct_response:
+//!             weighted_clusters: [{cluster: a, weight: 90}, {cluster: b, weight: 10}]
+//!             timeout: 30s             # default 30s; 0 = none
+//!             retry_policy:            # optional; default: no retries
+//!               retry_on: [5xx, gateway-error, connect-failure, reset, retriable-status-codes]
+//!               num_retries: 1                # default 1
+//!               per_try_timeout: 1s           # default none (0 = none)
+//!               retriable_status_codes: [503] # only with retry_on: retriable-status-codes
+//!               retry_non_idempotent: false   # default false
+//!             request_headers_to_add: [{name: x-env, value: prod}]
+//!             request_headers_to_remove: [x-internal]
+//!             host_rewrite: backend.internal
+//!           - match: {path: /healthz}
+//!             direct_response: {status: 200, body: "ok\n"}  # body optional
+//!           - match: {regex: "/v[0-9]+/.*"}
+//!             cluster: a
+//! clusters:
+//!   - name: a
+//!     endpoints: ["127.0.0.1:8080"]
+//!     pool: {max_idle_per_endpoint: 64, idle_timeout: 60s, max_requests_per_connection: 1000}
+//!   - name: b
+//!     endpoints: ["127.0.0.1:8081"]  # pool optional: 64 idle, 60s, unlimited requests
+//! ```
+//! Durations are strings with a unit (`250ms`, `30s`); a bare `0` is accepted where `0` means
+//! none. `cluster` and `l4_mode` belong to `tcp` listeners only; an http listener's routes may
+//! not name an `original_dst` cluster. Header names in `headers_to_add`/`_remove` may not be
+//! `host` (use `host_rewrite`), `content-length`, `transfer-encoding` or `connection`.
 
 use std::time::Duration;
 
-/// One listener's routing table (immutable; shared in the config snapshot).
+mod host;
+mod matcher;
+
+pub use host::strip_port;
+pub use matcher::{anchored_regex, path_of, HeaderMatch, HeaderValueMatch, PathMatch, RouteMatch};
+
+/// One listener's routing table (immutable; shared in the config snapshot). Build it with
+/// [`RouteTable::new`], which indexes the domains.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     pub virtual_hosts: Vec<VirtualHost>,
+    hosts: host::HostIndex,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +107,8 @@ pub trait RequestView {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
+    /// When this route applies.
+    pub matcher: RouteMatch,
     pub action: Action,
     /// Whole-request timeout; `None` = no timeout (config `0`). Default 30s.
     pub timeout: Option<Duration>,
@@ -82,9 +154,50 @@ pub struct RetryPolicy {
 }
 
 impl RouteTable {
+    /// Indexes the virtual hosts' domains (lower-case patterns, validated by config loading).
+    pub fn new(virtual_hosts: Vec<VirtualHost>) -> RouteTable {
+        let hosts = host::HostIndex::build(virtual_hosts.iter().map(|v| v.domains.as_slice()));
+        RouteTable {
+            virtual_hosts,
+            hosts,
+        }
+    }
+
+    /// The virtual host for a raw Host value (any case, optional `:port`).
+    pub fn virtual_host(&self, host: &[u8]) -> Option<&VirtualHost> {
+        self.hosts.lookup(host).map(|i| &self.virtual_hosts[i])
+    }
+
     /// The route for this request, or `None` (→ 404 `NR`). Hot path: no allocation.
     pub fn select(&self, req: &dyn RequestView) -> Option<&Route> {
-        let _ = req;
-        unimplemented!("route helper implements matching")
+        let vhost = self.virtual_host(req.host())?;
+        let path = path_of(req.path());
+        vhost.routes.iter().find(|r| r.matcher.matches(path, req))
     }
 }
+
+impl Action {
+    /// For `Weighted`: the cluster index for `r` in `[0, total)` (larger `r` is reduced modulo
+    /// `total`), each cluster owning a contiguous range of its weight. `Cluster(c)` gives `c`.
+    /// The caller supplies the randomness. `Direct` has no cluster: `None`.
+    pub fn pick_weighted(&self, r: u32) -> Option<usize> {
+        Some(match self {
+            Action::Cluster(c) => *c,
+            Action::Weighted { clusters, total } => {
+                let mut r = r % (*total).max(1);
+                for (c, w) in clusters {
+                    if r < *w {
+                        return Some(*c);
+                    }
+                    r -= w;
+                }
+                // Unreachable when weights sum to `total` (config guarantees it).
+                clusters.last()?.0
+            }
+            Action::Direct { .. } => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
