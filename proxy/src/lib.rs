@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod http1;
 pub mod intercept;
 pub mod l4;
 pub mod listener;

@@ -13,7 +13,8 @@ use monoio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cluster::Balancer;
-use crate::config::Config;
+use crate::config::{Config, Protocol};
+use crate::http1::conn::Scratch;
 use crate::l4;
 use crate::l4::pipe_pool::PipePool;
 use crate::l4::watch::Sweeper;
@@ -31,6 +32,9 @@ pub struct ShardCtx {
     pub bufs: Rc<BufArena>,
     /// Idle timeouts and buffer parking for every connection of this shard.
     pub sweeper: Rc<Sweeper>,
+    /// Spare buffers for HTTP upstream exchanges.
+    pub scratch: Scratch,
+    rng: Cell<u64>,
     /// Connections open on this shard.
     pub active: Cell<usize>,
     /// Addresses our listeners are bound to (to refuse original-dst loops).
@@ -40,7 +44,24 @@ pub struct ShardCtx {
     pub upstream_locals: RefCell<HashSet<SocketAddr>>,
 }
 
+fn seed_from_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1
+}
+
 impl ShardCtx {
+    /// xorshift64*: per-shard randomness for weighted routes, jitter and request ids.
+    pub fn random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
     pub fn is_own_listener(&self, addr: SocketAddr) -> bool {
         self.own_addrs
             .iter()
@@ -87,6 +108,8 @@ pub async fn run(
         sweeper: Rc::new(Sweeper::new(
             config.listeners.iter().filter_map(|l| l.idle_timeout).min(),
         )),
+        scratch: Scratch::default(),
+        rng: Cell::new(0x2545_F491_4F6C_DD1D ^ ((id as u64 + 1) << 17) ^ seed_from_time()),
         active: Cell::new(0),
         own_addrs,
         upstream_locals: RefCell::new(HashSet::new()),
@@ -138,7 +161,10 @@ async fn accept_loop(
                     let task = async move {
                         let ctx = &guard.0;
                         let lcfg = &ctx.config.listeners[idx];
-                        l4::serve(stream, peer, lcfg, ctx).await;
+                        match lcfg.protocol {
+                            Protocol::Tcp => l4::serve(stream, peer, lcfg, ctx).await,
+                            Protocol::Http => crate::http1::serve(stream, peer, lcfg, ctx).await,
+                        }
                         drop(guard);
                     };
                     monoio::spawn(task);
@@ -188,6 +214,8 @@ pub fn test_ctx() -> ShardCtx {
         pipes: PipePool::default(),
         bufs: l4::copy::new_arena(16).unwrap(),
         sweeper: Rc::new(Sweeper::new(None)),
+        scratch: Scratch::default(),
+        rng: Cell::new(1),
         active: Cell::new(0),
         own_addrs: Vec::new(),
         upstream_locals: RefCell::new(HashSet::new()),

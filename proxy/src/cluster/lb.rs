@@ -4,6 +4,9 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Pools;
 
 use crate::config::{Cluster, ClusterKind, Endpoint, LbPolicy};
 
@@ -14,7 +17,17 @@ pub struct Balancer {
     cursor: Cell<usize>,
     in_flight: Rc<[Cell<u32>]>,
     rng: Cell<u64>,
+    /// Idle upstream connections (HTTP).
+    pub pools: Pools,
+    /// Passive health: consecutive connect failures and ejection deadline per endpoint.
+    failures: Box<[Cell<u32>]>,
+    ejected_until: Box<[Cell<Option<Instant>>]>,
 }
+
+/// Consecutive connect failures after which an endpoint is ejected (per shard).
+pub const EJECT_AFTER_FAILURES: u32 = 5;
+/// How long an ejected endpoint is skipped.
+pub const EJECTION_TIME: Duration = Duration::from_secs(10);
 
 /// Marks a request/connection in flight on an endpoint until dropped.
 #[derive(Debug)]
@@ -37,10 +50,13 @@ impl Balancer {
             ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
+            pools: Pools::new(cluster.pool, n),
             cluster,
             cursor: Cell::new(0),
             in_flight: (0..n).map(|_| Cell::new(0)).collect(),
             rng: Cell::new(seed | 1),
+            failures: (0..n).map(|_| Cell::new(0)).collect(),
+            ejected_until: (0..n).map(|_| Cell::new(None)).collect(),
         }
     }
 
@@ -63,7 +79,52 @@ impl Balancer {
         let ClusterKind::Static(eps) = &self.cluster.kind else {
             return None;
         };
-        let idx = match (self.cluster.lb_policy, eps.len()) {
+        let idx = self.choose(eps.len());
+        Some((&eps[idx], self.mark_in_flight(idx)))
+    }
+
+    /// Like [`pick`](Self::pick) but skipping ejected endpoints; `None` when none is healthy
+    /// (HTTP answers 503 `UH`). Returns the endpoint index for pooling and health reports.
+    pub fn pick_healthy(&self) -> Option<(usize, &Endpoint, InFlight)> {
+        let ClusterKind::Static(eps) = &self.cluster.kind else {
+            return None;
+        };
+        let now = Instant::now();
+        let healthy = |i: usize| self.ejected_until[i].get().is_none_or(|t| t <= now);
+        let first = self.choose(eps.len());
+        let idx = (0..eps.len())
+            .map(|k| (first + k) % eps.len())
+            .find(|i| healthy(*i))?;
+        Some((idx, &eps[idx], self.mark_in_flight(idx)))
+    }
+
+    /// Records a failed connect; ejects the endpoint after [`EJECT_AFTER_FAILURES`] in a row.
+    pub fn connect_failed(&self, idx: usize) {
+        let f = self.failures[idx].get() + 1;
+        self.failures[idx].set(f);
+        if f >= EJECT_AFTER_FAILURES {
+            self.failures[idx].set(0);
+            self.ejected_until[idx].set(Some(Instant::now() + EJECTION_TIME));
+            tracing::warn!(cluster = %self.cluster.name, endpoint = idx, "endpoint ejected after repeated connect failures");
+        }
+    }
+
+    pub fn connect_succeeded(&self, idx: usize) {
+        self.failures[idx].set(0);
+        self.ejected_until[idx].set(None);
+    }
+
+    fn mark_in_flight(&self, idx: usize) -> InFlight {
+        let c = &self.in_flight[idx];
+        c.set(c.get() + 1);
+        InFlight {
+            counts: self.in_flight.clone(),
+            idx,
+        }
+    }
+
+    fn choose(&self, n: usize) -> usize {
+        match (self.cluster.lb_policy, n) {
             (_, 1) => 0,
             (LbPolicy::RoundRobin, n) => {
                 let i = self.cursor.get();
@@ -83,16 +144,7 @@ impl Balancer {
                     a
                 }
             }
-        };
-        let c = &self.in_flight[idx];
-        c.set(c.get() + 1);
-        Some((
-            &eps[idx],
-            InFlight {
-                counts: self.in_flight.clone(),
-                idx,
-            },
-        ))
+        }
     }
 
     /// Current in-flight count of endpoint `addr` on this shard (for tests and metrics).

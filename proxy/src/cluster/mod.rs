@@ -6,5 +6,7 @@
 //! even REUSEPORT spread).
 
 mod lb;
+pub mod pool;
 
 pub use lb::{Balancer, InFlight};
+pub use pool::{PooledConn, Pools};

@@ -140,6 +140,14 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
     }
 }
 
+/// Runs an upgraded HTTP connection (WebSocket, CONNECT) as a byte tunnel until both sides close.
+pub async fn tunnel(client: TcpStream, upstream: TcpStream, listener: &Listener, ctx: &ShardCtx) {
+    let peer = client.peer_addr().ok();
+    let watch = ctx.sweeper.register(listener.idle_timeout);
+    let end = Box::pin(run_copy(client, upstream, &watch, ctx)).await;
+    tracing::debug!(listener = %listener.name, ?peer, end = ?end, "tunnel closed");
+}
+
 /// Picks the destination and connects within the cluster's connect timeout. Failures are
 /// logged with the cluster and endpoint; the caller then just closes the client.
 async fn connect_upstream(

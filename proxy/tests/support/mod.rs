@@ -2,6 +2,9 @@
 //! in-process proxy, all on 127.0.0.1 port 0 and all stopped by their handles.
 #![allow(dead_code)]
 
+pub mod client;
+pub mod origin;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

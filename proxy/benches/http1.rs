@@ -1,0 +1,86 @@
+//! Hot path of the HTTP/1.1 proxy without sockets: parse a typical request head, select its
+//! route, and serialise the upstream head — what every proxied request costs in user space
+//! before any I/O. Also the response side: parse an upstream head and serialise the client one.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use shardcar::http1::encode::{self, Forwarding};
+use shardcar::http1::head::{self, Limits, RequestHead, ResponseHead};
+use shardcar::http1::view::View;
+use shardcar::Config;
+
+const REQUEST: &[u8] = b"GET /api/v1/items?id=42 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: wrk/4.2\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nX-Trace: abc123\r\nConnection: keep-alive\r\n\r\n";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 64\r\nConnection: keep-alive\r\n\r\n";
+
+const CONFIG: &str = "
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: other
+        domains: [\"other.example.com\"]
+        routes:
+          - match: {prefix: \"/\"}
+            cluster: app
+      - name: api
+        domains: [\"api.example.com\", \"*.example.com\"]
+        routes:
+          - match: {path: \"/health\"}
+            direct_response: {status: 200, body: ok}
+          - match: {prefix: \"/api/v2\"}
+            cluster: app
+          - match: {prefix: \"/api/\", methods: [GET, POST]}
+            cluster: app
+            request_headers_to_add: [{name: x-env, value: bench}]
+clusters:
+  - name: app
+    endpoints: [\"127.0.0.1:8080\"]
+";
+
+fn bench(c: &mut Criterion) {
+    let config = Config::from_yaml(CONFIG).expect("bench config");
+    let routes = &config.listeners[0].http.as_ref().expect("http listener").routes;
+    let limits = Limits {
+        max_head_bytes: 60 * 1024,
+        max_headers: 100,
+        max_request_line: 8 * 1024,
+    };
+    let mut req = RequestHead::default();
+    let mut resp = ResponseHead::default();
+    let mut out = Vec::with_capacity(1024);
+    let rid = [b'0'; 36];
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    c.bench_function("request: parse + route + serialize", |b| {
+        b.iter(|| {
+            assert!(head::parse_request(black_box(REQUEST), &limits, &mut req).unwrap());
+            let route = routes
+                .select(&View { buf: REQUEST, head: &req })
+                .expect("route");
+            encode::request_head(
+                &mut out,
+                REQUEST,
+                &req,
+                &Forwarding {
+                    route,
+                    client_ip: ip,
+                    request_id: &rid,
+                    framing: req.framing,
+                },
+            );
+            black_box(out.len())
+        })
+    });
+    c.bench_function("response: parse + serialize", |b| {
+        b.iter(|| {
+            assert!(head::parse_response(black_box(RESPONSE), 1 << 16, false, &mut resp).unwrap());
+            encode::response_head(&mut out, RESPONSE, &resp, false);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

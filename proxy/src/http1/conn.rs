@@ -1,0 +1,121 @@
+//! A client connection's state: the socket, its read buffer (heads and body bytes, including
+//! pipelined requests read ahead) and the parsed head. Scratch buffers for the upstream side
+//! come from the shard's [`Scratch`] pool for the length of one exchange only, so an idle
+//! keepalive connection holds just its read buffer (and not even that once parked).
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::head::RequestHead;
+
+/// First read buffer of a connection; it grows (up to the head limit) only for larger heads.
+pub const INITIAL_READ_BUFFER: usize = 4096;
+/// Read window for bodies.
+pub const IO_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Bytes read from the client and not yet consumed: `[..head.len]` is the current head.
+    pub rbuf: Vec<u8>,
+    pub head: RequestHead,
+    /// Bytes of `rbuf` that belong to the current request (head + body consumed so far).
+    pub consumed: usize,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+        Conn {
+            stream,
+            peer,
+            rbuf: Vec::new(),
+            head: RequestHead::default(),
+            consumed: 0,
+        }
+    }
+
+    /// Reads more client bytes onto the end of `rbuf`. `Ok(0)` is end of stream.
+    pub async fn read_more(&mut self) -> io::Result<usize> {
+        reserve(&mut self.rbuf);
+        let len = self.rbuf.len();
+        let (res, slice) = self
+            .stream
+            .read(std::mem::take(&mut self.rbuf).slice_mut(len..))
+            .await;
+        self.rbuf = slice.into_inner();
+        res
+    }
+
+    /// Drops the finished request's bytes, keeping any pipelined bytes read ahead.
+    pub fn finish_request(&mut self) {
+        let used = self.consumed.min(self.rbuf.len());
+        self.rbuf.drain(..used);
+        self.consumed = 0;
+    }
+
+    /// Writes `buf` fully to the client.
+    pub async fn write_all<T: IoBuf>(&mut self, buf: T) -> (io::Result<()>, T) {
+        let (res, buf) = self.stream.write_all(buf).await;
+        (res.map(drop), buf)
+    }
+}
+
+/// Makes sure a read can append at least a few KiB.
+pub fn reserve(buf: &mut Vec<u8>) {
+    if buf.capacity() == 0 {
+        buf.reserve_exact(INITIAL_READ_BUFFER);
+    } else if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(IO_CHUNK);
+    }
+}
+
+/// A shard's spare byte buffers for upstream exchanges (LIFO, bounded).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    free: RefCell<Vec<Vec<u8>>>,
+}
+
+impl Scratch {
+    pub fn take(&self) -> Vec<u8> {
+        self.free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(IO_CHUNK))
+    }
+    pub fn give(&self, mut b: Vec<u8>) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < 64 && b.capacity() <= 4 * IO_CHUNK {
+            b.clear();
+            free.push(b);
+        }
+    }
+}
+
+/// Reads more bytes onto the end of `buf` from any monoio reader.
+pub async fn read_onto<R: AsyncReadRent>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
+    reserve(buf);
+    let len = buf.len();
+    let (res, slice) = r.read(std::mem::take(buf).slice_mut(len..)).await;
+    *buf = slice.into_inner();
+    res
+}
+
+/// Writes `buf[range]` fully, keeping `buf`.
+pub async fn write_range<W: monoio::io::AsyncWriteRent>(
+    w: &mut W,
+    buf: &mut Vec<u8>,
+    range: std::ops::Range<usize>,
+) -> io::Result<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let (res, slice) = w.write_all(std::mem::take(buf).slice(range)).await;
+    *buf = slice.into_inner();
+    res.map(drop)
+}

@@ -1,0 +1,230 @@
+//! Serialising heads: the request as it goes upstream (hop-by-hop headers removed per RFC 9110
+//! §7.6.1, route edits, x-forwarded-*, x-request-id) and the response as it goes back to the
+//! client. Both write into a per-connection buffer that is cleared, never reallocated once warm.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use super::head::{Framing, HeaderSpan, RequestHead, ResponseHead, Span};
+use crate::route::Route;
+
+/// Headers that never cross a proxy (plus whatever `Connection` lists).
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    const HOP: [&[u8]; 6] = [
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || (name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-"))
+}
+
+fn listed(name: &[u8], buf: &[u8], connection_listed: &[Span]) -> bool {
+    connection_listed
+        .iter()
+        .any(|s| s.get(buf).eq_ignore_ascii_case(name))
+}
+
+fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Everything the upstream head needs besides the parsed request.
+pub struct Forwarding<'a> {
+    pub route: &'a Route,
+    pub client_ip: IpAddr,
+    /// A fresh UUIDv4 to use when the request carries no `x-request-id`.
+    pub request_id: &'a [u8; 36],
+    /// Body framing to announce upstream.
+    pub framing: Framing,
+}
+
+/// Writes the upstream request head into `out` (cleared first).
+pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forwarding<'_>) {
+    out.clear();
+    out.extend_from_slice(req.method.get(buf));
+    out.push(b' ');
+    out.extend_from_slice(req.target.get(buf));
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let route = fwd.route;
+    let mut xff: Option<&[u8]> = None;
+    let mut has_request_id = false;
+    for HeaderSpan { name, value } in &req.headers {
+        let (n, v) = (name.get(buf), value.get(buf));
+        if is_hop_by_hop(n) || listed(n, buf, &req.connection_listed) {
+            continue;
+        }
+        if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"x-forwarded-proto")
+        {
+            continue; // re-emitted below
+        }
+        if n.eq_ignore_ascii_case(b"x-forwarded-for") {
+            xff = Some(v);
+            continue;
+        }
+        if n.eq_ignore_ascii_case(b"host") && route.host_rewrite.is_some() {
+            continue;
+        }
+        if n.eq_ignore_ascii_case(b"expect") && req.expect_continue {
+            continue; // we answered 100 Continue ourselves
+        }
+        if route
+            .request_headers_to_remove
+            .iter()
+            .any(|r| n.eq_ignore_ascii_case(r.as_bytes()))
+        {
+            continue;
+        }
+        if n.eq_ignore_ascii_case(b"x-request-id") {
+            has_request_id = true;
+        }
+        put(out, n, v);
+    }
+    if let Some(h) = &route.host_rewrite {
+        put(out, b"host", h.as_bytes());
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if let Some(prev) = xff {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    let _ = write!(out, "{}\r\n", fwd.client_ip);
+    put(out, b"x-forwarded-proto", b"http");
+    if !has_request_id {
+        put(out, b"x-request-id", fwd.request_id);
+    }
+    for (n, v) in &route.request_headers_to_add {
+        put(out, n.as_bytes(), v.as_bytes());
+    }
+    match fwd.framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::Chunked => put(out, b"transfer-encoding", b"chunked"),
+        Framing::None | Framing::UntilClose => {}
+    }
+    if req.upgrade {
+        if let Some(u) = req.header(buf, "upgrade") {
+            put(out, b"connection", b"upgrade");
+            put(out, b"upgrade", u);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the client-facing response head into `out` (cleared first). `close`: announce
+/// `connection: close`. `upgrade`: keep the Upgrade/Connection headers of a 101.
+pub fn response_head(out: &mut Vec<u8>, buf: &[u8], resp: &ResponseHead, close: bool) {
+    out.clear();
+    let _ = write!(out, "HTTP/1.1 {} ", resp.status);
+    out.extend_from_slice(resp.reason.get(buf));
+    out.extend_from_slice(b"\r\n");
+    let switching = resp.status == 101;
+    for HeaderSpan { name, value } in &resp.headers {
+        let (n, v) = (name.get(buf), value.get(buf));
+        if switching
+            && (n.eq_ignore_ascii_case(b"upgrade") || n.eq_ignore_ascii_case(b"connection"))
+        {
+            put(out, n, v);
+            continue;
+        }
+        if is_hop_by_hop(n) || listed(n, buf, &resp.connection_listed) {
+            continue;
+        }
+        if n.eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        put(out, n, v);
+    }
+    match resp.framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::Chunked => put(out, b"transfer-encoding", b"chunked"),
+        Framing::None => {
+            // Keep an explicit zero length (or a HEAD response's length) as the upstream sent it.
+            if let Some(h) = resp
+                .headers
+                .iter()
+                .find(|h| h.name.get(buf).eq_ignore_ascii_case(b"content-length"))
+            {
+                put(out, b"content-length", h.value.get(buf));
+            }
+        }
+        Framing::UntilClose => {}
+    }
+    if close && !switching {
+        put(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A complete locally generated response (errors, direct responses).
+pub fn local_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &[u8],
+    flag: Option<&str>,
+    close: bool,
+) {
+    out.clear();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    if let Some(f) = flag {
+        let _ = write!(out, "x-shardcar-flag: {f}\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// Formats a random UUIDv4 from 128 random bits.
+pub fn uuid_v4(bits: u128, out: &mut [u8; 36]) {
+    let mut b = bits.to_be_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut j = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[j] = b'-';
+            j += 1;
+        }
+        out[j] = HEX[(byte >> 4) as usize];
+        out[j + 1] = HEX[(byte & 0xf) as usize];
+        j += 2;
+    }
+}

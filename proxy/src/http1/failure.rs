@@ -1,0 +1,52 @@
+//! Why an upstream attempt failed, and what the client is told (Envoy's response flags).
+
+/// An attempt's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Every endpoint is ejected: 503 `UH`.
+    NoHealthy,
+    /// Connect refused, unreachable or timed out: 503 `UF`.
+    Connect,
+    /// A reused pooled connection was found closed before any response byte (retried once
+    /// transparently when the request can be replayed).
+    Stale,
+    /// Reset/closed before a complete response head: 502 `UR`.
+    Reset,
+    /// No response head within the per-try or route timeout: 504 `UT`.
+    Timeout,
+    /// Malformed response head: 502 `UPE`.
+    Protocol,
+    /// The client went away or sent a malformed body while we streamed it.
+    Client,
+}
+
+impl Failure {
+    pub fn status(self) -> u16 {
+        match self {
+            Failure::NoHealthy | Failure::Connect => 503,
+            Failure::Stale | Failure::Reset | Failure::Protocol => 502,
+            Failure::Timeout => 504,
+            Failure::Client => 400,
+        }
+    }
+    pub fn flag(self) -> &'static str {
+        match self {
+            Failure::NoHealthy => "UH",
+            Failure::Connect => "UF",
+            Failure::Stale | Failure::Reset => "UR",
+            Failure::Timeout => "UT",
+            Failure::Protocol => "UPE",
+            Failure::Client => "DPE",
+        }
+    }
+    pub fn body(self) -> &'static [u8] {
+        match self {
+            Failure::NoHealthy => b"no healthy upstream\n",
+            Failure::Connect => b"upstream connect error\n",
+            Failure::Stale | Failure::Reset => b"upstream reset before response\n",
+            Failure::Timeout => b"upstream request timeout\n",
+            Failure::Protocol => b"upstream protocol error\n",
+            Failure::Client => b"bad request body\n",
+        }
+    }
+}
