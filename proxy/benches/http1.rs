@@ -42,7 +42,11 @@ clusters:
 
 fn bench(c: &mut Criterion) {
     let config = Config::from_yaml(CONFIG).expect("bench config");
-    let routes = &config.listeners[0].http.as_ref().expect("http listener").routes;
+    let routes = &config.listeners[0]
+        .http
+        .as_ref()
+        .expect("http listener")
+        .routes;
     let limits = Limits {
         max_head_bytes: 60 * 1024,
         max_headers: 100,
@@ -57,7 +61,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             assert!(head::parse_request(black_box(REQUEST), &limits, &mut req).unwrap());
             let route = routes
-                .select(&View { buf: REQUEST, head: &req })
+                .select(&View {
+                    buf: REQUEST,
+                    head: &req,
+                })
                 .expect("route");
             encode::request_head(
                 &mut out,

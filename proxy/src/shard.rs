@@ -18,6 +18,7 @@ use crate::http1::conn::Scratch;
 use crate::l4;
 use crate::l4::pipe_pool::PipePool;
 use crate::l4::watch::Sweeper;
+use crate::route::RouteTable;
 use crate::sys::BufArena;
 
 /// Everything a shard's connections share. `!Send` by design.
@@ -37,6 +38,11 @@ pub struct ShardCtx {
     rng: Cell<u64>,
     /// Connections open on this shard.
     pub active: Cell<usize>,
+    /// Per-listener route tables cloned for this shard (each regex gets its own match cache,
+    /// so shards never contend inside the regex crate). `None` for tcp listeners.
+    pub routes: Vec<Option<RouteTable>>,
+    /// Set once shutdown began: HTTP connections close after their current request.
+    pub draining: Cell<bool>,
     /// Addresses our listeners are bound to (to refuse original-dst loops).
     pub own_addrs: Vec<SocketAddr>,
     /// Local addresses of this shard's open original-dst upstream connections: a connection
@@ -111,6 +117,12 @@ pub async fn run(
         scratch: Scratch::default(),
         rng: Cell::new(0x2545_F491_4F6C_DD1D ^ ((id as u64 + 1) << 17) ^ seed_from_time()),
         active: Cell::new(0),
+        draining: Cell::new(false),
+        routes: config
+            .listeners
+            .iter()
+            .map(|l| l.http.as_ref().map(|h| h.routes.clone()))
+            .collect(),
         own_addrs,
         upstream_locals: RefCell::new(HashSet::new()),
     });
@@ -163,7 +175,7 @@ async fn accept_loop(
                         let lcfg = &ctx.config.listeners[idx];
                         match lcfg.protocol {
                             Protocol::Tcp => l4::serve(stream, peer, lcfg, ctx).await,
-                            Protocol::Http => crate::http1::serve(stream, peer, lcfg, ctx).await,
+                            Protocol::Http => crate::http1::serve(stream, peer, idx, ctx).await,
                         }
                         drop(guard);
                     };
@@ -183,6 +195,8 @@ async fn accept_loop(
 
 async fn drain(ctx: &ShardCtx, timeout: Duration) {
     let deadline = Instant::now() + timeout;
+    ctx.draining.set(true);
+    ctx.sweeper.abort_between_requests();
     if ctx.active.get() > 0 {
         tracing::info!(
             shard = ctx.id,
@@ -217,6 +231,8 @@ pub fn test_ctx() -> ShardCtx {
         scratch: Scratch::default(),
         rng: Cell::new(1),
         active: Cell::new(0),
+        draining: Cell::new(false),
+        routes: Vec::new(),
         own_addrs: Vec::new(),
         upstream_locals: RefCell::new(HashSet::new()),
     }

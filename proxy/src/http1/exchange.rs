@@ -75,12 +75,16 @@ fn backoff(attempt: u32, random: u64) -> Duration {
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle(
     conn: &mut Conn,
+    listener_idx: usize,
     listener: &Listener,
     settings: &HttpSettings,
     ctx: &ShardCtx,
 ) -> Next {
     let started = Instant::now();
-    let route = settings.routes.select(&View {
+    let routes = ctx.routes[listener_idx]
+        .as_ref()
+        .unwrap_or(&settings.routes);
+    let route = routes.select(&View {
         buf: &conn.rbuf,
         head: &conn.head,
     });
@@ -91,21 +95,21 @@ pub async fn handle(
         Action::Direct { status, body } => {
             return local(conn, ctx, listener, *status, None, body.as_bytes(), started).await;
         }
-        Action::Cluster(c) => *c,
-        Action::Weighted { clusters, total } => {
-            let mut r = (ctx.random() % u64::from((*total).max(1))) as u32;
-            clusters
-                .iter()
-                .find(|(_, w)| {
-                    if r < *w {
-                        true
-                    } else {
-                        r -= w;
-                        false
-                    }
-                })
-                .map_or(clusters[0].0, |(c, _)| *c)
-        }
+        action => match action.pick_weighted(ctx.random() as u32) {
+            Some(c) => c,
+            None => {
+                return local(
+                    conn,
+                    ctx,
+                    listener,
+                    503,
+                    Some("UH"),
+                    b"no cluster\n",
+                    started,
+                )
+                .await
+            }
+        },
     };
     let balancer = &ctx.balancers[cluster];
     let head = &conn.head;

@@ -12,6 +12,7 @@ use super::encode;
 use super::exchange;
 use super::head::{self, Limits, Reject};
 use crate::config::{HttpSettings, Listener};
+use crate::l4::watch::ConnWatch;
 use crate::shard::ShardCtx;
 
 enum HeadRead {
@@ -29,7 +30,7 @@ fn limits(s: &HttpSettings) -> Limits {
 }
 
 /// Reads until `conn.rbuf` starts with a complete, valid request head.
-async fn read_head(conn: &mut Conn, settings: &HttpSettings) -> HeadRead {
+async fn read_head(conn: &mut Conn, settings: &HttpSettings, watch: &ConnWatch) -> HeadRead {
     let limits = limits(settings);
     let mut first_byte_at: Option<Instant> = None;
     loop {
@@ -42,8 +43,14 @@ async fn read_head(conn: &mut Conn, settings: &HttpSettings) -> HeadRead {
             }
         }
         let n = match first_byte_at {
-            // Idle keepalive connection: no timer; the shard sweeper owns idle timeouts.
-            None => conn.read_more().await,
+            // Idle keepalive connection: no timer; the shard sweeper owns idle timeouts and
+            // closes it at once if the shard drains.
+            None => {
+                watch.set_between_requests(true);
+                let n = conn.read_more().await;
+                watch.set_between_requests(false);
+                n
+            }
             Some(t0) => {
                 let left = settings
                     .request_headers_timeout
@@ -62,7 +69,8 @@ async fn read_head(conn: &mut Conn, settings: &HttpSettings) -> HeadRead {
 }
 
 /// Serves one client connection until it closes or must be closed.
-pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx: &ShardCtx) {
+pub async fn serve(client: TcpStream, peer: SocketAddr, listener_idx: usize, ctx: &ShardCtx) {
+    let listener = &ctx.config.listeners[listener_idx];
     let Some(settings) = listener.http.as_deref() else {
         return;
     };
@@ -71,7 +79,10 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
     let mut conn = Conn::new(client, peer);
     let work = async {
         loop {
-            match read_head(&mut conn, settings).await {
+            if ctx.draining.get() {
+                return None;
+            }
+            match read_head(&mut conn, settings, &watch).await {
                 HeadRead::Ready => {}
                 HeadRead::Closed => return None,
                 HeadRead::Rejected(r) => {
@@ -80,7 +91,14 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx
                 }
             }
             watch.touch();
-            let next = Box::pin(exchange::handle(&mut conn, listener, settings, ctx)).await;
+            let next = Box::pin(exchange::handle(
+                &mut conn,
+                listener_idx,
+                listener,
+                settings,
+                ctx,
+            ))
+            .await;
             watch.touch();
             match next {
                 exchange::Next::KeepAlive => conn.finish_request(),

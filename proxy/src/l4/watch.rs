@@ -32,6 +32,8 @@ pub struct ConnWatch {
     aborted: Cell<bool>,
     waker: Cell<Option<Waker>>,
     idle_timeout: Option<Duration>,
+    /// Between requests (HTTP keepalive): safe to close at once when the shard drains.
+    between_requests: Cell<bool>,
 }
 
 impl std::fmt::Debug for ConnWatch {
@@ -66,6 +68,12 @@ impl ConnWatch {
     #[inline]
     pub fn cancel_handle(&self) -> CancelHandle {
         self.canceller.borrow().handle()
+    }
+
+    /// Marks an HTTP connection as waiting for its next request (or not).
+    #[inline]
+    pub fn set_between_requests(&self, v: bool) {
+        self.between_requests.set(v);
     }
 
     /// Resolves when the sweeper aborts the connection for being idle too long.
@@ -180,6 +188,17 @@ impl Sweeper {
             None => false,
         });
         parked
+    }
+
+    /// Closes every connection that is waiting between requests (graceful drain).
+    pub fn abort_between_requests(&self) {
+        for w in self.conns.borrow().iter() {
+            if let Some(c) = w.upgrade() {
+                if c.between_requests.get() {
+                    c.abort();
+                }
+            }
+        }
     }
 
     pub fn live(&self) -> usize {

@@ -32,6 +32,7 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Client {
             w: s.try_clone().unwrap(),
@@ -70,7 +71,12 @@ impl Client {
         let headers: Vec<(String, String)> = resp
             .headers
             .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect();
         let mut out = Response {
             status,
@@ -78,7 +84,12 @@ impl Client {
             body: Vec::new(),
             trailers: Vec::new(),
         };
-        if head_request || status == 101 || status == 204 || status == 304 || (100..200).contains(&status) {
+        if head_request
+            || status == 101
+            || status == 204
+            || status == 304
+            || (100..200).contains(&status)
+        {
             return Some(out);
         }
         if let Some(cl) = out.header("content-length") {
@@ -89,7 +100,8 @@ impl Client {
             loop {
                 let mut line = String::new();
                 self.r.read_line(&mut line).ok()?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap(), 16).unwrap();
+                let size =
+                    usize::from_str_radix(line.trim().split(';').next().unwrap(), 16).unwrap();
                 if size == 0 {
                     loop {
                         let mut t = String::new();
@@ -98,7 +110,8 @@ impl Client {
                             break;
                         }
                         let (n, v) = t.trim_end().split_once(':').unwrap();
-                        out.trailers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+                        out.trailers
+                            .push((n.to_ascii_lowercase(), v.trim().to_string()));
                     }
                     break;
                 }

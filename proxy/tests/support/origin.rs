@@ -108,11 +108,17 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req>> {
     }
     let mut hs = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut hs);
-    req.parse(&head).map_err(|e| std::io::Error::other(e.to_string()))?;
+    req.parse(&head)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let headers: Vec<(String, String)> = req
         .headers
         .iter()
-        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     let mut out = Req {
         method: req.method.unwrap_or("").to_string(),
@@ -153,13 +159,15 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req>> {
     Ok(Some(out))
 }
 
+/// One write per response, so the test origin never waits on Nagle + delayed ACK.
 fn respond(w: &mut TcpStream, status: u16, body: &[u8], extra: &str) -> std::io::Result<()> {
-    write!(
-        w,
+    let mut out = format!(
         "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{extra}\r\n",
         body.len()
-    )?;
-    w.write_all(body)
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    w.write_all(&out)
 }
 
 fn pattern(n: usize) -> impl Iterator<Item = u8> {
@@ -167,6 +175,7 @@ fn pattern(n: usize) -> impl Iterator<Item = u8> {
 }
 
 fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
     while let Some(req) = read_request(&mut r)? {
