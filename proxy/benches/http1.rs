@@ -3,7 +3,6 @@
 //! before any I/O. Also the response side: parse an upstream head and serialise the client one.
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use shardcar::http1::encode::{self, Forwarding};
@@ -56,7 +55,7 @@ fn bench(c: &mut Criterion) {
     let mut resp = ResponseHead::default();
     let mut out = Vec::with_capacity(1024);
     let rid = [b'0'; 36];
-    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let ip: &[u8] = b"127.0.0.1";
     c.bench_function("request: parse + route + serialize", |b| {
         b.iter(|| {
             assert!(head::parse_request(black_box(REQUEST), &limits, &mut req).unwrap());
@@ -69,6 +68,42 @@ fn bench(c: &mut Criterion) {
             encode::request_head(
                 &mut out,
                 REQUEST,
+                &req,
+                &Forwarding {
+                    route,
+                    client_ip: ip,
+                    request_id: &rid,
+                    framing: req.framing,
+                },
+            );
+            black_box(out.len())
+        })
+    });
+    c.bench_function("request: parse only", |b| {
+        b.iter(|| head::parse_request(black_box(REQUEST), &limits, &mut req).unwrap())
+    });
+    head::parse_request(REQUEST, &limits, &mut req).unwrap();
+    c.bench_function("request: route only", |b| {
+        b.iter(|| {
+            routes
+                .select(black_box(&View {
+                    buf: REQUEST,
+                    head: &req,
+                }))
+                .is_some()
+        })
+    });
+    let route = routes
+        .select(&View {
+            buf: REQUEST,
+            head: &req,
+        })
+        .unwrap();
+    c.bench_function("request: serialize only", |b| {
+        b.iter(|| {
+            encode::request_head(
+                &mut out,
+                black_box(REQUEST),
                 &req,
                 &Forwarding {
                     route,

@@ -27,6 +27,8 @@ pub struct Conn {
     pub head: RequestHead,
     /// Bytes of `rbuf` that belong to the current request (head + body consumed so far).
     pub consumed: usize,
+    /// The peer's IP as text, for x-forwarded-for (formatted once per connection).
+    pub peer_ip: String,
 }
 
 impl Conn {
@@ -37,6 +39,7 @@ impl Conn {
             rbuf: Vec::new(),
             head: RequestHead::default(),
             consumed: 0,
+            peer_ip: peer.ip().to_string(),
         }
     }
 

@@ -3,23 +3,16 @@
 //! client. Both write into a per-connection buffer that is cleared, never reallocated once warm.
 
 use std::io::Write;
-use std::net::IpAddr;
 
-use super::head::{Framing, HeaderSpan, RequestHead, ResponseHead, Span};
+use super::head::{classify, Framing, HeaderSpan, Known, RequestHead, ResponseHead, Span};
 use crate::route::Route;
 
 /// Headers that never cross a proxy (plus whatever `Connection` lists).
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    const HOP: [&[u8]; 6] = [
-        b"connection",
-        b"keep-alive",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    ];
-    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || (name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-"))
+fn is_hop_by_hop(kind: Known) -> bool {
+    matches!(
+        kind,
+        Known::Connection | Known::HopByHop | Known::TransferEncoding | Known::Upgrade
+    )
 }
 
 fn listed(name: &[u8], buf: &[u8], connection_listed: &[Span]) -> bool {
@@ -38,7 +31,8 @@ fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// Everything the upstream head needs besides the parsed request.
 pub struct Forwarding<'a> {
     pub route: &'a Route,
-    pub client_ip: IpAddr,
+    /// The client's address as text (formatted once per connection).
+    pub client_ip: &'a [u8],
     /// A fresh UUIDv4 to use when the request carries no `x-request-id`.
     pub request_id: &'a [u8; 36],
     /// Body framing to announce upstream.
@@ -57,32 +51,25 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
     let mut has_request_id = false;
     for HeaderSpan { name, value } in &req.headers {
         let (n, v) = (name.get(buf), value.get(buf));
-        if is_hop_by_hop(n) || listed(n, buf, &req.connection_listed) {
-            continue;
+        match classify(n) {
+            k if is_hop_by_hop(k) => continue,
+            Known::ContentLength | Known::XForwardedProto => continue, // re-emitted below
+            Known::XForwardedFor => {
+                xff = Some(v);
+                continue;
+            }
+            Known::Host if route.host_rewrite.is_some() => continue,
+            Known::Expect if req.expect_continue => continue, // we sent 100 Continue ourselves
+            Known::XRequestId => has_request_id = true,
+            _ => {}
         }
-        if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"x-forwarded-proto")
-        {
-            continue; // re-emitted below
-        }
-        if n.eq_ignore_ascii_case(b"x-forwarded-for") {
-            xff = Some(v);
-            continue;
-        }
-        if n.eq_ignore_ascii_case(b"host") && route.host_rewrite.is_some() {
-            continue;
-        }
-        if n.eq_ignore_ascii_case(b"expect") && req.expect_continue {
-            continue; // we answered 100 Continue ourselves
-        }
-        if route
-            .request_headers_to_remove
-            .iter()
-            .any(|r| n.eq_ignore_ascii_case(r.as_bytes()))
+        if listed(n, buf, &req.connection_listed)
+            || route
+                .request_headers_to_remove
+                .iter()
+                .any(|r| n.eq_ignore_ascii_case(r.as_bytes()))
         {
             continue;
-        }
-        if n.eq_ignore_ascii_case(b"x-request-id") {
-            has_request_id = true;
         }
         put(out, n, v);
     }
@@ -94,7 +81,8 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
-    let _ = write!(out, "{}\r\n", fwd.client_ip);
+    out.extend_from_slice(fwd.client_ip);
+    out.extend_from_slice(b"\r\n");
     put(out, b"x-forwarded-proto", b"http");
     if !has_request_id {
         put(out, b"x-request-id", fwd.request_id);
@@ -128,16 +116,15 @@ pub fn response_head(out: &mut Vec<u8>, buf: &[u8], resp: &ResponseHead, close: 
     let switching = resp.status == 101;
     for HeaderSpan { name, value } in &resp.headers {
         let (n, v) = (name.get(buf), value.get(buf));
-        if switching
-            && (n.eq_ignore_ascii_case(b"upgrade") || n.eq_ignore_ascii_case(b"connection"))
-        {
+        let kind = classify(n);
+        if switching && matches!(kind, Known::Upgrade | Known::Connection) {
             put(out, n, v);
             continue;
         }
-        if is_hop_by_hop(n) || listed(n, buf, &resp.connection_listed) {
-            continue;
-        }
-        if n.eq_ignore_ascii_case(b"content-length") {
+        if is_hop_by_hop(kind)
+            || kind == Known::ContentLength
+            || listed(n, buf, &resp.connection_listed)
+        {
             continue;
         }
         put(out, n, v);

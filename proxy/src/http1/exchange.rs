@@ -132,7 +132,7 @@ pub async fn handle(
         head,
         &Forwarding {
             route,
-            client_ip: conn.peer.ip(),
+            client_ip: conn.peer_ip.as_bytes(),
             request_id: &request_id,
             framing: facts.framing,
         },

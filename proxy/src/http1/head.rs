@@ -186,6 +186,44 @@ fn has_bare_lf(head: &[u8]) -> bool {
         .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
+/// Header names the proxy treats specially, recognised with one length switch and at most two
+/// case-insensitive comparisons instead of a comparison per known name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Host,
+    Expect,
+    Upgrade,
+    /// keep-alive, te, trailer, proxy-*: hop-by-hop, dropped when forwarding.
+    HopByHop,
+    XForwardedFor,
+    XForwardedProto,
+    XRequestId,
+    Other,
+}
+
+pub fn classify(name: &[u8]) -> Known {
+    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    match name.len() {
+        2 if is(b"te") => Known::HopByHop,
+        4 if is(b"host") => Known::Host,
+        6 if is(b"expect") => Known::Expect,
+        7 if is(b"upgrade") => Known::Upgrade,
+        7 if is(b"trailer") => Known::HopByHop,
+        10 if is(b"connection") => Known::Connection,
+        10 if is(b"keep-alive") => Known::HopByHop,
+        12 if is(b"x-request-id") => Known::XRequestId,
+        14 if is(b"content-length") => Known::ContentLength,
+        15 if is(b"x-forwarded-for") => Known::XForwardedFor,
+        17 if is(b"transfer-encoding") => Known::TransferEncoding,
+        17 if is(b"x-forwarded-proto") => Known::XForwardedProto,
+        n if n > 6 && name[..6].eq_ignore_ascii_case(b"proxy-") => Known::HopByHop,
+        _ => Known::Other,
+    }
+}
+
 /// Framing headers shared by requests and responses.
 #[derive(Default)]
 struct Framer {
@@ -201,18 +239,18 @@ impl Framer {
     fn header(
         &mut self,
         buf: &[u8],
-        name: &[u8],
+        kind: Known,
         value: &[u8],
         listed: &mut Vec<Span>,
     ) -> Result<(), Reject> {
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if kind == Known::ContentLength {
             let n = parse_content_length(value)
                 .ok_or(Reject::BadRequest("invalid or conflicting Content-Length"))?;
             if self.content_length.is_some_and(|prev| prev != n) {
                 return Err(Reject::BadRequest("conflicting Content-Length headers"));
             }
             self.content_length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if kind == Known::TransferEncoding {
             self.transfer_encoding = true;
             for coding in value.split(|b| *b == b',') {
                 let c = trim(coding);
@@ -232,7 +270,7 @@ impl Framer {
                     ));
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if kind == Known::Connection {
             for token in value.split(|b| *b == b',') {
                 let t = trim(token);
                 if t.eq_ignore_ascii_case(b"close") {
@@ -271,9 +309,10 @@ pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Res
         None if buf.len() > limits.max_request_line => return Err(Reject::UriTooLong),
         _ => {}
     }
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut raw);
-    let len = match req.parse(buf) {
+    // Uninitialised slots: initialising 128 headers (4 KiB) cost more than parsing a small head.
+    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut raw) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_head_bytes {
@@ -309,18 +348,22 @@ pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Res
             name: Span::of(buf, name),
             value: Span::of(buf, h.value),
         });
-        f.header(buf, name, h.value, &mut head.connection_listed)?;
-        if name.eq_ignore_ascii_case(b"host") {
-            if head.host.is_some() {
-                return Err(Reject::BadRequest("duplicate Host header"));
+        let kind = classify(name);
+        f.header(buf, kind, h.value, &mut head.connection_listed)?;
+        match kind {
+            Known::Host => {
+                if head.host.is_some() {
+                    return Err(Reject::BadRequest("duplicate Host header"));
+                }
+                head.host = Some(Span::of(buf, trim(h.value)));
             }
-            head.host = Some(Span::of(buf, trim(h.value)));
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            if trim(h.value).eq_ignore_ascii_case(b"100-continue") {
-                head.expect_continue = true;
+            Known::Expect => {
+                if trim(h.value).eq_ignore_ascii_case(b"100-continue") {
+                    head.expect_continue = true;
+                }
             }
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            upgrade_header = true;
+            Known::Upgrade => upgrade_header = true,
+            _ => {}
         }
     }
     if f.content_length.is_some() && f.transfer_encoding {
@@ -355,7 +398,7 @@ pub fn parse_response(
     is_head_request: bool,
     head: &mut ResponseHead,
 ) -> Result<bool, &'static str> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut raw = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut raw);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
@@ -382,7 +425,7 @@ pub fn parse_response(
             name: Span::of(buf, name),
             value: Span::of(buf, h.value),
         });
-        f.header(buf, name, h.value, &mut head.connection_listed)
+        f.header(buf, classify(name), h.value, &mut head.connection_listed)
             .map_err(|_| "invalid framing headers in upstream response")?;
     }
     let no_body = is_head_request || (100..200).contains(&status) || status == 204 || status == 304;
