@@ -357,10 +357,8 @@ pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Res
                 }
                 head.host = Some(Span::of(buf, trim(h.value)));
             }
-            Known::Expect => {
-                if trim(h.value).eq_ignore_ascii_case(b"100-continue") {
-                    head.expect_continue = true;
-                }
+            Known::Expect if trim(h.value).eq_ignore_ascii_case(b"100-continue") => {
+                head.expect_continue = true;
             }
             Known::Upgrade => upgrade_header = true,
             _ => {}
