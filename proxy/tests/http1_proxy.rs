@@ -415,3 +415,38 @@ fn direct_responses_and_close_delimited_upstreams() {
     assert!(c.closed_within(Duration::from_secs(5)));
     server.shutdown();
 }
+
+#[test]
+fn connect_tunnels_bytes() {
+    let origin = Origin::start("a");
+    let (server, addr) = simple(&origin);
+    let mut c = Client::connect(addr);
+    c.send(b"CONNECT test:443 HTTP/1.1\r\nHost: test:443\r\n\r\n");
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.status, 200);
+    c.w.write_all(b"opaque bytes").unwrap();
+    let mut back = [0u8; 12];
+    c.r.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"opaque bytes");
+    drop(c);
+    server.shutdown();
+}
+
+#[test]
+fn parked_keepalive_connection_serves_the_next_request() {
+    let origin = Origin::start("a");
+    let (server, addr) = simple(&origin);
+    let mut c = Client::connect(addr);
+    assert_eq!(c.get("/name").text(), "a");
+    // Quiet past PARK_AFTER: the read buffer is given back and the wait uses a tiny one.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(c.get("/name").text(), "a");
+    std::thread::sleep(Duration::from_millis(1600));
+    let padded = format!(
+        "GET /name HTTP/1.1\r\nHost: test\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(5000)
+    );
+    c.send(padded.as_bytes());
+    assert_eq!(c.read_response(false).unwrap().text(), "a");
+    server.shutdown();
+}

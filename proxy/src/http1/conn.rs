@@ -8,14 +8,17 @@ use std::io;
 use std::net::SocketAddr;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
 
 use super::head::RequestHead;
+use crate::l4::watch::ConnWatch;
 
 /// First read buffer of a connection; it grows (up to the head limit) only for larger heads.
 pub const INITIAL_READ_BUFFER: usize = 4096;
-/// Read window for bodies.
+/// Read buffer of a parked (idle keepalive) connection.
+pub const PARKED_READ: usize = 64;
+/// Read window for bodies and the size of scratch buffers.
 pub const IO_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug)]
@@ -55,6 +58,35 @@ impl Conn {
         res
     }
 
+    /// Waits for the first bytes of the next request. The read can be cancelled by the shard
+    /// sweeper once the connection has been quiet for a while ("parking"): the read buffer is
+    /// then freed and the wait continues with a [`PARKED_READ`]-byte one, so an idle keepalive
+    /// connection holds almost no memory. Only used when `rbuf` is empty.
+    pub async fn read_first(&mut self, watch: &ConnWatch) -> io::Result<usize> {
+        loop {
+            if watch.parked() {
+                self.rbuf = Vec::with_capacity(PARKED_READ);
+            } else {
+                reserve(&mut self.rbuf);
+            }
+            let (res, buf) = self
+                .stream
+                .cancelable_read(std::mem::take(&mut self.rbuf), watch.cancel_handle())
+                .await;
+            self.rbuf = buf;
+            match res {
+                Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
+                    self.rbuf = Vec::new(); // parked: give the buffer back
+                }
+                Ok(n) => {
+                    watch.unpark();
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Drops the finished request's bytes, keeping any pipelined bytes read ahead.
     pub fn finish_request(&mut self) {
         let used = self.consumed.min(self.rbuf.len());
@@ -78,6 +110,9 @@ pub fn reserve(buf: &mut Vec<u8>) {
     }
 }
 
+/// Scratch buffers kept per shard: two per concurrent exchange.
+const MAX_SCRATCH: usize = 256;
+
 /// A shard's spare byte buffers for upstream exchanges (LIFO, bounded).
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -93,7 +128,7 @@ impl Scratch {
     }
     pub fn give(&self, mut b: Vec<u8>) {
         let mut free = self.free.borrow_mut();
-        if free.len() < 64 && b.capacity() <= 4 * IO_CHUNK {
+        if free.len() < MAX_SCRATCH && b.capacity() <= 4 * IO_CHUNK {
             b.clear();
             free.push(b);
         }

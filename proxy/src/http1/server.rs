@@ -47,7 +47,7 @@ async fn read_head(conn: &mut Conn, settings: &HttpSettings, watch: &ConnWatch) 
             // closes it at once if the shard drains.
             None => {
                 watch.set_between_requests(true);
-                let n = conn.read_more().await;
+                let n = conn.read_first(watch).await;
                 watch.set_between_requests(false);
                 n
             }
@@ -130,4 +130,21 @@ async fn reject(conn: &mut Conn, listener: &Listener, r: Reject) {
     let body = format!("{}\n", r.reason());
     encode::local_response(&mut out, r.status(), body.as_bytes(), None, true);
     let _ = conn.write_all(out).await;
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn connection_future_size() {
+        let mut rt = wire::build_runtime(None).unwrap().0;
+        rt.block_on(async {
+            let l = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = l.local_addr().unwrap();
+            let c = monoio::net::TcpStream::connect_addr(a).await.unwrap();
+            let ctx = crate::shard::test_ctx();
+            let f = super::serve(c, a, 0, &ctx);
+            let n = std::mem::size_of_val(&f);
+            eprintln!("http connection future: {n} bytes");
+        });
+    }
 }

@@ -15,8 +15,13 @@ impl RequestView for View<'_> {
     fn method(&self) -> &[u8] {
         self.head.method.get(self.buf)
     }
+    /// CONNECT's authority-form target (`host:port`) has no path; it routes as `/`.
     fn path(&self) -> &[u8] {
-        self.head.target.get(self.buf)
+        if self.head.is_connect(self.buf) {
+            b"/"
+        } else {
+            self.head.target.get(self.buf)
+        }
     }
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.head.header(self.buf, name)

@@ -230,24 +230,32 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
         } else if path == "/reset" {
             socket2::SockRef::from(&w).set_linger(Some(Duration::ZERO))?;
             return Ok(());
-        } else if path == "/ws" {
+        } else if path == "/ws" || req.method == "CONNECT" {
+            if req.method == "CONNECT" {
+                w.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")?;
+                return echo(&mut r, &mut w);
+            }
             write!(
                 w,
                 "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n"
             )?;
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = r.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                w.write_all(&buf[..n])?;
-            }
+            return echo(&mut r, &mut w);
         } else {
             respond(&mut w, 200, b"hello", &seen)?;
         }
     }
     Ok(())
+}
+
+fn echo(r: &mut BufReader<TcpStream>, w: &mut TcpStream) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..n])?;
+    }
 }
 
 /// The byte pattern `/big`, `/chunked` and `/close` send.
