@@ -8,9 +8,15 @@
 //! comparison with `perf-reports/baseline.json`). `stats` holds the arithmetic.
 #![forbid(unsafe_code)]
 
+pub mod bulk;
+pub mod chart;
+pub mod env;
 pub mod load;
+pub mod memory;
 pub mod proc;
+pub mod report;
 pub mod results;
+pub mod run;
 pub mod scenario;
 pub mod stats;
 pub mod target;
