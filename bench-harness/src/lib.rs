@@ -11,6 +11,7 @@
 pub mod bulk;
 pub mod chart;
 pub mod env;
+pub mod gate;
 pub mod load;
 pub mod memory;
 pub mod proc;
