@@ -71,6 +71,7 @@ pub fn bars(
             }
             SegmentValue::Last => String::new(),
         })
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .y_desc(unit)
         .draw()
         .map_err(err)?;
@@ -138,6 +139,10 @@ pub fn spectrum(r: &Results, scenario: &str, variant: &str, path: &Path) -> anyh
         .iter()
         .flat_map(|(_, p)| p.iter().map(|x| x.1))
         .fold(1.0, f64::max);
+    let ymin = lines
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.1))
+        .fold(ymax, f64::min);
     let root = SVGBackend::new(path, (720, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -148,7 +153,7 @@ pub fn spectrum(r: &Results, scenario: &str, variant: &str, path: &Path) -> anyh
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..4.0, (1.0..ymax * 1.5).log_scale())
+        .build_cartesian_2d(0.0..4.0, ((ymin / 2.0).max(1.0)..ymax * 1.5).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -159,6 +164,7 @@ pub fn spectrum(r: &Results, scenario: &str, variant: &str, path: &Path) -> anyh
             format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
         })
         .x_desc("percentile")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .y_desc("µs")
         .draw()
         .map_err(err)?;

@@ -145,8 +145,8 @@ fn env_str(r: &Results, key: &str) -> String {
 
 fn chart_names(scenario: &str, variant: &str) -> (String, String) {
     (
-        format!("charts/{scenario}-{variant}-throughput.svg"),
-        format!("charts/{scenario}-{variant}-latency.svg"),
+        format!("charts/{scenario}-{variant}-bars.svg"),
+        format!("charts/{scenario}-{variant}-spectrum.svg"),
     )
 }
 

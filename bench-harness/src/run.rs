@@ -248,8 +248,17 @@ impl Runner {
             ),
         };
         let load = format!(
-            "{load}, {:?} {} B requests / {} B responses, {:?} + {:?} warm-up, {} repetitions",
-            s.protocol, s.request_bytes, s.response_bytes, s.duration, s.warmup, s.repetitions
+            "{load}, {}{} {} B requests / {} B responses, {:?} + {:?} warm-up, {} repetitions",
+            match s.protocol {
+                crate::scenario::Protocol::Http1 => "HTTP/1.1",
+                crate::scenario::Protocol::H2 => "h2",
+            },
+            if s.tls { " over TLS" } else { "" },
+            s.request_bytes,
+            s.response_bytes,
+            s.duration,
+            s.warmup,
+            s.repetitions
         );
         self.info(
             s,
