@@ -420,6 +420,8 @@ impl Runner {
                     continue;
                 }
             };
+            // A measurement settle time, not synchronisation: RSS is read after the idle period.
+            std::thread::sleep(s.settle);
             let loaded = rss_kb(pid)? as f64;
             drop(conns);
             drop(t);
@@ -448,8 +450,8 @@ impl Runner {
             });
         }
         let load = format!(
-            "RSS after start, then with {} idle keepalive connections (one GET each), {} repetitions",
-            s.idle_connections, s.repetitions
+            "RSS after start, then with {} idle keepalive connections (one GET each) after {:?} idle, {} repetitions",
+            s.idle_connections, s.settle, s.repetitions
         );
         self.results.scenarios.push(ScenarioInfo {
             name: s.name.clone(),

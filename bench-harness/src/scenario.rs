@@ -130,6 +130,10 @@ pub struct Scenario {
     /// `memory`: idle keepalive client connections to hold open.
     #[serde(default)]
     pub idle_connections: u64,
+    /// `memory`: how long the connections sit idle before RSS is read (proxies may release
+    /// per-connection buffers of idle connections after a while; Shardcar parks them after 1 s).
+    #[serde(deserialize_with = "de_duration", default = "default_settle")]
+    pub settle: Duration,
 }
 
 fn default_protocol() -> Protocol {
@@ -149,6 +153,9 @@ fn default_duration() -> Duration {
 }
 fn default_warmup() -> Duration {
     Duration::from_secs(1)
+}
+fn default_settle() -> Duration {
+    Duration::from_secs(2)
 }
 fn default_reps() -> u32 {
     3
