@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run build test lint fmt fmt-check clippy unit host-check
+.PHONY: run build test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build
 
 run: build
 	./target/release/shardcar $(ARGS)
@@ -30,3 +30,19 @@ clippy:
 # Prints how this host differs from kernel-config/ (sysctls, tools, kernel options). Changes nothing.
 host-check:
 	@sh kernel-config/host-check.sh
+
+# Benchmarks (bench-harness/, binary `shardbench`; scenarios and sets are data in bench-harness/).
+# `bench`: the full set against direct, HAProxy and nginx (≤ 15 min), report in perf-reports/.
+# `bench-ci`: direct vs Shardcar (≤ 4 min) compared with perf-reports/baseline.json; fails on a
+# regression beyond bench-harness/gate.toml. `bench-baseline`: rewrite the baseline deliberately.
+bench-build:
+	$(CARGO) build --release -p shardcar -p shardload -p shardbench
+
+bench: bench-build
+	./target/release/shardbench run --set full
+
+bench-ci: bench-build
+	./target/release/shardbench ci
+
+bench-baseline: bench-build
+	./target/release/shardbench baseline

@@ -1,0 +1,253 @@
+//! Targets: `direct` (loadgen → origin, the physical baseline), Shardcar in each mode and the
+//! peers (HAProxy, nginx). Each proxy target is a config template in `bench-harness/peers/`
+//! named after the target id (`shardcar-http.yaml`, `haproxy-tcp.cfg`, `nginx-stream.conf`);
+//! the harness fills `{{listen}}`, `{{origin}}`, `{{dir}}` and `{{nginx_modules}}`, starts the
+//! proxy pinned to the proxy CPU and keeps its handle.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::proc::{free_port, wait_line, wait_port, Pinning, Proc};
+
+/// Which program a target runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    Direct,
+    Shardcar,
+    Haproxy,
+    Nginx,
+}
+
+/// A target id such as `shardcar-splice`: program plus template variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetId {
+    pub id: String,
+    pub program: Program,
+}
+
+impl TargetId {
+    pub fn parse(id: &str) -> Result<TargetId, String> {
+        let program = match id.split('-').next() {
+            _ if id == "direct" => Program::Direct,
+            Some("shardcar") => Program::Shardcar,
+            Some("haproxy") => Program::Haproxy,
+            Some("nginx") => Program::Nginx,
+            _ => {
+                return Err(format!(
+                    "unknown target `{id}` (direct, shardcar-<mode>, haproxy-<mode>, nginx-<mode>)"
+                ))
+            }
+        };
+        if program != Program::Direct && !id.contains('-') {
+            return Err(format!("target `{id}` needs a mode, e.g. `{id}-http`"));
+        }
+        Ok(TargetId {
+            id: id.to_string(),
+            program,
+        })
+    }
+
+    /// Peers are the reference proxies ("best peer" ratios compare against them).
+    pub fn is_peer(&self) -> bool {
+        matches!(self.program, Program::Haproxy | Program::Nginx)
+    }
+
+    pub fn template_file(&self, peers_dir: &Path) -> PathBuf {
+        let ext = match self.program {
+            Program::Direct => "none",
+            Program::Shardcar => "yaml",
+            Program::Haproxy => "cfg",
+            Program::Nginx => "conf",
+        };
+        peers_dir.join(format!("{}.{ext}", self.id))
+    }
+}
+
+/// Where the harness finds programs.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    pub shardcar: PathBuf,
+    pub shardload: PathBuf,
+    pub shardorigin: PathBuf,
+    pub peers_dir: PathBuf,
+}
+
+/// Fills a template; every `{{name}}` must be known.
+pub fn render(template: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    if let Some(i) = out.find("{{") {
+        let end = out[i..].find("}}").map_or(out.len(), |e| i + e + 2);
+        bail!("unknown template placeholder {}", &out[i..end]);
+    }
+    Ok(out)
+}
+
+fn nginx_modules() -> String {
+    let m = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    if Path::new(m).exists() {
+        format!("load_module {m};")
+    } else {
+        String::new()
+    }
+}
+
+/// A running target: where to send load, and the proxy process (none for `direct`).
+#[derive(Debug)]
+pub struct Running {
+    pub id: TargetId,
+    pub addr: SocketAddr,
+    pub proc: Option<Proc>,
+}
+
+impl Running {
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
+    }
+
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.pid().and_then(|p| crate::proc::cpu_seconds(p).ok())
+    }
+}
+
+/// Starts `id` in front of `origin`, its files in `dir`.
+pub fn start(
+    id: &TargetId,
+    origin: SocketAddr,
+    programs: &Programs,
+    pin: &Pinning,
+    dir: &Path,
+) -> anyhow::Result<Running> {
+    if id.program == Program::Direct {
+        return Ok(Running {
+            id: id.clone(),
+            addr: origin,
+            proc: None,
+        });
+    }
+    std::fs::create_dir_all(dir)?;
+    let tpl_path = id.template_file(&programs.peers_dir);
+    let tpl = std::fs::read_to_string(&tpl_path)
+        .with_context(|| format!("target {}: template {}", id.id, tpl_path.display()))?;
+    let listen = match id.program {
+        Program::Shardcar => "127.0.0.1:0".parse()?,
+        _ => free_port()?,
+    };
+    let vars = [
+        ("listen", listen.to_string()),
+        ("origin", origin.to_string()),
+        ("dir", dir.display().to_string()),
+        ("nginx_modules", nginx_modules()),
+    ];
+    let text = render(&tpl, &vars).with_context(|| tpl_path.display().to_string())?;
+    let file_name = tpl_path.file_name().context("template name")?;
+    let conf = dir.join(file_name);
+    std::fs::write(&conf, text)?;
+    let log = std::fs::File::create(dir.join(format!("{}.log", id.id)))?;
+    let ready = Duration::from_secs(10);
+    match id.program {
+        Program::Shardcar => {
+            let mut c = pin.proxy(&programs.shardcar);
+            c.args(["--shards", "1", "--config"]).arg(&conf);
+            c.env("SHARDCAR_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(log);
+            let (mut p, out) = Proc::spawn(&id.id, c)?;
+            let addr = wait_line(out.context("stdout")?, ready, |l| {
+                l.strip_prefix("listening ")
+                    .and_then(|r| r.split_whitespace().nth(1))
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            });
+            let addr = addr.and_then(|a| p.check_alive().map(|_| a));
+            let addr = addr.with_context(|| format!("{}: see {}.log", id.id, id.id))?;
+            Ok(Running {
+                id: id.clone(),
+                addr,
+                proc: Some(p),
+            })
+        }
+        Program::Haproxy | Program::Nginx => {
+            let mut c = if id.program == Program::Haproxy {
+                let mut c = pin.proxy(Path::new("haproxy"));
+                c.arg("-f").arg(&conf);
+                c
+            } else {
+                let mut c = pin.proxy(Path::new("nginx"));
+                c.arg("-p").arg(dir).args(["-e", "stderr", "-c"]);
+                c.arg(&conf);
+                // `-c` was only to check; run for real below.
+                let st = c.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+                if !st.success() {
+                    bail!("nginx rejects {}", conf.display());
+                }
+                let mut c = pin.proxy(Path::new("nginx"));
+                c.arg("-p").arg(dir).args(["-e", "stderr", "-c"]).arg(&conf);
+                c
+            };
+            c.stdout(Stdio::null()).stderr(log);
+            let (mut p, _) = Proc::spawn(&id.id, c)?;
+            wait_port(listen, ready)
+                .and_then(|_| p.check_alive())
+                .with_context(|| format!("{}: see {}.log", id.id, id.id))?;
+            Ok(Running {
+                id: id.clone(),
+                addr: listen,
+                proc: Some(p),
+            })
+        }
+        Program::Direct => unreachable!("handled above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(TargetId::parse("direct").unwrap().program, Program::Direct);
+        assert_eq!(
+            TargetId::parse("nginx-stream").unwrap().program,
+            Program::Nginx
+        );
+        assert!(TargetId::parse("haproxy-tcp").unwrap().is_peer());
+        assert!(!TargetId::parse("shardcar-copy").unwrap().is_peer());
+        assert!(TargetId::parse("shardcar").is_err());
+        assert!(TargetId::parse("envoy-http").is_err());
+    }
+
+    #[test]
+    fn rendering() {
+        let v = [("listen", "1.2.3.4:5".to_string())];
+        assert_eq!(render("bind {{listen}};", &v).unwrap(), "bind 1.2.3.4:5;");
+        let e = render("x {{nope}} y", &v).unwrap_err().to_string();
+        assert!(e.contains("{{nope}}"), "{e}");
+    }
+
+    #[test]
+    fn every_template_renders() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
+        let vars = [
+            ("listen", "127.0.0.1:1".to_string()),
+            ("origin", "127.0.0.1:2".to_string()),
+            ("dir", "/tmp".to_string()),
+            ("nginx_modules", String::new()),
+        ];
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+            let id = TargetId::parse(&stem).unwrap();
+            assert_eq!(id.template_file(&dir), p);
+            render(&std::fs::read_to_string(&p).unwrap(), &vars).unwrap();
+            n += 1;
+        }
+        assert!(n >= 7, "expected all peer templates, found {n}");
+    }
+}
