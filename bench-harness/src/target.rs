@@ -132,6 +132,7 @@ pub fn start(
         });
     }
     std::fs::create_dir_all(dir)?;
+    let dir = &std::fs::canonicalize(dir)?;
     let tpl_path = id.template_file(&programs.peers_dir);
     let tpl = std::fs::read_to_string(&tpl_path)
         .with_context(|| format!("target {}: template {}", id.id, tpl_path.display()))?;
@@ -178,13 +179,19 @@ pub fn start(
                 c.arg("-f").arg(&conf);
                 c
             } else {
-                let mut c = pin.proxy(Path::new("nginx"));
-                c.arg("-p").arg(dir).args(["-e", "stderr", "-c"]);
-                c.arg(&conf);
-                // `-c` was only to check; run for real below.
-                let st = c.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
-                if !st.success() {
-                    bail!("nginx rejects {}", conf.display());
+                // nginx resolves relative paths against its prefix: give it absolute ones.
+                let st = std::process::Command::new("nginx")
+                    .arg("-p")
+                    .arg(dir)
+                    .args(["-e", "stderr", "-t", "-c"])
+                    .arg(&conf)
+                    .output()?;
+                if !st.status.success() {
+                    bail!(
+                        "nginx rejects {}: {}",
+                        conf.display(),
+                        String::from_utf8_lossy(&st.stderr).trim()
+                    );
                 }
                 let mut c = pin.proxy(Path::new("nginx"));
                 c.arg("-p").arg(dir).args(["-e", "stderr", "-c"]).arg(&conf);
