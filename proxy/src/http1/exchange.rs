@@ -228,7 +228,7 @@ pub async fn handle(
         }
         Err(f) => {
             let close = facts.close || !body.done();
-            let n = error(conn, ctx, listener, f, started, close).await;
+            let n = send_local(conn, ctx, f.status(), Some(f.flag()), f.body(), close).await;
             tracing::warn!(
                 listener = %listener.name,
                 peer = %conn.peer,
@@ -350,28 +350,20 @@ async fn local(
             "request answered locally"
         );
     }
-    let mut out = ctx.scratch.take();
-    encode::local_response(&mut out, status, body, flag, close);
-    let (res, out) = conn.write_all(out).await;
-    ctx.scratch.give(out);
-    if res.is_ok() && !close {
-        Next::KeepAlive
-    } else {
-        Next::Close
-    }
+    send_local(conn, ctx, status, flag, body, close).await
 }
 
-async fn error(
+/// Writes a locally generated response; `close` ends the connection afterwards.
+async fn send_local(
     conn: &mut Conn,
     ctx: &ShardCtx,
-    listener: &Listener,
-    f: Failure,
-    started: Instant,
+    status: u16,
+    flag: Option<&str>,
+    body: &[u8],
     close: bool,
 ) -> Next {
-    let _ = (listener, started);
     let mut out = ctx.scratch.take();
-    encode::local_response(&mut out, f.status(), f.body(), Some(f.flag()), close);
+    encode::local_response(&mut out, status, body, flag, close);
     let (res, out) = conn.write_all(out).await;
     ctx.scratch.give(out);
     if res.is_ok() && !close {
