@@ -163,6 +163,8 @@ fn find_max_searches_and_reports_the_curve() {
         f.steps.iter().any(|s| s.ok) && f.steps.iter().any(|s| !s.ok),
         "{f:?}"
     );
+    // Below the ~4,000 rps ceiling; on a loaded CI machine the search may settle under its
+    // 500 rps starting point, which is still a found knee.
     let m = f.max_rps.unwrap();
-    assert!((500.0..4500.0).contains(&m), "knee {m}");
+    assert!((10.0..4500.0).contains(&m), "knee {m}");
 }
