@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::intercept::{self, options::parse_u32, Cidr, InboundPorts};
+use crate::config::parse_u32;
+use crate::intercept::{self, Cidr, InboundPorts};
 
 #[derive(Debug, Parser)]
 #[command(

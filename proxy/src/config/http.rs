@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use super::raw::{RawListener, RawPool};
 use super::routes::build_table;
-use super::scalar::{parse_size, Scalar};
-use super::typed::duration_field;
+use super::scalar::{duration_field, parse_size, Scalar};
 use super::{Cluster, ConfigError, HttpSettings, PoolSettings};
 
 /// The first `http`-only field set on a `tcp` listener, if any.

@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use scalar::parse_size;
-pub use typed::parse_duration;
+pub use scalar::{parse_duration, parse_size, parse_u32};
 
 /// The embedded default config, used when no `--config` is given.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw_http::{RawDirect, RawHeaderMatch, RawMatch, RawRetry, RawRoute, RawVirtualHost};
-use super::typed::duration_field;
+use super::scalar::duration_field;
 use super::{Cluster, ClusterKind, ConfigError};
 use crate::route::{
     anchored_regex, Action, HeaderMatch, HeaderValueMatch, PathMatch, RetryPolicy, Route,

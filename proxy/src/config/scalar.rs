@@ -1,10 +1,16 @@
 //! A YAML scalar kept as text, whether written as a string or a number: durations (`30s`, `0`)
 //! and sizes (`65536`, `64KiB`) accept both spellings, and the typed stage parses the text.
+//! The scalar parsers every config stage shares (durations, sizes, 32-bit numbers) live here, so
+//! the stage-two modules depend on this leaf and not on each other.
 
 use std::fmt;
 use std::ops::Deref;
 
+use std::time::Duration;
+
 use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+use super::ConfigError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scalar(pub String);
@@ -59,4 +65,33 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| {
             format!("invalid size {s:?} (expected bytes, or a number with B, KiB or MiB)")
         })
+}
+
+/// Parses a human duration (`"250ms"`, `"30s"`, `"1h"`); `"0"` is zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?} ({e})"))
+}
+
+pub(super) fn duration_field(
+    path: String,
+    v: &Option<Scalar>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|m| ConfigError::new(path, m)),
+    }
+}
+
+/// A 32-bit number written in decimal or `0x` hex (`upstream_mark`, `--mark`).
+pub fn parse_u32(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("bad number {s:?} (decimal or 0x-hex)"))
 }

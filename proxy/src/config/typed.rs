@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::http::{build_http, build_pool, http_only_field, tcp_only_field};
-use super::raw::{RawCluster, RawConfig, RawListener, RawNumber, Scalar};
+use super::raw::{RawCluster, RawConfig, RawListener, RawNumber};
+use super::scalar::{duration_field, parse_u32};
 use super::{
     Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, Protocol,
 };
@@ -15,25 +16,6 @@ const DEFAULT_BACKLOG: u32 = 1024;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Parses a human duration (`"250ms"`, `"30s"`, `"1h"`); `"0"` is zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?} ({e})"))
-}
-
-pub(super) fn duration_field(
-    path: String,
-    v: &Option<Scalar>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|m| ConfigError::new(path, m)),
-    }
-}
 
 /// Splits `host:port` and resolves it (once, here, never on the data path).
 fn parse_endpoint(path: String, s: &str) -> Result<Endpoint, ConfigError> {
@@ -281,7 +263,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         Some(n) => {
             let v = match n {
                 RawNumber::Int(i) => u32::try_from(*i).map_err(|_| i.to_string()),
-                RawNumber::Str(s) => crate::intercept::options::parse_u32(s),
+                RawNumber::Str(s) => parse_u32(s),
             }
             .map_err(|m| {
                 ConfigError::new("upstream_mark", format!("expected a 32-bit mark: {m}"))

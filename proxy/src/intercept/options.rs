@@ -122,16 +122,6 @@ impl fmt::Display for Cidr {
     }
 }
 
-/// Parses `0x539` or `1337`.
-pub fn parse_u32(s: &str) -> Result<u32, String> {
-    let s = s.trim();
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16),
-        None => s.parse(),
-    };
-    r.map_err(|_| format!("bad number {s:?} (decimal or 0x-hex)"))
-}
-
 /// Everything the rule generators need. Build with [`Options::new`] and adjust fields, then
 /// [`Options::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]

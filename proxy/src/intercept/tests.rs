@@ -255,7 +255,7 @@ fn validation_refuses_loops_and_clashes() {
     o.exclude_outbound_cidrs = vec!["fd00::/8".parse().unwrap()];
     assert!(o.validate().unwrap_err().contains("--ipv6"));
     assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-    assert_eq!(options::parse_u32("0x539"), Ok(1337));
+    assert_eq!(crate::config::parse_u32("0x539"), Ok(1337));
     assert!("8080,x".parse::<InboundPorts>().is_err());
 }
 
