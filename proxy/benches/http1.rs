@@ -3,11 +3,16 @@
 //! before any I/O. Also the response side: parse an upstream head and serialise the client one.
 
 use std::hint::black_box;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use shardcar::ctx::{ConnCtx, LocalAddr, PeerAddr, Snapshot};
 use shardcar::http1::encode::{self, Forwarding};
 use shardcar::http1::head::{self, Limits, RequestHead, ResponseHead};
-use shardcar::http1::view::View;
+use shardcar::http1::scan::HeadScan;
+use shardcar::http1::target::request_ctx;
+use shardcar::route::FilterChain;
 use shardcar::Config;
 
 const REQUEST: &[u8] = b"GET /api/v1/items?id=42 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: wrk/4.2\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nX-Trace: abc123\r\nConnection: keep-alive\r\n\r\n";
@@ -40,7 +45,16 @@ clusters:
 ";
 
 fn bench(c: &mut Criterion) {
-    let config = Config::from_yaml(CONFIG).expect("bench config");
+    let config = Arc::new(Config::from_yaml(CONFIG).expect("bench config"));
+    let addr = "127.0.0.1:40000".parse().unwrap();
+    let conn = ConnCtx {
+        peer: PeerAddr(addr),
+        local: LocalAddr(addr),
+        orig_dst: None,
+        listener: 0,
+        snapshot: Rc::new(Snapshot::build(config.clone(), None, 0)),
+        tls: None,
+    };
     let routes = &config.listeners[0]
         .http
         .as_ref()
@@ -54,13 +68,15 @@ fn bench(c: &mut Criterion) {
     let mut req = RequestHead::default();
     let mut resp = ResponseHead::default();
     let mut out = Vec::with_capacity(1024);
-    let serialize = |out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, route| {
+    let serialize = |out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, filters: &FilterChain| {
         encode::request_head(
             out,
             buf,
             req,
             &Forwarding {
-                route,
+                filters,
+                target: req.target.get(buf),
+                authority: None,
                 client_ip: b"127.0.0.1",
                 request_id: &[b'0'; 36],
                 framing: req.framing,
@@ -70,14 +86,13 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("request: parse + route + serialize", |b| {
         b.iter(|| {
+            let mut scan = HeadScan::default();
+            assert!(scan.advance(black_box(REQUEST), &limits).unwrap());
             assert!(head::parse_request(black_box(REQUEST), &limits, &mut req).unwrap());
             let route = routes
-                .select(&View {
-                    buf: REQUEST,
-                    head: &req,
-                })
+                .select(&request_ctx(REQUEST, &req, &conn, None))
                 .expect("route");
-            serialize(&mut out, REQUEST, &req, route)
+            serialize(&mut out, REQUEST, &req, &route.filters)
         })
     });
     c.bench_function("request: parse only", |b| {
@@ -87,26 +102,27 @@ fn bench(c: &mut Criterion) {
     c.bench_function("request: route only", |b| {
         b.iter(|| {
             routes
-                .select(black_box(&View {
-                    buf: REQUEST,
-                    head: &req,
-                }))
+                .select(black_box(&request_ctx(REQUEST, &req, &conn, None)))
                 .is_some()
         })
     });
     let route = routes
-        .select(&View {
-            buf: REQUEST,
-            head: &req,
-        })
+        .select(&request_ctx(REQUEST, &req, &conn, None))
         .unwrap();
     c.bench_function("request: serialize only", |b| {
-        b.iter(|| serialize(&mut out, black_box(REQUEST), &req, route))
+        b.iter(|| serialize(&mut out, black_box(REQUEST), &req, &route.filters))
     });
     c.bench_function("response: parse + serialize", |b| {
         b.iter(|| {
             assert!(head::parse_response(black_box(RESPONSE), 1 << 16, false, &mut resp).unwrap());
-            encode::response_head(&mut out, RESPONSE, &resp, false);
+            encode::response_head(
+                &mut out,
+                RESPONSE,
+                &resp,
+                resp.framing,
+                false,
+                &route.filters,
+            );
             black_box(out.len())
         })
     });

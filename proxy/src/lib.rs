@@ -1,17 +1,23 @@
 //! Shardcar: a thread-per-core io_uring sidecar proxy.
 //!
-//! Data flows top to bottom: [`listener`] (REUSEPORT sockets per shard) → [`l4`] (copy or
-//! splice movers) → [`cluster`] (per-shard load balancing) → upstream. Beside the data path:
-//! [`config`] (two-stage YAML loading), [`shard`] (one runtime per core), [`server`] (start and
-//! stop), [`intercept`] (iptables/nft capture rules), [`upstream`] (marked upstream connects)
-//! and [`sys`], the only module allowed `unsafe`.
+//! Data flows top to bottom: [`listener`] (REUSEPORT sockets per shard) → accept builds a
+//! [`ctx::ConnCtx`] → [`l4`] (copy or splice) or [`http1`] (codec) over an [`io::Stream`] →
+//! [`http`] (protocol-neutral request, retries) → [`route`] (virtual hosts, matches, filters)
+//! → [`cluster`] (per-shard load balancing, pools) → [`upstream`] (the one connect function).
+//! Beside the data path: [`config`] (two-stage YAML loading), [`shard`] (one runtime per core,
+//! state by layer, command channel), [`server`] (start, swap, stats, drain), [`intercept`]
+//! (iptables/nft capture rules) and [`sys`], the only module allowed `unsafe`. [`ctx`] holds
+//! what all layers share (addresses, snapshots, the connection sweeper) and imports none of them.
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod ctx;
+pub mod http;
 pub mod http1;
 pub mod intercept;
+pub mod io;
 pub mod l4;
 pub mod listener;
 pub mod route;

@@ -7,8 +7,32 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::RawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Listener;
+use crate::ctx::{LocalAddr, OrigDst, OwnAddrs};
+use crate::sys;
+
+/// The destination an accepted connection meant before interception, for listeners that ask:
+/// the accepted socket's local address when TPROXY delivered it (a `transparent` listener whose
+/// local address is not one of our listeners), else `SO_ORIGINAL_DST` (REDIRECT). So one
+/// listener with both flags works under either capture mode. `None` for other listeners.
+pub fn original_destination(
+    fd: RawFd,
+    local: LocalAddr,
+    listener: &Listener,
+    own: &OwnAddrs,
+) -> io::Result<Option<OrigDst>> {
+    if listener.transparent && !own.is_own_listener(local.0) {
+        return Ok(Some(OrigDst(local.0)));
+    }
+    if listener.original_dst {
+        return sys::original_dst(fd, local.0.is_ipv6()).map(|a| Some(OrigDst(a)));
+    }
+    Ok(None)
+}
 
 /// Binds one listening socket with `SO_REUSEPORT` (and `IP_TRANSPARENT` when `transparent`).
 pub fn bind_reuseport(

@@ -105,6 +105,40 @@ pub fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
 }
 
+/// What a non-blocking peek at an idle pooled connection saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Nothing to read: the connection is open and quiet, fit for a new request.
+    Quiet,
+    /// The peer sent FIN or the socket has an error.
+    Closed,
+    /// Bytes arrived while nothing was asked: the connection is out of step.
+    StrayData,
+}
+
+/// Peeks one byte without blocking or consuming it (`recv(MSG_PEEK | MSG_DONTWAIT)`).
+pub fn peek_idle(fd: RawFd) -> Peek {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a writable one-byte buffer and the length passed is 1; MSG_PEEK leaves
+    // the socket's data in place; the fd is borrowed from a socket the caller keeps open.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => Peek::Closed,
+        n if n > 0 => Peek::StrayData,
+        _ => match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) => Peek::Quiet,
+            _ => Peek::Closed,
+        },
+    }
+}
+
 /// Moves the calling thread into the network namespace `ns` refers to (e.g. an open
 /// `/run/netns/NAME`). Only this thread moves; sockets it creates afterwards live in `ns`.
 /// Used by the namespace tests; needs `CAP_SYS_ADMIN`.

@@ -9,4 +9,4 @@ mod lb;
 pub mod pool;
 
 pub use lb::{Balancer, InFlight};
-pub use pool::{PooledConn, Pools};
+pub use pool::{CleanEnd, PooledConn, Pools};

@@ -1,15 +1,37 @@
 //! Per-shard upstream connection pools for HTTP: idle keepalive connections per endpoint, LIFO
 //! (the most recently used connection is the one most likely still open and warm).
 //!
-//! A pooled connection that the upstream closed while idle is only discovered when it is used;
-//! the HTTP layer then retries once on a fresh connection if nothing of the response arrived.
+//! A connection goes back only with a [`CleanEnd`]: the request was sent in full, the response
+//! read in full, and no byte was left over — anything else could poison the next request. On
+//! checkout a connection is peeked (`MSG_PEEK`): one the upstream closed (FIN) or that holds
+//! stray bytes is dropped instead of used. Connections idle past the pool's `idle_timeout` are
+//! closed by the shard's periodic [`Pools::evict_expired`], not kept until the next checkout.
 
 use std::cell::{Cell, RefCell};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use monoio::net::TcpStream;
 
 use crate::config::PoolSettings;
+use crate::sys::{self, Peek};
+
+/// Proof that an exchange on a connection ended cleanly; only such a connection is pooled.
+#[derive(Debug)]
+pub struct CleanEnd(());
+
+impl CleanEnd {
+    /// `Some` only when the request went out in full, the response was read to its end, no
+    /// unread response bytes are buffered and the upstream did not ask to close.
+    pub fn check(
+        request_sent: bool,
+        response_done: bool,
+        leftover: usize,
+        close: bool,
+    ) -> Option<CleanEnd> {
+        (request_sent && response_done && leftover == 0 && !close).then_some(CleanEnd(()))
+    }
+}
 
 /// An upstream connection with its use count.
 #[derive(Debug)]
@@ -42,6 +64,10 @@ pub struct Pools {
     /// Requests that went out on a reused connection / on a new one.
     pub reused: Cell<u64>,
     pub connected: Cell<u64>,
+    /// Idle connections dropped at checkout because the upstream had closed them or sent
+    /// unasked bytes, and ones closed for outliving `idle_timeout`.
+    pub dropped_dead: Cell<u64>,
+    pub expired: Cell<u64>,
 }
 
 impl Pools {
@@ -51,20 +77,43 @@ impl Pools {
             idle: (0..endpoints).map(|_| RefCell::new(Vec::new())).collect(),
             reused: Cell::new(0),
             connected: Cell::new(0),
+            dropped_dead: Cell::new(0),
+            expired: Cell::new(0),
         }
     }
 
-    /// An idle connection to `endpoint` that has not outlived the idle timeout.
+    /// An idle connection to `endpoint` that has not outlived the idle timeout and is still
+    /// open and quiet.
     pub fn take(&self, endpoint: usize) -> Option<PooledConn> {
         let mut idle = self.idle.get(endpoint)?.borrow_mut();
         while let Some(mut c) = idle.pop() {
-            if c.idle_since.elapsed() < self.settings.idle_timeout {
-                c.reused = true;
-                self.reused.set(self.reused.get() + 1);
-                return Some(c);
+            if c.idle_since.elapsed() >= self.settings.idle_timeout {
+                self.expired.set(self.expired.get() + 1);
+                continue;
             }
+            if sys::peek_idle(c.stream.as_raw_fd()) != Peek::Quiet {
+                self.dropped_dead.set(self.dropped_dead.get() + 1);
+                continue;
+            }
+            c.reused = true;
+            self.reused.set(self.reused.get() + 1);
+            return Some(c);
         }
         None
+    }
+
+    /// Closes idle connections that outlived the idle timeout; returns how many.
+    pub fn evict_expired(&self) -> usize {
+        let limit = self.settings.idle_timeout;
+        let mut n = 0;
+        for slot in self.idle.iter() {
+            let mut idle = slot.borrow_mut();
+            let before = idle.len();
+            idle.retain(|c| c.idle_since.elapsed() < limit);
+            n += before - idle.len();
+        }
+        self.expired.set(self.expired.get() + n as u64);
+        n
     }
 
     pub fn note_connected(&self) {
@@ -72,7 +121,7 @@ impl Pools {
     }
 
     /// Returns a connection whose last exchange completed cleanly.
-    pub fn put(&self, mut c: PooledConn) {
+    pub fn put(&self, mut c: PooledConn, _clean: CleanEnd) {
         c.requests += 1;
         if self
             .settings

@@ -16,6 +16,7 @@ pub(super) fn http_only_field(raw: &RawListener) -> Option<&'static str> {
             "request_headers_timeout",
             raw.request_headers_timeout.is_some(),
         ),
+        ("first_byte_timeout", raw.first_byte_timeout.is_some()),
         (
             "max_request_headers_size",
             raw.max_request_headers_size.is_some(),
@@ -68,6 +69,11 @@ pub(super) fn build_http(
             &raw.request_headers_timeout,
             d.request_headers_timeout,
         )?,
+        first_byte_timeout: duration_field(
+            f("first_byte_timeout"),
+            &raw.first_byte_timeout,
+            d.first_byte_timeout,
+        )?,
         max_request_headers_bytes: size_field(
             f("max_request_headers_size"),
             &raw.max_request_headers_size,
@@ -90,6 +96,9 @@ pub(super) fn build_http(
             f("request_headers_timeout"),
             "must be above 0",
         ));
+    }
+    if s.first_byte_timeout.is_zero() {
+        return Err(ConfigError::new(f("first_byte_timeout"), "must be above 0"));
     }
     if s.max_request_headers == 0 {
         return Err(ConfigError::new(

@@ -47,8 +47,13 @@ pub enum Protocol {
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub routes: crate::route::RouteTable,
-    /// A client must send a whole request head within this (default 10s) → else 408.
+    /// A client must send a whole request head within this (default 10s) → else 408. It runs
+    /// from the head's first byte.
     pub request_headers_timeout: Duration,
+    /// A new connection must send its first byte within this (default 10s), else it is closed
+    /// without a response (nothing was asked). Keepalive connections between requests are
+    /// governed by the listener's `idle_timeout` instead.
+    pub first_byte_timeout: Duration,
     /// Request line + headers limit (default 60 KiB) → 431.
     pub max_request_headers_bytes: usize,
     /// Header count limit (default 100) → 431.
@@ -64,6 +69,7 @@ impl Default for HttpSettings {
         HttpSettings {
             routes: Default::default(),
             request_headers_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(10),
             max_request_headers_bytes: 60 * 1024,
             max_request_headers: 100,
             max_request_line_bytes: 8 * 1024,
@@ -108,6 +114,11 @@ pub struct Listener {
     pub address: SocketAddr,
     pub protocol: Protocol,
     pub backlog: u32,
+    /// Open connections allowed on this listener for the whole process; each of N shards takes
+    /// `ceil(max / N)` (the kernel spreads connections evenly, so the total stays within
+    /// N−1 of the limit). At the limit a shard stops accepting — new connections wait in the
+    /// listen backlog — until one of its connections closes. `None`: no limit.
+    pub max_connections: Option<u32>,
     /// Close a connection after this long with no bytes in either direction (`None`: never).
     pub idle_timeout: Option<Duration>,
     pub l4_mode: L4Mode,
@@ -144,7 +155,7 @@ pub enum ClusterKind {
     OriginalDst { override_ip: Option<IpAddr> },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     pub name: String,
     pub kind: ClusterKind,

@@ -30,6 +30,8 @@ pub struct RawListener {
     #[serde(default)]
     pub protocol: Option<String>,
     pub backlog: Option<u32>,
+    /// Open connections allowed on this listener, for the whole process (split across shards).
+    pub max_connections: Option<u32>,
     pub idle_timeout: Option<Scalar>,
     /// `tcp` only.
     pub l4_mode: Option<String>,
@@ -43,6 +45,7 @@ pub struct RawListener {
     pub virtual_hosts: Option<Vec<RawVirtualHost>>,
     /// `http` only; see [`super::HttpSettings`] for meanings and defaults.
     pub request_headers_timeout: Option<Scalar>,
+    pub first_byte_timeout: Option<Scalar>,
     pub max_request_headers_size: Option<Scalar>,
     pub max_request_headers: Option<usize>,
     pub max_request_line_size: Option<Scalar>,

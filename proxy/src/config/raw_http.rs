@@ -32,6 +32,10 @@ pub struct RawRoute {
     #[serde(default)]
     pub request_headers_to_remove: Vec<String>,
     pub host_rewrite: Option<String>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<RawHeaderValue>,
+    #[serde(default)]
+    pub response_headers_to_remove: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,8 +9,8 @@ use super::raw_http::{RawDirect, RawHeaderMatch, RawMatch, RawRetry, RawRoute, R
 use super::scalar::duration_field;
 use super::{Cluster, ClusterKind, ConfigError};
 use crate::route::{
-    anchored_regex, Action, HeaderMatch, HeaderValueMatch, PathMatch, RetryPolicy, Route,
-    RouteMatch, RouteTable, VirtualHost,
+    anchored_regex, Action, FilterChain, HeaderMatch, HeaderValueMatch, PathMatch, RequestFilter,
+    ResponseFilter, RetryPolicy, Route, RouteMatch, RouteTable, VirtualHost,
 };
 
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,32 +122,7 @@ fn build_route(
     clusters: &[Arc<Cluster>],
 ) -> Result<Route, ConfigError> {
     let timeout = duration_field(format!("{at}.timeout"), &raw.timeout, DEFAULT_ROUTE_TIMEOUT)?;
-    let mut add = Vec::with_capacity(raw.request_headers_to_add.len());
-    for (k, h) in raw.request_headers_to_add.iter().enumerate() {
-        let path = format!("{at}.request_headers_to_add[{k}]");
-        let name = check_header_name(&format!("{path}.name"), &h.name, true)?;
-        if h.value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(ConfigError::new(
-                format!("{path}.value"),
-                "a header value may not contain CR, LF or NUL",
-            ));
-        }
-        add.push((name, h.value.clone()));
-    }
-    let remove = raw
-        .request_headers_to_remove
-        .iter()
-        .enumerate()
-        .map(|(k, n)| check_header_name(&format!("{at}.request_headers_to_remove[{k}]"), n, true))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(h) = &raw.host_rewrite {
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic()) || h.contains('/') {
-            return Err(ConfigError::new(
-                format!("{at}.host_rewrite"),
-                format!("invalid host {h:?}"),
-            ));
-        }
-    }
+    let filters = build_filters(at, raw)?;
     Ok(Route {
         name: raw
             .name
@@ -163,9 +138,64 @@ fn build_route(
                 ..Default::default()
             },
         },
-        request_headers_to_add: add,
-        request_headers_to_remove: remove,
-        host_rewrite: raw.host_rewrite.clone(),
+        filters,
+    })
+}
+
+/// Header values may not break a head.
+fn check_value(path: String, v: &str) -> Result<(), ConfigError> {
+    if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(ConfigError::new(
+            path,
+            "a header value may not contain CR, LF or NUL",
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles a route's header edits into its filter chain: removals, then the host rewrite,
+/// then additions, for each side.
+fn build_filters(at: &str, raw: &RawRoute) -> Result<FilterChain, ConfigError> {
+    let mut request = Vec::new();
+    for (k, n) in raw.request_headers_to_remove.iter().enumerate() {
+        let name = check_header_name(&format!("{at}.request_headers_to_remove[{k}]"), n, true)?;
+        request.push(RequestFilter::RemoveHeader(name.into()));
+    }
+    if let Some(h) = &raw.host_rewrite {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic()) || h.contains('/') {
+            return Err(ConfigError::new(
+                format!("{at}.host_rewrite"),
+                format!("invalid host {h:?}"),
+            ));
+        }
+        request.push(RequestFilter::SetHost(h.as_str().into()));
+    }
+    for (k, h) in raw.request_headers_to_add.iter().enumerate() {
+        let path = format!("{at}.request_headers_to_add[{k}]");
+        let name = check_header_name(&format!("{path}.name"), &h.name, true)?;
+        check_value(format!("{path}.value"), &h.value)?;
+        request.push(RequestFilter::AddHeader(
+            name.into(),
+            h.value.as_str().into(),
+        ));
+    }
+    let mut response = Vec::new();
+    for (k, n) in raw.response_headers_to_remove.iter().enumerate() {
+        let name = check_header_name(&format!("{at}.response_headers_to_remove[{k}]"), n, true)?;
+        response.push(ResponseFilter::RemoveHeader(name.into()));
+    }
+    for (k, h) in raw.response_headers_to_add.iter().enumerate() {
+        let path = format!("{at}.response_headers_to_add[{k}]");
+        let name = check_header_name(&format!("{path}.name"), &h.name, true)?;
+        check_value(format!("{path}.value"), &h.value)?;
+        response.push(ResponseFilter::AddHeader(
+            name.into(),
+            h.value.as_str().into(),
+        ));
+    }
+    Ok(FilterChain {
+        request: request.into(),
+        response: response.into(),
     })
 }
 

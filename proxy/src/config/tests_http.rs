@@ -123,12 +123,16 @@ fn http_listener_parses_with_defaults() {
     assert_eq!(r.num_retries, 3);
     assert_eq!(r.per_try_timeout, Some(Duration::from_secs(1)));
     assert!(!r.retry_non_idempotent);
+    use crate::route::RequestFilter;
     assert_eq!(
-        canary.request_headers_to_add,
-        [("x-env".into(), "prod".into())]
+        &*canary.filters.request,
+        [
+            RequestFilter::RemoveHeader("x-internal".into()),
+            RequestFilter::SetHost("backend.internal".into()),
+            RequestFilter::AddHeader("x-env".into(), "prod".into()),
+        ]
     );
-    assert_eq!(canary.request_headers_to_remove, ["x-internal"]);
-    assert_eq!(canary.host_rewrite.as_deref(), Some("backend.internal"));
+    assert!(canary.filters.response.is_empty());
 
     assert_eq!(
         c.clusters[0].pool,
@@ -309,7 +313,7 @@ fn route_errors_name_field_and_line() {
         (
             "            timeout: 0\n",
             "            timeot: 0\n",
-            "listeners[0].virtual_hosts[0].routes[1].timeot: unknown field `timeot`, expected one of `name`, `match`, `cluster`, `weighted_clusters`, `direct_response`, `timeout`, `retry_policy`, `request_headers_to_add`, `request_headers_to_remove`, `host_rewrite` at line 17",
+            "listeners[0].virtual_hosts[0].routes[1].timeot: unknown field `timeot`, expected one of `name`, `match`, `cluster`, `weighted_clusters`, `direct_response`, `timeout`, `retry_policy`, `request_headers_to_add`, `request_headers_to_remove`, `host_rewrite`, `response_headers_to_add`, `response_headers_to_remove` at line 17",
         ),
     ];
     for (from, to, want) in cases {
@@ -438,4 +442,61 @@ fn documented_example_parses() {
         t.virtual_hosts[0].routes[1].action,
         Action::Direct { status: 200, ref body } if body == "ok\n"
     ));
+}
+
+#[test]
+fn response_header_edits_compile_into_the_response_filters() {
+    let c = Config::from_yaml(
+        "
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {prefix: /}
+            cluster: a
+            response_headers_to_add: [{name: X-Served-By, value: shardcar}]
+            response_headers_to_remove: [Server]
+clusters:
+  - name: a
+    endpoints: [\"127.0.0.1:1\"]
+",
+    )
+    .unwrap();
+    use crate::route::ResponseFilter;
+    let routes = &c.listeners[0].http.as_ref().unwrap().routes;
+    let route = &routes.virtual_hosts[0].routes[0];
+    assert_eq!(
+        &*route.filters.response,
+        [
+            ResponseFilter::RemoveHeader("server".into()),
+            ResponseFilter::AddHeader("x-served-by".into(), "shardcar".into()),
+        ]
+    );
+    let bad = Config::from_yaml(
+        "
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {prefix: /}
+            cluster: a
+            response_headers_to_add: [{name: \"bad name\", value: x}]
+clusters:
+  - name: a
+    endpoints: [\"127.0.0.1:1\"]
+",
+    )
+    .unwrap_err();
+    assert_eq!(
+        bad.to_string(),
+        "listeners[0].virtual_hosts[0].routes[0].response_headers_to_add[0].name: invalid header name \"bad name\" at line 12"
+    );
 }

@@ -175,11 +175,18 @@ fn build_listener(
             (None, Some(Arc::new(build_http(&at, raw, clusters)?)))
         }
     };
+    if raw.max_connections == Some(0) {
+        return Err(ConfigError::new(
+            at("max_connections"),
+            "must be at least 1 (leave it out for no limit)",
+        ));
+    }
     Ok(Listener {
         name: raw.name.clone(),
         address,
         protocol,
         backlog,
+        max_connections: raw.max_connections,
         idle_timeout: (!idle.is_zero()).then_some(idle),
         l4_mode,
         cluster,

@@ -8,8 +8,9 @@ use monoio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
 use super::conn::{write_range, Conn};
-use super::failure::Failure;
 use super::head::Framing;
+use crate::http::Failure;
+use crate::io::Stream;
 
 /// How the current request's body is handled.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ impl Body {
 }
 
 /// Reads a `Content-Length` body of `n` bytes (already checked against the retry buffer limit).
-pub async fn buffer(conn: &mut Conn, n: usize) -> io::Result<Vec<u8>> {
+pub async fn buffer<S: Stream>(conn: &mut Conn<S>, n: usize) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(n);
     loop {
         let start = conn.consumed;
@@ -56,7 +57,7 @@ pub async fn buffer(conn: &mut Conn, n: usize) -> io::Result<Vec<u8>> {
 
 /// Forgets consumed bytes when nothing after them is buffered, so a long body reuses one
 /// buffer instead of growing it.
-fn compact(conn: &mut Conn) {
+fn compact<S>(conn: &mut Conn<S>) {
     if conn.consumed > 0 && conn.consumed == conn.rbuf.len() {
         conn.rbuf.clear();
         conn.consumed = 0;
@@ -65,7 +66,11 @@ fn compact(conn: &mut Conn) {
 
 /// Streams the request body from the client to `up`. Bytes of the next pipelined request stay
 /// in `conn.rbuf`.
-pub async fn stream(conn: &mut Conn, up: &mut TcpStream, framing: Framing) -> Result<(), Failure> {
+pub async fn stream<S: Stream>(
+    conn: &mut Conn<S>,
+    up: &mut TcpStream,
+    framing: Framing,
+) -> Result<(), Failure> {
     match framing {
         Framing::None | Framing::UntilClose => Ok(()),
         Framing::Length(n) => {
@@ -76,6 +81,7 @@ pub async fn stream(conn: &mut Conn, up: &mut TcpStream, framing: Framing) -> Re
                 write_range(up, &mut conn.rbuf, start..start + take)
                     .await
                     .map_err(|_| Failure::Reset)?;
+                conn.watch.touch();
                 conn.consumed += take;
                 left -= take as u64;
                 if left == 0 {
@@ -98,6 +104,7 @@ pub async fn stream(conn: &mut Conn, up: &mut TcpStream, framing: Framing) -> Re
                 write_range(up, &mut conn.rbuf, start..start + take)
                     .await
                     .map_err(|_| Failure::Reset)?;
+                conn.watch.touch();
                 conn.consumed += take;
                 if scanner.is_done() {
                     return Ok(());

@@ -1,18 +1,20 @@
-//! A client connection's state: the socket, its read buffer (heads and body bytes, including
-//! pipelined requests read ahead) and the parsed head. Scratch buffers for the upstream side
-//! come from the shard's [`Scratch`] pool for the length of one exchange only, so an idle
-//! keepalive connection holds just its read buffer (and not even that once parked).
+//! A client connection's state: the stream, its [`ConnCtx`], its read buffer (heads and body
+//! bytes, including pipelined requests read ahead), the parsed head and the connection's watch.
+//! Every read and write touches the watch, so the idle timeout means "no bytes either way".
+//! Scratch buffers for the upstream side come from the shard's [`Scratch`] pool for the length
+//! of one exchange only, so an idle keepalive connection holds just its read buffer (and not
+//! even that once parked).
 
 use std::cell::RefCell;
 use std::io;
-use std::net::SocketAddr;
+use std::rc::Rc;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use super::head::RequestHead;
-use crate::l4::watch::ConnWatch;
+use crate::ctx::{ConnCtx, ConnWatch};
+use crate::io::Stream;
 
 /// First read buffer of a connection; it grows (up to the head limit) only for larger heads.
 pub const INITIAL_READ_BUFFER: usize = 4096;
@@ -22,27 +24,29 @@ pub const PARKED_READ: usize = 64;
 pub const IO_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug)]
-pub struct Conn {
-    pub stream: TcpStream,
-    pub peer: SocketAddr,
+pub struct Conn<S> {
+    pub stream: S,
+    pub ctx: ConnCtx,
     /// Bytes read from the client and not yet consumed: `[..head.len]` is the current head.
     pub rbuf: Vec<u8>,
     pub head: RequestHead,
     /// Bytes of `rbuf` that belong to the current request (head + body consumed so far).
     pub consumed: usize,
     /// The peer's IP as text, for x-forwarded-for (formatted once per connection).
-    pub peer_ip: String,
+    pub peer_ip: Box<str>,
+    pub watch: Rc<ConnWatch>,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+impl<S: Stream> Conn<S> {
+    pub fn new(stream: S, ctx: ConnCtx, watch: Rc<ConnWatch>) -> Conn<S> {
         Conn {
             stream,
-            peer,
+            peer_ip: ctx.peer.ip().to_string().into_boxed_str(),
+            ctx,
             rbuf: Vec::new(),
             head: RequestHead::default(),
             consumed: 0,
-            peer_ip: peer.ip().to_string(),
+            watch,
         }
     }
 
@@ -55,6 +59,7 @@ impl Conn {
             .read(std::mem::take(&mut self.rbuf).slice_mut(len..))
             .await;
         self.rbuf = slice.into_inner();
+        self.watch.touch();
         res
     }
 
@@ -62,16 +67,16 @@ impl Conn {
     /// sweeper once the connection has been quiet for a while ("parking"): the read buffer is
     /// then freed and the wait continues with a [`PARKED_READ`]-byte one, so an idle keepalive
     /// connection holds almost no memory. Only used when `rbuf` is empty.
-    pub async fn read_first(&mut self, watch: &ConnWatch) -> io::Result<usize> {
+    pub async fn read_first(&mut self) -> io::Result<usize> {
         loop {
-            if watch.parked() {
+            if self.watch.parked() {
                 self.rbuf = Vec::with_capacity(PARKED_READ);
             } else {
                 reserve(&mut self.rbuf);
             }
             let (res, buf) = self
                 .stream
-                .cancelable_read(std::mem::take(&mut self.rbuf), watch.cancel_handle())
+                .cancelable_read(std::mem::take(&mut self.rbuf), self.watch.cancel_handle())
                 .await;
             self.rbuf = buf;
             match res {
@@ -79,7 +84,8 @@ impl Conn {
                     self.rbuf = Vec::new(); // parked: give the buffer back
                 }
                 Ok(n) => {
-                    watch.unpark();
+                    self.watch.unpark();
+                    self.watch.touch();
                     return Ok(n);
                 }
                 Err(e) => return Err(e),
@@ -97,7 +103,19 @@ impl Conn {
     /// Writes `buf` fully to the client.
     pub async fn write_all<T: IoBuf>(&mut self, buf: T) -> (io::Result<()>, T) {
         let (res, buf) = self.stream.write_all(buf).await;
+        self.watch.touch();
         (res.map(drop), buf)
+    }
+
+    /// Writes `buf[range]` fully to the client, keeping `buf`.
+    pub async fn write_range(
+        &mut self,
+        buf: &mut Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> io::Result<()> {
+        let r = write_range(&mut self.stream, buf, range).await;
+        self.watch.touch();
+        r
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::head::{classify, Framing, HeaderSpan, Known, RequestHead, ResponseHead, Span};
-use crate::route::Route;
+use crate::route::FilterChain;
 
 /// Headers that never cross a proxy (plus whatever `Connection` lists).
 fn is_hop_by_hop(kind: Known) -> bool {
@@ -30,7 +30,12 @@ fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// Everything the upstream head needs besides the parsed request.
 pub struct Forwarding<'a> {
-    pub route: &'a Route,
+    /// The route's filters: header removals, host rewrite, additions.
+    pub filters: &'a FilterChain,
+    /// Request target to send (origin-form: an absolute-form target is reduced to its path).
+    pub target: &'a [u8],
+    /// Host to send instead of the client's (an absolute-form target's authority).
+    pub authority: Option<&'a [u8]>,
     /// The client's address as text (formatted once per connection).
     pub client_ip: &'a [u8],
     /// A fresh UUIDv4 to use when the request carries no `x-request-id`.
@@ -44,10 +49,11 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
     out.clear();
     out.extend_from_slice(req.method.get(buf));
     out.push(b' ');
-    out.extend_from_slice(req.target.get(buf));
+    out.extend_from_slice(fwd.target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let route = fwd.route;
-    let mut xff: Option<&[u8]> = None;
+    let filters = fwd.filters;
+    let host_override = filters.host_rewrite().map(str::as_bytes).or(fwd.authority);
+    let mut xff = false;
     let mut has_request_id = false;
     for HeaderSpan { name, value } in &req.headers {
         let (n, v) = (name.get(buf), value.get(buf));
@@ -55,31 +61,32 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
             k if is_hop_by_hop(k) => continue,
             Known::ContentLength | Known::XForwardedProto => continue, // re-emitted below
             Known::XForwardedFor => {
-                xff = Some(v);
+                xff = true;
                 continue;
             }
-            Known::Host if route.host_rewrite.is_some() => continue,
+            Known::Host if host_override.is_some() => continue,
             Known::Expect if req.expect_continue => continue, // we sent 100 Continue ourselves
             Known::XRequestId => has_request_id = true,
             _ => {}
         }
-        if listed(n, buf, &req.connection_listed)
-            || route
-                .request_headers_to_remove
-                .iter()
-                .any(|r| n.eq_ignore_ascii_case(r.as_bytes()))
-        {
+        if listed(n, buf, &req.connection_listed) || filters.drops_request_header(n) {
             continue;
         }
         put(out, n, v);
     }
-    if let Some(h) = &route.host_rewrite {
-        put(out, b"host", h.as_bytes());
+    if let Some(h) = host_override {
+        put(out, b"host", h);
     }
     out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(prev) = xff {
-        out.extend_from_slice(prev);
-        out.extend_from_slice(b", ");
+    if xff {
+        // Every earlier hop, in order, whether sent as one header or several (RFC 7239 §7.1
+        // semantics for the de-facto header): join them, then append the client.
+        for h in &req.headers {
+            if classify(h.name.get(buf)) == Known::XForwardedFor {
+                out.extend_from_slice(h.value.get(buf));
+                out.extend_from_slice(b", ");
+            }
+        }
     }
     out.extend_from_slice(fwd.client_ip);
     out.extend_from_slice(b"\r\n");
@@ -87,7 +94,7 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
     if !has_request_id {
         put(out, b"x-request-id", fwd.request_id);
     }
-    for (n, v) in &route.request_headers_to_add {
+    for (n, v) in filters.request_adds() {
         put(out, n.as_bytes(), v.as_bytes());
     }
     match fwd.framing {
@@ -106,9 +113,18 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes the client-facing response head into `out` (cleared first). `close`: announce
-/// `connection: close`. `upgrade`: keep the Upgrade/Connection headers of a 101.
-pub fn response_head(out: &mut Vec<u8>, buf: &[u8], resp: &ResponseHead, close: bool) {
+/// Writes the client-facing response head into `out` (cleared first), with the route's
+/// response filters applied. `close`: announce `connection: close`. A 101 keeps its
+/// Upgrade/Connection headers. `framing` is how the body goes to the client (it differs from
+/// the upstream's when a chunked body is de-chunked for an HTTP/1.0 client).
+pub fn response_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    resp: &ResponseHead,
+    framing: Framing,
+    close: bool,
+    filters: &FilterChain,
+) {
     out.clear();
     let _ = write!(out, "HTTP/1.1 {} ", resp.status);
     out.extend_from_slice(resp.reason.get(buf));
@@ -124,12 +140,16 @@ pub fn response_head(out: &mut Vec<u8>, buf: &[u8], resp: &ResponseHead, close: 
         if is_hop_by_hop(kind)
             || kind == Known::ContentLength
             || listed(n, buf, &resp.connection_listed)
+            || filters.drops_response_header(n)
         {
             continue;
         }
         put(out, n, v);
     }
-    match resp.framing {
+    for (n, v) in filters.response_adds() {
+        put(out, n.as_bytes(), v.as_bytes());
+    }
+    match framing {
         Framing::Length(n) => {
             let _ = write!(out, "content-length: {n}\r\n");
         }

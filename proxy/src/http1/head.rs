@@ -3,40 +3,10 @@
 //! kept in a per-connection struct whose header vector is reused, so parsing allocates nothing
 //! once a connection has seen its largest head.
 
-use std::ops::Range;
-
 /// Most headers httparse is asked to hold; the configured limit (default 100) must be ≤ this.
 pub const MAX_HEADERS: usize = 128;
 
-/// A byte range inside the buffer the head was parsed from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Span {
-    pub start: u32,
-    pub end: u32,
-}
-
-impl Span {
-    fn of(buf: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
-        Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
-        }
-    }
-    #[inline]
-    pub fn get<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        &buf[self.start as usize..self.end as usize]
-    }
-    pub fn range(&self) -> Range<usize> {
-        self.start as usize..self.end as usize
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HeaderSpan {
-    pub name: Span,
-    pub value: Span,
-}
+pub use crate::http::span::{HeaderSpan, Span};
 
 /// How a message body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,7 +1,8 @@
 //! Responses back to the client: head rewritten (hop-by-hop headers dropped, framing
 //! re-announced), body relayed as it arrives (Content-Length, chunked passed through after
 //! validation, or until close). A small response goes out in one write together with its head.
-//! The upstream connection returns to the shard pool when its response ended cleanly.
+//! The upstream connection returns to the shard pool only with a [`CleanEnd`]: the request was
+//! sent in full, the response read to its end and not one byte more was buffered.
 
 use monoio::net::TcpStream;
 
@@ -10,37 +11,38 @@ use super::conn::{read_onto, write_range, Conn};
 use super::encode;
 use super::exchange::{Facts, Next};
 use super::head::{Framing, ResponseHead};
-use crate::cluster::{Balancer, PooledConn};
-use crate::shard::ShardCtx;
+use super::Env;
+use crate::cluster::{Balancer, CleanEnd, PooledConn};
+use crate::io::Stream;
+use crate::route::FilterChain;
+use crate::upstream;
 
 /// Relays the response whose head is at the start of `ubuf`.
 #[allow(clippy::too_many_arguments)]
-pub async fn response(
-    conn: &mut Conn,
-    ctx: &ShardCtx,
+pub async fn response<S: Stream>(
+    conn: &mut Conn<S>,
+    env: Env<'_>,
     balancer: &Balancer,
     mut up: PooledConn,
     ubuf: &mut Vec<u8>,
     resp: &ResponseHead,
+    filters: &FilterChain,
     facts: Facts,
     request_body_done: bool,
 ) -> Next {
     let close_client = facts.close || resp.framing == Framing::UntilClose || !request_body_done;
-    let mut out = ctx.scratch.take();
-    encode::response_head(&mut out, ubuf, resp, close_client);
+    let mut out = env.h1.scratch.take();
+    encode::response_head(&mut out, ubuf, resp, resp.framing, close_client, filters);
     let mut pos = resp.len;
     let outcome = relay_body(conn, &mut up.stream, ubuf, &mut pos, &mut out, resp.framing).await;
-    ctx.scratch.give(out);
-    let clean = match outcome {
-        Ok(()) => true,
-        Err(Side::Client) => return Next::Close,
-        Err(Side::Upstream) => {
-            // Truncated response: closing tells the client (length or chunk terminator missing).
-            return Next::Close;
-        }
-    };
-    if clean && !resp.close && pos == ubuf.len() {
-        balancer.pools.put(up);
+    env.h1.scratch.give(out);
+    match outcome {
+        Ok(()) => {}
+        // A truncated response: closing tells the client (length or chunk terminator missing).
+        Err(Side::Client | Side::Upstream) => return Next::Close,
+    }
+    if let Some(clean) = CleanEnd::check(request_body_done, true, ubuf.len() - pos, resp.close) {
+        upstream::h1::checkin(balancer, up, clean);
     }
     if close_client {
         Next::Close
@@ -55,8 +57,8 @@ enum Side {
 }
 
 /// Sends `out` (the head) plus the body. `pos` is where unsent body bytes start in `ubuf`.
-async fn relay_body(
-    conn: &mut Conn,
+async fn relay_body<S: Stream>(
+    conn: &mut Conn<S>,
     up: &mut TcpStream,
     ubuf: &mut Vec<u8>,
     pos: &mut usize,
@@ -81,12 +83,12 @@ async fn relay_body(
             // Head and the first body bytes in one write.
             out.extend_from_slice(&ubuf[*pos..*pos + take]);
             let n = out.len();
-            write_range(&mut conn.stream, out, 0..n)
+            conn.write_range(out, 0..n)
                 .await
                 .map_err(|_| Side::Client)?;
             first = false;
         } else {
-            write_range(&mut conn.stream, ubuf, *pos..*pos + take)
+            conn.write_range(ubuf, *pos..*pos + take)
                 .await
                 .map_err(|_| Side::Client)?;
         }
@@ -110,25 +112,32 @@ async fn relay_body(
         match read_onto(up, ubuf).await {
             Ok(0) if framing == Framing::UntilClose => return Ok(()),
             Ok(0) | Err(_) => return Err(Side::Upstream),
-            Ok(_) => {}
+            Ok(_) => conn.watch.touch(),
         }
     }
 }
 
 /// After 101 Switching Protocols (or a 2xx to CONNECT): send the head and whatever both sides
 /// already sent past their heads, then hand both sockets to the L4 tunnel.
-pub async fn open_tunnel(
-    conn: &mut Conn,
+pub async fn open_tunnel<S: Stream>(
+    conn: &mut Conn<S>,
     up: PooledConn,
     ubuf: &[u8],
     resp: &ResponseHead,
 ) -> Next {
     let mut up = up.stream;
     let mut out = Vec::with_capacity(resp.len + 64);
-    encode::response_head(&mut out, ubuf, resp, false);
+    encode::response_head(
+        &mut out,
+        ubuf,
+        resp,
+        resp.framing,
+        false,
+        &FilterChain::default(),
+    );
     out.extend_from_slice(&ubuf[resp.len..]);
     let n = out.len();
-    if write_range(&mut conn.stream, &mut out, 0..n).await.is_err() {
+    if conn.write_range(&mut out, 0..n).await.is_err() {
         return Next::Close;
     }
     let (start, end) = (conn.consumed, conn.rbuf.len());

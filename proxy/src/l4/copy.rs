@@ -3,7 +3,7 @@
 //!
 //! Buffers are 16 KiB slots of the shard's [`BufArena`] (DESIGN.md §2: 4–64 KiB measured the
 //! same on loopback). A connection keeps its buffer while traffic flows; once it has been quiet
-//! for [`super::watch::PARK_AFTER`] the shard sweeper cancels its reads, the slot goes back to
+//! for [`crate::ctx::watch::PARK_AFTER`] the shard sweeper cancels its reads, the slot goes back to
 //! the arena (and, beyond a small hot set, its pages back to the kernel) and the read waits with
 //! a [`PARKED_BUFFER`]-byte heap buffer instead. Measured with 2,000 idle proxied connections
 //! that had each carried one request (release build, one shard): 12.7 KB of RSS per connection
@@ -17,7 +17,7 @@ use monoio::buf::IoBuf;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, OwnedReadHalf, OwnedWriteHalf};
 use monoio::net::TcpStream;
 
-use super::watch::ConnWatch;
+use crate::ctx::ConnWatch;
 use crate::sys::BufArena;
 
 /// Per-direction read window while traffic flows.

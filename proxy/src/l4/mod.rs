@@ -15,24 +15,47 @@
 pub mod copy;
 pub mod pipe_pool;
 pub mod splice;
-pub mod watch;
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
+use std::rc::Rc;
 
 use futures_util::future::{select, try_join, Either};
 use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
-use crate::cluster::InFlight;
-use crate::config::{ClusterKind, L4Mode, Listener};
-use crate::shard::ShardCtx;
-use crate::sys;
-use crate::upstream;
-use watch::ConnWatch;
+use crate::cluster::{Balancer, InFlight};
+use crate::config::{ClusterKind, L4Mode};
+use crate::ctx::{ConnCtx, ConnWatch, Services, UpstreamAddr};
+use crate::sys::{self, BufArena};
+use crate::upstream::{self, ConnectError, ConnectOpts};
+use pipe_pool::PipePool;
+
+/// The L4 layer's per-shard state.
+#[derive(Debug)]
+pub struct L4State {
+    /// Copy-mode buffers.
+    pub bufs: Rc<BufArena>,
+    pub pipes: PipePool,
+    /// Local addresses of this shard's open original-dst upstream connections: a connection
+    /// accepted *from* one of them is the proxy capturing itself (rules without our mark/uid).
+    pub upstream_locals: RefCell<HashSet<SocketAddr>>,
+}
+
+impl L4State {
+    pub fn new(max_connections: u32) -> io::Result<L4State> {
+        Ok(L4State {
+            bufs: copy::new_arena(max_connections)?,
+            pipes: PipePool::default(),
+            upstream_locals: RefCell::default(),
+        })
+    }
+}
 
 /// How a proxied connection ended, for the log line.
 #[derive(Debug)]
@@ -56,36 +79,29 @@ where
     }
 }
 
-/// Where this connection should go: the listener's cluster, or its original destination.
-/// The [`InFlight`] guard counts the connection against its endpoint for least-request.
-///
-/// The original destination is the accepted socket's local address when it was delivered by
-/// TPROXY (a `transparent` listener whose local address is not one of our listeners), else
-/// `SO_ORIGINAL_DST` (REDIRECT). So one listener with both flags works under either mode.
+/// Where this connection should go: a healthy endpoint of the listener's cluster, or its
+/// original destination. The [`InFlight`] guard counts the connection against its endpoint
+/// for least-request; the index reports the connect's outcome to passive health.
 fn destination(
-    client: &TcpStream,
-    peer: SocketAddr,
-    listener: &Listener,
-    ctx: &ShardCtx,
-) -> io::Result<(SocketAddr, Option<InFlight>)> {
-    let balancer = &ctx.balancers[listener.tcp_cluster()];
-    if let Some((ep, guard)) = balancer.pick() {
-        return Ok((ep.addr, Some(guard)));
+    conn: &ConnCtx,
+    balancer: &Balancer,
+    svc: &Services,
+    l4: &L4State,
+) -> io::Result<(UpstreamAddr, Option<(usize, InFlight)>)> {
+    if let ClusterKind::Static(_) = balancer.cluster().kind {
+        let (idx, ep, guard) = balancer.pick_healthy().ok_or_else(|| {
+            io::Error::other("no healthy endpoint (all ejected after connect failures)")
+        })?;
+        return Ok((UpstreamAddr(ep.addr), Some((idx, guard))));
     }
-    if ctx.upstream_locals.borrow().contains(&peer) {
+    if l4.upstream_locals.borrow().contains(&conn.peer.0) {
         return Err(io::Error::other(format!(
-            "connection from {peer}, this proxy's own upstream socket: the interception rules do not exclude the proxy (upstream_mark = --mark, or --proxy-uid); refusing to loop"
+            "connection from {}, this proxy's own upstream socket: the interception rules do not exclude the proxy (upstream_mark = --mark, or --proxy-uid); refusing to loop",
+            conn.peer
         )));
     }
-    let local = client.local_addr()?;
-    let dst = if listener.transparent && !ctx.is_own_listener(local) {
-        local
-    } else if listener.original_dst {
-        sys::original_dst(client.as_raw_fd(), local.is_ipv6())?
-    } else {
-        local
-    };
-    if ctx.is_own_listener(dst) {
+    let dst = conn.orig_dst.map_or(conn.local.0, |d| d.0);
+    if svc.own.is_own_listener(dst) {
         return Err(io::Error::other(format!(
             "original destination {dst} is this proxy's own listener; refusing to loop"
         )));
@@ -96,91 +112,105 @@ fn destination(
         } => SocketAddr::new(ip, dst.port()),
         _ => dst,
     };
-    if target != dst && ctx.is_own_listener(target) {
+    if target != dst && svc.own.is_own_listener(target) {
         return Err(io::Error::other(format!(
             "delivery address {target} is this proxy's own listener; refusing to loop"
         )));
     }
-    tracing::debug!(listener = %listener.name, original_dst = %dst, upstream = %target, "captured connection");
-    Ok((target, None))
+    tracing::debug!(listener = %conn.listener().name, original_dst = %dst, upstream = %target, "captured connection");
+    Ok((UpstreamAddr(target), None))
 }
 
-/// Proxies one accepted connection to completion.
-pub async fn serve(client: TcpStream, peer: SocketAddr, listener: &Listener, ctx: &ShardCtx) {
+/// Proxies one accepted connection to completion. The context comes boxed and is freed once
+/// the upstream is connected: an established L4 connection needs only its peer, listener and
+/// snapshot, and its future is most of what an idle proxied connection costs.
+pub async fn serve(conn: Box<ConnCtx>, client: TcpStream, svc: &Services, l4: &L4State) {
+    let snapshot = conn.snapshot.clone();
+    let listener = &snapshot.config.listeners[conn.listener];
+    let balancer = &snapshot.clusters[listener.tcp_cluster()];
     // Both phases are boxed: the connect phase (with its 640-byte timer) is freed once the
     // upstream is up, and the task (336 bytes) and the transfer (≤1 KiB) each stay within
     // glibc's small-allocation classes. Measured: an idle copy connection costs 2.5 KB of RSS
     // this way and 3.1 KB with the transfer inlined into one 1,336-byte task (see `size_probe`).
     let Some((upstream, dst, _in_flight)) =
-        Box::pin(connect_upstream(&client, peer, listener, ctx)).await
+        Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
     else {
         return;
     };
+    let peer = conn.peer;
+    drop(conn);
     // Held for the connection's life: a connection looped back from this socket is refused.
-    let _own = matches!(
-        ctx.balancers[listener.tcp_cluster()].cluster().kind,
-        ClusterKind::OriginalDst { .. }
-    )
-    .then(|| OwnUpstream::register(ctx, &upstream));
-    let watch = ctx.sweeper.register(listener.idle_timeout);
+    let _own = matches!(balancer.cluster().kind, ClusterKind::OriginalDst { .. })
+        .then(|| OwnUpstream::register(l4, &upstream));
+    let watch = svc.sweeper.register(listener.idle_timeout);
     let end = match listener.l4_mode {
-        L4Mode::Copy => Box::pin(run_copy(client, upstream, &watch, ctx)).await,
-        L4Mode::Splice => Box::pin(run_splice(client, upstream, &watch, ctx)).await,
+        L4Mode::Copy => Box::pin(run_copy(client, upstream, &watch, l4)).await,
+        L4Mode::Splice => Box::pin(run_splice(client, upstream, &watch, l4)).await,
     };
+    let name = &listener.name;
     match end {
         End::Closed { up, down } => {
-            tracing::debug!(listener = %listener.name, %peer, endpoint = %dst, up, down, "connection closed")
+            tracing::debug!(listener = %name, %peer, endpoint = %dst, up, down, "connection closed")
         }
         End::IdleTimeout => {
-            tracing::info!(listener = %listener.name, %peer, endpoint = %dst, "idle timeout; connection closed")
+            tracing::info!(listener = %name, %peer, endpoint = %dst, "idle timeout; connection closed")
         }
         End::Reset(e) => {
-            tracing::debug!(listener = %listener.name, %peer, endpoint = %dst, error = %e, "connection reset; reset propagated")
+            tracing::debug!(listener = %name, %peer, endpoint = %dst, error = %e, "connection reset; reset propagated")
         }
     }
 }
 
-/// Runs an upgraded HTTP connection (WebSocket, CONNECT) as a byte tunnel until both sides close.
-pub async fn tunnel(client: TcpStream, upstream: TcpStream, listener: &Listener, ctx: &ShardCtx) {
+/// Runs an upgraded HTTP connection (WebSocket, CONNECT) as a byte tunnel until both sides
+/// close, under the same watch (idle timeout) the HTTP exchange used.
+pub async fn tunnel(client: TcpStream, upstream: TcpStream, watch: &ConnWatch, l4: &L4State) {
     let peer = client.peer_addr().ok();
-    let watch = ctx.sweeper.register(listener.idle_timeout);
-    let end = Box::pin(run_copy(client, upstream, &watch, ctx)).await;
-    tracing::debug!(listener = %listener.name, ?peer, end = ?end, "tunnel closed");
+    let end = Box::pin(run_copy(client, upstream, watch, l4)).await;
+    tracing::debug!(?peer, end = ?end, "tunnel closed");
 }
 
 /// Picks the destination and connects within the cluster's connect timeout. Failures are
 /// logged with the cluster and endpoint; the caller then just closes the client.
 async fn connect_upstream(
-    client: &TcpStream,
-    peer: SocketAddr,
-    listener: &Listener,
-    ctx: &ShardCtx,
-) -> Option<(TcpStream, SocketAddr, Option<InFlight>)> {
-    let cluster = ctx.balancers[listener.tcp_cluster()].cluster();
-    let (dst, in_flight) = match destination(client, peer, listener, ctx) {
+    conn: &ConnCtx,
+    balancer: &Balancer,
+    svc: &Services,
+    l4: &L4State,
+) -> Option<(TcpStream, UpstreamAddr, Option<InFlight>)> {
+    let cluster = balancer.cluster();
+    let (listener, peer) = (&conn.listener().name, conn.peer);
+    let (dst, pick) = match destination(conn, balancer, svc, l4) {
         Ok(d) => d,
         Err(e) => {
-            tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, error = %e, "no destination; closing client");
+            tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, error = %e, "no destination; closing client");
             return None;
         }
     };
-    match monoio::time::timeout(
-        cluster.connect_timeout,
-        upstream::connect(dst, ctx.config.upstream_mark),
-    )
-    .await
-    {
-        Ok(Ok(upstream)) => {
-            let _ = client.set_nodelay(true);
-            let _ = upstream.set_nodelay(true);
+    let opts = ConnectOpts {
+        timeout: cluster.connect_timeout,
+        mark: conn.snapshot.config.upstream_mark,
+    };
+    let result = upstream::connect(dst, opts).await;
+    let (ep_idx, in_flight) = pick.map_or((None, None), |(i, g)| (Some(i), Some(g)));
+    match result {
+        Ok(upstream) => {
+            if let Some(i) = ep_idx {
+                balancer.connect_succeeded(i);
+            }
             Some((upstream, dst, in_flight))
         }
-        Ok(Err(e)) => {
-            tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, endpoint = %dst, error = %e, "upstream connect failed; closing client");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(listener = %listener.name, %peer, cluster = %cluster.name, endpoint = %dst, timeout = ?cluster.connect_timeout, "upstream connect timed out; closing client");
+        Err(e) => {
+            if let Some(i) = ep_idx {
+                balancer.connect_failed(i);
+            }
+            match e {
+                ConnectError::Io(e) => {
+                    tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, endpoint = %dst, error = %e, "upstream connect failed; closing client")
+                }
+                ConnectError::Timeout(t) => {
+                    tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, endpoint = %dst, timeout = ?t, "upstream connect timed out; closing client")
+                }
+            }
             None
         }
     }
@@ -189,24 +219,24 @@ async fn connect_upstream(
 /// Registers an original-dst upstream socket's local address with the shard for the lifetime
 /// of the connection, so a connection the kernel loops back to us from it is recognised.
 struct OwnUpstream<'a> {
-    ctx: &'a ShardCtx,
+    l4: &'a L4State,
     local: Option<SocketAddr>,
 }
 
 impl<'a> OwnUpstream<'a> {
-    fn register(ctx: &'a ShardCtx, upstream: &TcpStream) -> OwnUpstream<'a> {
+    fn register(l4: &'a L4State, upstream: &TcpStream) -> OwnUpstream<'a> {
         let local = upstream.local_addr().ok();
         if let Some(a) = local {
-            ctx.upstream_locals.borrow_mut().insert(a);
+            l4.upstream_locals.borrow_mut().insert(a);
         }
-        OwnUpstream { ctx, local }
+        OwnUpstream { l4, local }
     }
 }
 
 impl Drop for OwnUpstream<'_> {
     fn drop(&mut self) {
         if let Some(a) = self.local {
-            self.ctx.upstream_locals.borrow_mut().remove(&a);
+            self.l4.upstream_locals.borrow_mut().remove(&a);
         }
     }
 }
@@ -217,18 +247,13 @@ fn reset_both(a: &TcpStream, b: &TcpStream) {
     let _ = sys::set_linger_zero(b.as_raw_fd());
 }
 
-async fn run_copy(
-    client: TcpStream,
-    upstream: TcpStream,
-    watch: &ConnWatch,
-    ctx: &ShardCtx,
-) -> End {
+async fn run_copy(client: TcpStream, upstream: TcpStream, watch: &ConnWatch, l4: &L4State) -> End {
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
     let end = until_idle(
         pin!(try_join(
-            copy::one_way(&mut cr, &mut uw, watch, &ctx.bufs),
-            copy::one_way(&mut ur, &mut cw, watch, &ctx.bufs),
+            copy::one_way(&mut cr, &mut uw, watch, &l4.bufs),
+            copy::one_way(&mut ur, &mut cw, watch, &l4.bufs),
         )),
         watch,
     )
@@ -248,14 +273,14 @@ async fn run_splice(
     client: TcpStream,
     upstream: TcpStream,
     watch: &ConnWatch,
-    ctx: &ShardCtx,
+    l4: &L4State,
 ) -> End {
     if let Err(e) = sys::set_nonblocking(client.as_raw_fd())
         .and_then(|_| sys::set_nonblocking(upstream.as_raw_fd()))
     {
         return End::Reset(e);
     }
-    let (p1, p2) = match (ctx.pipes.take(), ctx.pipes.take()) {
+    let (p1, p2) = match (l4.pipes.take(), l4.pipes.take()) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(error = %e, "cannot create pipe for splice");
@@ -272,8 +297,8 @@ async fn run_splice(
     .await;
     match end {
         End::Closed { .. } => {
-            ctx.pipes.give_back(p1);
-            ctx.pipes.give_back(p2);
+            l4.pipes.give_back(p1);
+            l4.pipes.give_back(p2);
         }
         End::Reset(_) => reset_both(&client, &upstream),
         End::IdleTimeout => {}
@@ -295,7 +320,7 @@ mod size_probe {
             let a = l.local_addr().unwrap();
             let c = monoio::net::TcpStream::connect_addr(a).await.unwrap();
             let (s, _) = l.accept().await.unwrap();
-            let sweeper = super::watch::Sweeper::new(None);
+            let sweeper = crate::ctx::Sweeper::new(None);
             let w = sweeper.register(None);
             let pool = super::copy::new_arena(4).unwrap();
             let (mut cr, mut cw) = monoio::io::Splitable::into_split(c);
@@ -314,10 +339,10 @@ mod size_probe {
             drop(f);
             eprintln!("copy transfer future: {n} bytes");
             assert!(n <= 1024, "copy transfer future grew to {n} bytes");
-            let cfg = crate::config::Config::embedded_default();
-            let shard = crate::shard::test_ctx();
+            let shard = crate::shard::test_shard();
             let client = cr.reunite(cw).unwrap();
-            let serve = super::serve(client, a, &cfg.listeners[1], &shard);
+            let conn = shard.conn_ctx(1, a);
+            let serve = super::serve(Box::new(conn), client, &shard.svc, &shard.l4);
             let n = sz(&serve);
             eprintln!("whole connection future: {n} bytes");
             assert!(n <= 512, "connection future grew to {n} bytes");

@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use monoio::net::TcpStream;
 
 use super::pipe_pool::{Pipe, PIPE_CAPACITY};
-use super::watch::ConnWatch;
+use crate::ctx::ConnWatch;
 use crate::sys;
 
 /// Moves bytes `from` → `to` through `pipe` until end of file, then half-closes `to`.

@@ -3,9 +3,9 @@
 //! route does (forward to a cluster, weighted split, or a direct response) with its per-route
 //! policy (timeout, retries, header edits, host rewrite).
 //!
-//! INTERFACE CONTRACT (lead ↔ route helper): the types below are what the HTTP/1.1 proxy in
-//! `crate::http1` consumes. The route helper implements `RouteTable::select`, config parsing
-//! and tests; the types may gain fields but these names and meanings stay.
+//! The types below are protocol-neutral: HTTP/1.1 selects with them today and HTTP/2 will
+//! use them unchanged. A route's header edits and other per-route behaviour are its compiled
+//! [`filter::FilterChain`].
 //!
 //! # Selection
 //! 1. Virtual host by `Host` (case-insensitive, `:port` and a trailing `.` ignored): an exact
@@ -53,6 +53,8 @@
 //!             request_headers_to_add: [{name: x-env, value: prod}]
 //!             request_headers_to_remove: [x-internal]
 //!             host_rewrite: backend.internal
+//!             response_headers_to_add: [{name: x-served-by, value: shardcar}]
+//!             response_headers_to_remove: [server]
 //!           - match: {path: /healthz}
 //!             direct_response: {status: 200, body: "ok\n"}  # body optional
 //!           - match: {regex: "/v[0-9]+/.*"}
@@ -71,9 +73,11 @@
 
 use std::time::Duration;
 
+pub mod filter;
 mod host;
 mod matcher;
 
+pub use filter::{FilterChain, RequestFilter, ResponseFilter, Verdict};
 pub use host::strip_port;
 pub use matcher::{anchored_regex, path_of, HeaderMatch, HeaderValueMatch, PathMatch, RouteMatch};
 
@@ -120,11 +124,8 @@ pub struct Route {
     /// Whole-request timeout; `None` = no timeout (config `0`). Default 30s.
     pub timeout: Option<Duration>,
     pub retry: RetryPolicy,
-    pub request_headers_to_add: Vec<(String, String)>,
-    /// Lower-case header names to remove before forwarding.
-    pub request_headers_to_remove: Vec<String>,
-    /// Replace the Host header sent upstream.
-    pub host_rewrite: Option<String>,
+    /// Header edits (and later authz, faults, mirroring) compiled from the route's config.
+    pub filters: FilterChain,
 }
 
 #[derive(Debug, Clone)]

@@ -41,9 +41,7 @@ fn route(name: &str, matcher: RouteMatch) -> Route {
         action: Action::Cluster(0),
         timeout: None,
         retry: RetryPolicy::default(),
-        request_headers_to_add: vec![],
-        request_headers_to_remove: vec![],
-        host_rewrite: None,
+        filters: Default::default(),
     }
 }
 

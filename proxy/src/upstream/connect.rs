@@ -1,7 +1,9 @@
-//! Upstream connects. Without a mark this is monoio's io_uring connect. With `upstream_mark`
-//! set, the socket is made with socket2 so `SO_MARK` is on it before the SYN leaves (the
-//! interception rules skip marked packets, so the proxy's own connections are never captured
-//! again), then connected non-blocking and awaited through a readiness poll.
+//! The one function every upstream connect goes through, L4 and HTTP alike: it applies the
+//! cluster's connect timeout and the config's `SO_MARK`, and sets `TCP_NODELAY` (TLS comes here
+//! too). Without a mark this is monoio's io_uring connect. With `upstream_mark` set, the socket
+//! is made with socket2 so `SO_MARK` is on it before the SYN leaves (the interception rules skip
+//! marked packets, so the proxy's own connections are never captured again), then connected
+//! non-blocking and awaited through a readiness poll.
 //!
 //! Cost: the marked path adds a `setsockopt` and a `getsockopt(SO_ERROR)` per connection and
 //! replaces the io_uring connect op by `connect(2)` + a poll op; it is only taken when a mark
@@ -10,14 +12,44 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::ctx::UpstreamAddr;
 use crate::sys;
 
+/// How to connect upstream: from the cluster (timeout) and the config (mark).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOpts {
+    pub timeout: Duration,
+    pub mark: Option<u32>,
+}
+
+/// Why an upstream connect failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Connects to `addr` as `opts` say. Every upstream connection of the proxy is made here.
+pub async fn connect(addr: UpstreamAddr, opts: ConnectOpts) -> Result<TcpStream, ConnectError> {
+    match monoio::time::timeout(opts.timeout, connect_marked(addr.0, opts.mark)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(ConnectError::Io(e)),
+        Err(_) => Err(ConnectError::Timeout(opts.timeout)),
+    }
+}
+
 /// Connects to `addr`, with `SO_MARK = mark` when given (needs `CAP_NET_ADMIN`).
-pub async fn connect(addr: SocketAddr, mark: Option<u32>) -> io::Result<TcpStream> {
+async fn connect_marked(addr: SocketAddr, mark: Option<u32>) -> io::Result<TcpStream> {
     let Some(mark) = mark else {
         return TcpStream::connect_addr(addr).await;
     };
@@ -70,7 +102,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         block_on(async move {
-            let mut s = connect(addr, Some(0x539)).await.unwrap();
+            let mut s = connect_marked(addr, Some(0x539)).await.unwrap();
             let (r, _) = s.write_all(b"ping").await;
             r.unwrap();
         });
@@ -90,7 +122,7 @@ mod tests {
             &[None]
         };
         for &mark in marks {
-            let e = block_on(connect(addr, mark)).unwrap_err();
+            let e = block_on(connect_marked(addr, mark)).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "mark {mark:?}");
         }
     }

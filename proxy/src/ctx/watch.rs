@@ -6,7 +6,14 @@
 //! connection's activity counter with what it saw last tick. The hot path only increments a
 //! `Cell<u64>`. After [`PARK_AFTER`] without traffic the sweeper *parks* the connection: it
 //! cancels the outstanding reads so copy mode can hand its 16 KiB buffers back to the shard pool
-//! and wait with a tiny one. After the listener's `idle_timeout` it aborts the connection.
+//! and wait with a tiny one. After the listener's `idle_timeout` — no bytes in either direction
+//! for that long; every read and write of the connection, on both sides, touches the watch — it
+//! aborts the connection.
+//!
+//! A watch can also carry one *deadline* (the HTTP request-head timeout, or the first-byte
+//! timeout of a new connection), counted in sweeper ticks: it fires between the configured
+//! value and that plus one tick, and costs no timer either. [`ConnWatch::abort_reason`] tells
+//! the connection which of the two ended it.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -34,6 +41,20 @@ pub struct ConnWatch {
     idle_timeout: Option<Duration>,
     /// Between requests (HTTP keepalive): safe to close at once when the shard drains.
     between_requests: Cell<bool>,
+    /// Ticks left before the armed deadline fires (0: none armed).
+    deadline_ticks: Cell<u32>,
+    reason: Cell<Option<AbortReason>>,
+}
+
+/// Why the sweeper aborted a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortReason {
+    /// No bytes either way for the idle timeout.
+    Idle,
+    /// The armed deadline passed.
+    Deadline,
+    /// The shard is draining and the connection was between requests.
+    Drain,
 }
 
 impl std::fmt::Debug for ConnWatch {
@@ -76,9 +97,27 @@ impl ConnWatch {
         self.between_requests.set(v);
     }
 
-    /// Resolves when the sweeper aborts the connection for being idle too long.
+    /// Resolves when the sweeper aborts the connection (idle, deadline or drain).
     pub fn aborted(&self) -> Aborted<'_> {
         Aborted(self)
+    }
+
+    /// Why the connection was aborted, once it was.
+    pub fn abort_reason(&self) -> Option<AbortReason> {
+        self.reason.get()
+    }
+
+    /// Arms the deadline: it fires after `after` (at most one sweeper tick late). Replaces any
+    /// armed deadline.
+    pub fn arm_deadline(&self, after: Duration, sweeper: &Sweeper) {
+        let tick = sweeper.tick().as_nanos().max(1);
+        // +1: the first tick after arming may come at once.
+        let ticks = after.as_nanos().div_ceil(tick) + 1;
+        self.deadline_ticks.set(ticks.min(u32::MAX as u128) as u32);
+    }
+
+    pub fn disarm_deadline(&self) {
+        self.deadline_ticks.set(0);
     }
 
     fn park(&self) {
@@ -87,7 +126,10 @@ impl ConnWatch {
         *self.canceller.borrow_mut() = old.cancel();
     }
 
-    fn abort(&self) {
+    fn abort(&self, reason: AbortReason) {
+        if self.reason.get().is_none() {
+            self.reason.set(Some(reason));
+        }
         self.aborted.set(true);
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -96,6 +138,15 @@ impl ConnWatch {
 
     /// One sweeper tick of length `tick`; returns whether the connection was parked now.
     fn on_tick(&self, tick: Duration) -> bool {
+        match self.deadline_ticks.get() {
+            0 => {}
+            1 => {
+                self.deadline_ticks.set(0);
+                self.abort(AbortReason::Deadline);
+                return false;
+            }
+            n => self.deadline_ticks.set(n - 1),
+        }
         let m = self.moved.get();
         if m != self.seen.get() {
             self.seen.set(m);
@@ -108,7 +159,7 @@ impl ConnWatch {
         let quiet_for = tick * (q - 1);
         if let Some(limit) = self.idle_timeout {
             if quiet_for >= limit {
-                self.abort();
+                self.abort(AbortReason::Idle);
                 return false;
             }
         }
@@ -138,21 +189,43 @@ impl Future for Aborted<'_> {
 #[derive(Debug)]
 pub struct Sweeper {
     conns: RefCell<Vec<Weak<ConnWatch>>>,
-    tick: Duration,
+    tick: Cell<Duration>,
+    /// Connections parked so far (their read buffers given back).
+    pub parked_total: Cell<u64>,
+    /// Connections aborted by reason: idle timeout, deadline.
+    pub idle_aborts: Cell<u64>,
+    pub deadline_aborts: Cell<u64>,
+}
+
+/// The sweeper tick for a set of timeouts: a quarter of the shortest, between 25 ms and 250 ms,
+/// so each fires within a quarter of its length.
+pub fn tick_for(shortest: Option<Duration>) -> Duration {
+    shortest
+        .map(|d| d / 4)
+        .unwrap_or(Duration::from_millis(250))
+        .clamp(Duration::from_millis(25), Duration::from_millis(250))
 }
 
 impl Sweeper {
     /// `shortest_idle` is the smallest idle timeout of any listener; ticks are a quarter of it
     /// (between 25 ms and 250 ms) so timeouts fire within a quarter of their length.
-    pub fn new(shortest_idle: Option<Duration>) -> Sweeper {
-        let tick = shortest_idle
-            .map(|d| d / 4)
-            .unwrap_or(Duration::from_millis(250))
-            .clamp(Duration::from_millis(25), Duration::from_millis(250));
+    pub fn new(shortest_timeout: Option<Duration>) -> Sweeper {
         Sweeper {
             conns: RefCell::new(Vec::new()),
-            tick,
+            tick: Cell::new(tick_for(shortest_timeout)),
+            parked_total: Cell::new(0),
+            idle_aborts: Cell::new(0),
+            deadline_aborts: Cell::new(0),
         }
+    }
+
+    pub fn tick(&self) -> Duration {
+        self.tick.get()
+    }
+
+    /// Retunes the tick for a new config's timeouts (takes effect from the next tick).
+    pub fn set_shortest_timeout(&self, shortest: Option<Duration>) {
+        self.tick.set(tick_for(shortest));
     }
 
     pub fn register(&self, idle_timeout: Option<Duration>) -> Rc<ConnWatch> {
@@ -167,7 +240,7 @@ impl Sweeper {
     /// Runs forever on the shard: one pass over live connections per tick.
     pub async fn run(self: Rc<Self>) {
         loop {
-            monoio::time::sleep(self.tick).await;
+            monoio::time::sleep(self.tick.get()).await;
             let parked = self.sweep_once();
             if parked > 0 {
                 tracing::debug!(parked, "parked idle connections");
@@ -179,14 +252,27 @@ impl Sweeper {
     fn sweep_once(&self) -> usize {
         let mut parked = 0;
         // Waking an aborted task only schedules it, so the registry is never re-entered here.
+        let tick = self.tick.get();
         let mut conns = self.conns.borrow_mut();
         conns.retain(|w| match w.upgrade() {
             Some(c) => {
-                parked += usize::from(c.on_tick(self.tick));
+                let was_aborted = c.aborted.get();
+                parked += usize::from(c.on_tick(tick));
+                if !was_aborted {
+                    match c.reason.get() {
+                        Some(AbortReason::Idle) => self.idle_aborts.set(self.idle_aborts.get() + 1),
+                        Some(AbortReason::Deadline) => {
+                            self.deadline_aborts.set(self.deadline_aborts.get() + 1)
+                        }
+                        _ => {}
+                    }
+                }
                 true
             }
             None => false,
         });
+        self.parked_total
+            .set(self.parked_total.get() + parked as u64);
         parked
     }
 
@@ -195,7 +281,7 @@ impl Sweeper {
         for w in self.conns.borrow().iter() {
             if let Some(c) = w.upgrade() {
                 if c.between_requests.get() {
-                    c.abort();
+                    c.abort(AbortReason::Drain);
                 }
             }
         }
@@ -217,7 +303,7 @@ mod tests {
     #[test]
     fn quiet_connections_park_then_abort() {
         let s = Sweeper::new(Some(Duration::from_secs(2)));
-        assert_eq!(s.tick, Duration::from_millis(250));
+        assert_eq!(s.tick(), Duration::from_millis(250));
         let c = s.register(Some(Duration::from_secs(2)));
         let busy = s.register(None);
         for _ in 0..6 {
@@ -231,9 +317,36 @@ mod tests {
             s.sweep_once();
         }
         assert!(c.aborted.get(), "2 s quiet aborts");
+        assert_eq!(c.abort_reason(), Some(AbortReason::Idle));
+        assert_eq!(s.idle_aborts.get(), 1);
+        assert_eq!(s.parked_total.get(), 1);
         drop(c);
         s.sweep_once();
         assert_eq!(s.live(), 1);
+    }
+
+    #[test]
+    fn deadline_fires_within_one_tick_of_its_value_despite_traffic() {
+        let s = Sweeper::new(Some(Duration::from_secs(1)));
+        assert_eq!(s.tick(), Duration::from_millis(250));
+        let c = s.register(None);
+        c.arm_deadline(Duration::from_millis(500), &s);
+        // 500 ms = 2 ticks, +1 for a first tick that may come at once: fires on the 3rd.
+        for _ in 0..2 {
+            c.touch();
+            s.sweep_once();
+            assert!(!c.aborted.get());
+        }
+        s.sweep_once();
+        assert_eq!(c.abort_reason(), Some(AbortReason::Deadline));
+        assert_eq!(s.deadline_aborts.get(), 1);
+        let d = s.register(None);
+        d.arm_deadline(Duration::from_millis(500), &s);
+        d.disarm_deadline();
+        for _ in 0..8 {
+            s.sweep_once();
+        }
+        assert!(!d.aborted.get());
     }
 
     #[test]

@@ -7,9 +7,14 @@ pub enum Failure {
     NoHealthy,
     /// Connect refused, unreachable or timed out: 503 `UF`.
     Connect,
-    /// A reused pooled connection was found closed before any response byte (retried once
-    /// transparently when the request can be replayed).
+    /// A reused pooled connection failed while the request was being written: the upstream
+    /// never had the whole request, so it cannot have acted on it (retried once transparently
+    /// when the request can be replayed).
     Stale,
+    /// A reused pooled connection closed after the whole request was written but before any
+    /// response byte: the upstream may have executed it, so only idempotent requests (or routes
+    /// with `retry_non_idempotent`) are sent again.
+    StaleAfterSend,
     /// Reset/closed before a complete response head: 502 `UR`.
     Reset,
     /// No response head within the per-try or route timeout: 504 `UT`.
@@ -24,7 +29,7 @@ impl Failure {
     pub fn status(self) -> u16 {
         match self {
             Failure::NoHealthy | Failure::Connect => 503,
-            Failure::Stale | Failure::Reset | Failure::Protocol => 502,
+            Failure::Stale | Failure::StaleAfterSend | Failure::Reset | Failure::Protocol => 502,
             Failure::Timeout => 504,
             Failure::Client => 400,
         }
@@ -33,7 +38,7 @@ impl Failure {
         match self {
             Failure::NoHealthy => "UH",
             Failure::Connect => "UF",
-            Failure::Stale | Failure::Reset => "UR",
+            Failure::Stale | Failure::StaleAfterSend | Failure::Reset => "UR",
             Failure::Timeout => "UT",
             Failure::Protocol => "UPE",
             Failure::Client => "DPE",
@@ -43,7 +48,9 @@ impl Failure {
         match self {
             Failure::NoHealthy => b"no healthy upstream\n",
             Failure::Connect => b"upstream connect error\n",
-            Failure::Stale | Failure::Reset => b"upstream reset before response\n",
+            Failure::Stale | Failure::StaleAfterSend | Failure::Reset => {
+                b"upstream reset before response\n"
+            }
             Failure::Timeout => b"upstream request timeout\n",
             Failure::Protocol => b"upstream protocol error\n",
             Failure::Client => b"bad request body\n",

@@ -1,0 +1,44 @@
+//! The per-connection context, built once at accept and handed to every layer the connection
+//! passes through: who connected, where to, on which listener, with which config snapshot, and
+//! (once a TLS layer ran) what the handshake established.
+//!
+//! The snapshot is the one current *at accept*: a reload never changes a live connection's
+//! listener settings. Routes and clusters are taken per request from the shard's current
+//! snapshot (see `http1::server`).
+
+use std::rc::Rc;
+
+use super::addr::{LocalAddr, OrigDst, PeerAddr};
+use super::snapshot::Snapshot;
+use crate::config::Listener;
+
+/// A verified peer identity (a SPIFFE ID, `spiffe://trust-domain/path`, once mTLS validated it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity(pub Box<str>);
+
+/// What a TLS handshake established; `None` in [`ConnCtx::tls`] for plaintext connections.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    pub sni: Option<Box<str>>,
+    pub alpn: Option<Box<[u8]>>,
+    pub peer: Option<PeerIdentity>,
+}
+
+#[derive(Debug)]
+pub struct ConnCtx {
+    pub peer: PeerAddr,
+    pub local: LocalAddr,
+    /// Set for `original_dst` / `transparent` listeners.
+    pub orig_dst: Option<OrigDst>,
+    /// Index of the listener in `snapshot.config.listeners`.
+    pub listener: usize,
+    pub snapshot: Rc<Snapshot>,
+    pub tls: Option<Box<TlsFacts>>,
+}
+
+impl ConnCtx {
+    /// The listener this connection was accepted on, as configured when it was accepted.
+    pub fn listener(&self) -> &Listener {
+        &self.snapshot.config.listeners[self.listener]
+    }
+}

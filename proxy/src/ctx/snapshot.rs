@@ -1,0 +1,87 @@
+//! A shard's view of one config generation: the immutable `Arc<Config>` every shard shares, plus
+//! what this shard derives from it and owns — its own clone of each listener's route table (so
+//! regex match caches are never shared across threads) and its load-balancer state per cluster.
+//!
+//! State that must survive a reload is keyed by name: when a new config arrives, a cluster whose
+//! name and settings are unchanged keeps its balancer (round-robin cursor, in-flight counts,
+//! ejections, idle pooled connections); a changed or new cluster starts fresh.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::cluster::Balancer;
+use crate::config::Config;
+use crate::route::RouteTable;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    /// Counts swaps on this shard: 0 for the config the shard started with.
+    pub generation: u64,
+    /// Per listener (indexed like `config.listeners`); `None` for tcp listeners.
+    pub routes: Vec<Option<RouteTable>>,
+    /// Per cluster (indexed like `config.clusters`).
+    pub clusters: Vec<Rc<Balancer>>,
+}
+
+impl Snapshot {
+    /// Builds this shard's snapshot of `config`, reusing `prev`'s balancers by cluster name when
+    /// the cluster's settings are unchanged.
+    pub fn build(config: Arc<Config>, prev: Option<&Snapshot>, shard: usize) -> Snapshot {
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|c| {
+                prev.and_then(|p| {
+                    p.clusters
+                        .iter()
+                        .find(|b| b.cluster().name == c.name && *b.cluster() == **c)
+                        .cloned()
+                })
+                .unwrap_or_else(|| {
+                    Rc::new(Balancer::new(
+                        c.clone(),
+                        0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
+                    ))
+                })
+            })
+            .collect();
+        Snapshot {
+            routes: config
+                .listeners
+                .iter()
+                .map(|l| l.http.as_ref().map(|h| h.routes.clone()))
+                .collect(),
+            generation: prev.map_or(0, |p| p.generation + 1),
+            clusters,
+            config,
+        }
+    }
+
+    /// Index of the listener called `name`.
+    pub fn listener_index(&self, name: &str) -> Option<usize> {
+        self.config.listeners.iter().position(|l| l.name == name)
+    }
+}
+
+/// The shard's current snapshot. Readers clone the `Rc` (one non-atomic increment).
+#[derive(Debug)]
+pub struct SnapshotCell(RefCell<Rc<Snapshot>>);
+
+impl SnapshotCell {
+    pub fn new(s: Snapshot) -> SnapshotCell {
+        SnapshotCell(RefCell::new(Rc::new(s)))
+    }
+
+    pub fn current(&self) -> Rc<Snapshot> {
+        self.0.borrow().clone()
+    }
+
+    /// Installs a new config generation; connections and requests already running keep theirs.
+    pub fn swap(&self, config: Arc<Config>, shard: usize) -> Rc<Snapshot> {
+        let next = Rc::new(Snapshot::build(config, Some(&self.current()), shard));
+        *self.0.borrow_mut() = next.clone();
+        next
+    }
+}

@@ -1,0 +1,201 @@
+//! Forwarding a routed request to its cluster: the upstream head is built once, the body is
+//! buffered when the route may retry (and it fits `retry_buffer_size`) or streamed, and
+//! [`attempt`](super::attempt)s repeat as the route's retry policy and
+//! [`crate::http::retry`] allow, with backoff. Then the response is relayed, or the failure
+//! answered with its status and flag.
+//!
+//! Timeouts: the route `timeout` starts once the downstream request is complete (as Envoy's
+//! does) — at once for a bodiless or buffered request, after the upload for a streamed one —
+//! and runs until the response head; a slow upload to a healthy upstream is governed by the
+//! idle timeout, never answered 504 `UT`. `per_try_timeout` bounds each try the same way.
+
+use std::time::Instant;
+
+use super::attempt::{self, Timing};
+use super::body::{self, Body};
+use super::conn::Conn;
+use super::encode::{self, Forwarding};
+use super::exchange::{Facts, Next};
+use super::head::{Framing, ResponseHead};
+use super::relay;
+use super::target;
+use super::{local, Env};
+use crate::cluster::Balancer;
+use crate::config::HttpSettings;
+use crate::http::retry::{backoff, may_resend, retries_enabled, retry_on_failure, retry_on_status};
+use crate::http::Failure;
+use crate::io::Stream;
+use crate::route::Route;
+
+#[allow(clippy::too_many_arguments)]
+pub async fn forward<S: Stream>(
+    conn: &mut Conn<S>,
+    settings: &HttpSettings,
+    env: Env<'_>,
+    route: &Route,
+    balancer: &Balancer,
+    mark: Option<u32>,
+    facts: Facts,
+    started: Instant,
+) -> Next {
+    let mut request_id = [0u8; 36];
+    let rng = &env.svc.rng;
+    encode::uuid_v4(
+        (u128::from(rng.next()) << 64) | u128::from(rng.next()),
+        &mut request_id,
+    );
+    let mut wbuf = env.h1.scratch.take();
+    {
+        let head = &conn.head;
+        let raw_target = head.target.get(&conn.rbuf);
+        let (authority, target) = match target::absolute_form(raw_target) {
+            Some((a, p)) => (Some(a), p),
+            None => (None, raw_target),
+        };
+        encode::request_head(
+            &mut wbuf,
+            &conn.rbuf,
+            head,
+            &Forwarding {
+                filters: &route.filters,
+                target,
+                authority,
+                client_ip: conn.peer_ip.as_bytes(),
+                request_id: &request_id,
+                framing: facts.framing,
+            },
+        );
+    }
+    conn.consumed = conn.head.len;
+    if conn.head.expect_continue && facts.framing != Framing::None {
+        let (res, _) = conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
+        if res.is_err() {
+            env.h1.scratch.give(wbuf);
+            return Next::Close;
+        }
+    }
+    let policy = &route.retry;
+    let retrying = retries_enabled(policy);
+    let mut body = match facts.framing {
+        Framing::Length(n)
+            if retrying && n as usize <= settings.retry_buffer_bytes && !facts.tunnel =>
+        {
+            match body::buffer(conn, n as usize).await {
+                Ok(b) => Body::Buffered(b),
+                Err(_) => {
+                    env.h1.scratch.give(wbuf);
+                    return Next::Close;
+                }
+            }
+        }
+        Framing::None | Framing::UntilClose => Body::Empty,
+        _ => Body::Stream { done: false },
+    };
+    let tries = if retrying { 1 + policy.num_retries } else { 1 };
+    let mut timing = Timing {
+        route_timeout: route.timeout,
+        per_try: policy.per_try_timeout,
+        // Bodiless or buffered: the downstream request is complete now.
+        deadline: body
+            .done()
+            .then(|| route.timeout.map(|t| Instant::now() + t))
+            .flatten(),
+    };
+    let mut ubuf = env.h1.scratch.take();
+    let mut resp = ResponseHead::default();
+    let mut attempt = 0;
+    let mut stale_retried = false;
+    let outcome = loop {
+        let result = attempt::run(
+            conn,
+            balancer,
+            mark,
+            &mut wbuf,
+            &mut body,
+            &mut ubuf,
+            &mut resp,
+            facts,
+            &mut timing,
+        )
+        .await;
+        let replayable = body.replayable() && !wbuf.is_empty();
+        match result {
+            Ok(up)
+                if !facts.tunnel
+                    && attempt + 1 < tries
+                    && may_resend(Failure::Reset, replayable, facts.idempotent, policy)
+                    && retry_on_status(policy, resp.status) =>
+            {
+                drop(up);
+            }
+            Ok(up) => break Ok(up),
+            // A dead pooled connection is not the upstream's answer: one free retry on a fresh
+            // connection, when the request may be sent again at all.
+            Err(f @ (Failure::Stale | Failure::StaleAfterSend))
+                if !stale_retried && may_resend(f, replayable, facts.idempotent, policy) =>
+            {
+                stale_retried = true;
+                continue;
+            }
+            Err(f) => {
+                if !(attempt + 1 < tries
+                    && may_resend(f, replayable, facts.idempotent, policy)
+                    && retry_on_failure(policy, f))
+                {
+                    break Err(f);
+                }
+            }
+        }
+        attempt += 1;
+        monoio::time::sleep(backoff(attempt - 1, rng.next())).await;
+    };
+    env.h1.scratch.give(wbuf);
+    let next = match outcome {
+        Ok(up) if facts.tunnel && (resp.status == 101 || (200..300).contains(&resp.status)) => {
+            relay::open_tunnel(conn, up.conn, &ubuf, &resp).await
+        }
+        Ok(up) => {
+            let body_done = body.done();
+            let n = relay::response(
+                conn,
+                env,
+                balancer,
+                up.conn,
+                &mut ubuf,
+                &resp,
+                &route.filters,
+                facts,
+                body_done,
+            )
+            .await;
+            tracing::debug!(
+                listener = %conn.ctx.listener().name,
+                peer = %conn.ctx.peer,
+                route = %route.name,
+                status = resp.status,
+                retries = attempt,
+                duration_us = started.elapsed().as_micros() as u64,
+                "request done"
+            );
+            n
+        }
+        Err(f) => {
+            let close = facts.close || !body.done();
+            let n = local::send(conn, env, f.status(), Some(f.flag()), f.body(), close).await;
+            tracing::warn!(
+                listener = %conn.ctx.listener().name,
+                peer = %conn.ctx.peer,
+                route = %route.name,
+                cluster = %balancer.cluster().name,
+                status = f.status(),
+                flag = f.flag(),
+                attempts = attempt + 1,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "upstream request failed"
+            );
+            n
+        }
+    };
+    env.h1.scratch.give(ubuf);
+    next
+}

@@ -1,0 +1,70 @@
+//! The messages the control thread sends a shard — the only way anything reaches a running
+//! shard — and the statistics a shard reports back. Channels are tokio's `sync` primitives
+//! (no tokio runtime): an unbounded mpsc per shard, whose receiver wakes a monoio task, and a
+//! oneshot per reply.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+
+/// A command for one shard.
+#[derive(Debug)]
+pub enum ShardCommand {
+    /// Use this config for new connections and new requests; running ones finish on theirs.
+    /// The listener set (names, addresses, protocols) must be the one the shard was started
+    /// with (the control side checks).
+    Swap(Arc<Config>),
+    /// Stop accepting, close idle keepalive connections, let the rest finish up to the
+    /// config's `drain_timeout`, then stop the shard.
+    Drain,
+    /// Reply with this shard's counters.
+    StatsSnapshot(oneshot::Sender<ShardStats>),
+}
+
+pub type CommandSender = mpsc::UnboundedSender<ShardCommand>;
+pub type CommandReceiver = mpsc::UnboundedReceiver<ShardCommand>;
+
+/// One shard's counters at the moment it answered. The control side sums them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub shard: usize,
+    /// Config generation in use (0 = the one the shard started with).
+    pub generation: u64,
+    pub active_connections: usize,
+    pub accepted: u64,
+    /// Times a listener reached its `max_connections` share and paused accepting.
+    pub accept_paused: u64,
+    /// Accept errors (EMFILE and friends) that made the loop back off.
+    pub accept_errors: u64,
+    /// Idle connections that gave their read buffers back.
+    pub parked: u64,
+    pub idle_timeouts: u64,
+    pub deadline_timeouts: u64,
+    /// Upstream HTTP/1 requests on pooled / new connections; idle pooled connections dropped
+    /// because the upstream closed them or sent stray bytes; ones closed after `idle_timeout`.
+    pub pool_reused: u64,
+    pub pool_connected: u64,
+    pub pool_dropped_dead: u64,
+    pub pool_expired: u64,
+}
+
+impl ShardStats {
+    /// Adds another shard's counters (generation and shard id: the highest seen).
+    pub fn merge(&mut self, o: &ShardStats) {
+        self.shard = self.shard.max(o.shard);
+        self.generation = self.generation.max(o.generation);
+        self.active_connections += o.active_connections;
+        self.accepted += o.accepted;
+        self.accept_paused += o.accept_paused;
+        self.accept_errors += o.accept_errors;
+        self.parked += o.parked;
+        self.idle_timeouts += o.idle_timeouts;
+        self.deadline_timeouts += o.deadline_timeouts;
+        self.pool_reused += o.pool_reused;
+        self.pool_connected += o.pool_connected;
+        self.pool_dropped_dead += o.pool_dropped_dead;
+        self.pool_expired += o.pool_expired;
+    }
+}

@@ -1,0 +1,258 @@
+//! One shard: a monoio runtime on one pinned thread that owns its listening sockets, its state
+//! per layer and every connection it accepts. Nothing here is shared with other shards; the
+//! only cross-thread input is the [`command`] channel (`Swap`, `Drain`, `StatsSnapshot`).
+//!
+//! State is split by layer: [`Services`] (snapshot, sweeper, randomness, own addresses — what
+//! every layer may use), [`L4State`] (copy buffers, pipes) and [`H1State`] (scratch buffers),
+//! plus the shard's own connection accounting. The shard hands them down; no layer imports the
+//! shard.
+
+mod accept;
+pub mod command;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use accept::ListenerSlot;
+pub use command::{CommandReceiver, CommandSender, ShardCommand, ShardStats};
+
+use crate::config::Config;
+use crate::ctx::{OwnAddrs, Rng, Services, Snapshot, SnapshotCell, Sweeper};
+use crate::http1::H1State;
+use crate::l4::L4State;
+
+/// How often idle pooled upstream connections past their `idle_timeout` are closed.
+const POOL_EVICT_EVERY: Duration = Duration::from_secs(1);
+
+/// Everything one shard owns. `!Send` by design.
+#[derive(Debug)]
+pub struct Shard {
+    pub svc: Services,
+    pub l4: L4State,
+    pub h1: H1State,
+    /// Per listener (indexed like the config's listeners).
+    pub slots: Vec<ListenerSlot>,
+    /// Connections open on this shard.
+    pub active: Cell<usize>,
+    pub accepted: Cell<u64>,
+}
+
+/// The shortest timeout the sweeper must resolve: idle timeouts and HTTP head/first-byte ones.
+fn shortest_timeout(config: &Config) -> Option<Duration> {
+    config
+        .listeners
+        .iter()
+        .flat_map(|l| {
+            let http = l.http.as_deref();
+            [
+                l.idle_timeout,
+                http.map(|h| h.request_headers_timeout),
+                http.map(|h| h.first_byte_timeout),
+            ]
+        })
+        .flatten()
+        .min()
+}
+
+impl Shard {
+    /// Builds a shard's state for `config`; `own` are the addresses its listeners are bound to.
+    pub fn new(
+        id: usize,
+        shards: usize,
+        config: Arc<Config>,
+        own: Vec<std::net::SocketAddr>,
+    ) -> std::io::Result<Shard> {
+        let l4 = L4State::new(max_connections())?;
+        let slots = config
+            .listeners
+            .iter()
+            .map(|l| ListenerSlot::new(l.max_connections, shards))
+            .collect();
+        Ok(Shard {
+            svc: Services {
+                id,
+                sweeper: Rc::new(Sweeper::new(shortest_timeout(&config))),
+                snapshots: SnapshotCell::new(Snapshot::build(config, None, id)),
+                rng: Rng::for_shard(id),
+                draining: Cell::new(false),
+                own: OwnAddrs::new(own),
+            },
+            l4,
+            h1: H1State::default(),
+            slots,
+            active: Cell::new(0),
+            accepted: Cell::new(0),
+        })
+    }
+
+    fn stats(&self) -> ShardStats {
+        let snap = self.svc.snapshots.current();
+        let sw = &self.svc.sweeper;
+        let mut s = ShardStats {
+            shard: self.svc.id,
+            generation: snap.generation,
+            active_connections: self.active.get(),
+            accepted: self.accepted.get(),
+            accept_paused: self.slots.iter().map(|s| s.paused.get()).sum(),
+            accept_errors: self.slots.iter().map(|s| s.errors.get()).sum(),
+            parked: sw.parked_total.get(),
+            idle_timeouts: sw.idle_aborts.get(),
+            deadline_timeouts: sw.deadline_aborts.get(),
+            ..ShardStats::default()
+        };
+        for b in &snap.clusters {
+            s.pool_reused += b.pools.reused.get();
+            s.pool_connected += b.pools.connected.get();
+            s.pool_dropped_dead += b.pools.dropped_dead.get();
+            s.pool_expired += b.pools.expired.get();
+        }
+        s
+    }
+
+    fn swap(&self, config: Arc<Config>) {
+        self.svc
+            .sweeper
+            .set_shortest_timeout(shortest_timeout(&config));
+        let snap = self.svc.snapshots.swap(config, self.svc.id);
+        tracing::info!(
+            shard = self.svc.id,
+            generation = snap.generation,
+            "config swapped"
+        );
+    }
+}
+
+/// Upper bound on connections this process can hold: half the fd limit (two fds each).
+fn max_connections() -> u32 {
+    (crate::sys::fd_limit().unwrap_or(65_536) / 2).clamp(1024, 1 << 20) as u32
+}
+
+/// Runs a shard: reports on `ready` whether it started (the process exits with the reason if
+/// not), serves until a `Drain` command (or the control side going away), then drains open
+/// connections up to the config's `drain_timeout` and returns.
+pub async fn run(
+    id: usize,
+    shards: usize,
+    config: Arc<Config>,
+    sockets: Vec<std::net::TcpListener>,
+    mut commands: CommandReceiver,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let own = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
+    let shard = match Shard::new(id, shards, config.clone(), own) {
+        Ok(s) => Rc::new(s),
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: cannot map copy buffers: {e}")));
+            return;
+        }
+    };
+    let mut listeners = Vec::with_capacity(sockets.len());
+    for (idx, std_listener) in sockets.into_iter().enumerate() {
+        match TcpListener::from_std(std_listener) {
+            Ok(l) => listeners.push((idx, l)),
+            Err(e) => {
+                let _ = ready.send(Err(format!(
+                    "shard {id}: cannot register listener {:?}: {e}",
+                    config.listeners[idx].name
+                )));
+                return;
+            }
+        }
+    }
+    let _ = ready.send(Ok(()));
+    monoio::spawn(shard.svc.sweeper.clone().run());
+    monoio::spawn(evict_pools(shard.clone()));
+    let (drain_tx, drain_rx) = watch::channel(false);
+    // The accept loops run inside this future (not spawned), so every listening socket is closed
+    // before draining starts: a spawned loop could outlive the shard's main future and keep its
+    // REUSEPORT socket open, still completing handshakes nobody would serve.
+    let loops = futures_util::future::join_all(
+        listeners
+            .into_iter()
+            .map(|(idx, l)| accept::accept_loop(l, idx, shard.clone(), drain_rx.clone())),
+    );
+    let control = async {
+        while let Some(cmd) = commands.recv().await {
+            match cmd {
+                ShardCommand::Swap(c) => shard.swap(c),
+                ShardCommand::StatsSnapshot(reply) => {
+                    let _ = reply.send(shard.stats());
+                }
+                ShardCommand::Drain => break,
+            }
+        }
+        // Drain, or the control side is gone: stop accepting either way.
+        let _ = drain_tx.send(true);
+        commands
+    };
+    let (_, commands) = futures_util::future::join(loops, control).await;
+    drain(&shard, commands).await;
+}
+
+/// Closes expired idle upstream connections of the current snapshot's clusters.
+async fn evict_pools(shard: Rc<Shard>) {
+    loop {
+        monoio::time::sleep(POOL_EVICT_EVERY).await;
+        for b in &shard.svc.snapshots.current().clusters {
+            b.pools.evict_expired();
+        }
+    }
+}
+
+/// Waits for open connections up to `drain_timeout`, still answering stats requests.
+async fn drain(shard: &Shard, mut commands: CommandReceiver) {
+    let timeout = shard.svc.snapshots.current().config.drain_timeout;
+    let deadline = Instant::now() + timeout;
+    shard.svc.draining.set(true);
+    shard.svc.sweeper.abort_between_requests();
+    if shard.active.get() > 0 {
+        tracing::info!(
+            shard = shard.svc.id,
+            open = shard.active.get(),
+            ?timeout,
+            "draining connections"
+        );
+    }
+    while shard.active.get() > 0 {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                shard = shard.svc.id,
+                open = shard.active.get(),
+                "drain timeout; closing remaining connections"
+            );
+            return;
+        }
+        while let Ok(cmd) = commands.try_recv() {
+            if let ShardCommand::StatsSnapshot(reply) = cmd {
+                let _ = reply.send(shard.stats());
+            }
+        }
+        monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A shard with the embedded default config and no sockets, for unit tests of connection code.
+#[cfg(test)]
+pub fn test_shard() -> Shard {
+    Shard::new(0, 1, Arc::new(Config::embedded_default()), Vec::new()).unwrap()
+}
+
+#[cfg(test)]
+impl Shard {
+    /// A connection context on listener `idx` from `peer`.
+    pub fn conn_ctx(&self, idx: usize, peer: std::net::SocketAddr) -> crate::ctx::ConnCtx {
+        crate::ctx::ConnCtx {
+            peer: crate::ctx::PeerAddr(peer),
+            local: crate::ctx::LocalAddr(peer),
+            orig_dst: None,
+            listener: idx,
+            snapshot: self.svc.snapshots.current(),
+            tls: None,
+        }
+    }
+}
