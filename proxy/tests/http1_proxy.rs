@@ -194,6 +194,24 @@ fn thirty_two_mib_streams_without_buffering() {
 }
 
 #[test]
+fn an_open_keepalive_connection_is_not_reported_closed() {
+    let origin = Origin::start("a");
+    let (server, addr) = simple(&origin);
+    let mut c = Client::connect(addr);
+    assert_eq!(c.get("/name").text(), "a");
+    assert!(
+        !c.closed_within(Duration::from_millis(200)),
+        "a timeout is not a close"
+    );
+    assert_eq!(c.get("/name").text(), "a");
+    server.shutdown();
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "shutdown closes it"
+    );
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let origin = Origin::start("a");
     let (server, addr) = simple(&origin);
@@ -276,10 +294,7 @@ fn strictness_cases_get_their_status_and_others_keep_flowing() {
 #[test]
 fn error_statuses_carry_their_flags() {
     let origin = Origin::start("a");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = support::DeadPort::new();
     let routes = "          - match: {prefix: \"/dead\"}
             cluster: dead
           - match: {prefix: \"/sleep/\"}
@@ -291,7 +306,7 @@ fn error_statuses_carry_their_flags() {
     let clusters = format!(
         "{}{}",
         cluster("app", &[origin.addr]),
-        cluster("dead", &[dead])
+        cluster("dead", &[dead.addr])
     );
     let yaml = http_yaml(routes, &clusters, "").replace(
         "        domains: [\"*\"]",

@@ -130,11 +130,8 @@ fn resets_propagate_splice() {
 
 #[test]
 fn refused_upstream_closes_client_promptly() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap(); // closed again
-    let (server, addr) = start_proxy(&l4_yaml("copy", &[dead], "", ""), 1);
+    let dead = DeadPort::new();
+    let (server, addr) = start_proxy(&l4_yaml("copy", &[dead.addr], "", ""), 1);
     let started = Instant::now();
     let mut client = connect(addr);
     let mut buf = [0u8; 1];

@@ -67,6 +67,23 @@ impl Drop for EchoServer {
     }
 }
 
+/// A port nothing listens on, held for the whole test: the socket is bound but never listens,
+/// so connects to it are refused and no other process can take the port meanwhile.
+pub struct DeadPort {
+    pub addr: SocketAddr,
+    _socket: socket2::Socket,
+}
+
+impl DeadPort {
+    pub fn new() -> DeadPort {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        s.bind(&any.into()).unwrap();
+        let addr = s.local_addr().unwrap().as_socket().unwrap();
+        DeadPort { addr, _socket: s }
+    }
+}
+
 /// A single-listener L4 config forwarding to `endpoints`.
 pub fn l4_yaml(
     mode: &str,
