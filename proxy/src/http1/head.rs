@@ -349,6 +349,12 @@ pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Res
             value: Span::of(buf, h.value),
         });
         let kind = classify(name);
+        if kind == Known::TransferEncoding && minor == 0 {
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+            return Err(Reject::BadRequest(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
         f.header(buf, kind, h.value, &mut head.connection_listed)?;
         match kind {
             Known::Host => {

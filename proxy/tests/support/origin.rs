@@ -137,7 +137,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req>> {
         loop {
             let mut line = String::new();
             r.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             if size == 0 {
                 loop {
