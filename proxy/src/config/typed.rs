@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::http::{build_http, build_pool, http_only_field, tcp_only_field};
+use super::http::{build_http, build_pool, header_count_field, http_only_field, tcp_only_field};
 use super::raw::{RawCluster, RawConfig, RawListener, RawNumber, Scalar};
 use super::{
     Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, Protocol,
@@ -15,6 +15,7 @@ const DEFAULT_BACKLOG: u32 = 1024;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_RESPONSE_HEADERS: usize = 100;
 
 /// Parses a human duration (`"250ms"`, `"30s"`, `"1h"`); `"0"` is zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -130,6 +131,11 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
         )?,
         lb_policy,
         pool: build_pool(&format!("clusters[{i}]"), &raw.pool)?,
+        max_response_headers: header_count_field(
+            at("max_response_headers"),
+            raw.max_response_headers,
+            DEFAULT_MAX_RESPONSE_HEADERS,
+        )?,
     })
 }
 

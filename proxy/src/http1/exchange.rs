@@ -59,7 +59,9 @@ fn retry_on_failure(p: &RetryPolicy, f: Failure) -> bool {
     match f {
         Failure::Connect => p.on_connect_failure || p.on_5xx || p.on_gateway_error,
         Failure::Reset | Failure::Stale => p.on_reset || p.on_5xx || p.on_gateway_error,
-        Failure::Timeout | Failure::Protocol => p.on_5xx || p.on_gateway_error,
+        Failure::Timeout | Failure::Protocol | Failure::TooManyHeaders => {
+            p.on_5xx || p.on_gateway_error
+        }
         Failure::NoHealthy | Failure::Client => false,
     }
 }
@@ -301,14 +303,15 @@ async fn attempt_once(
     ubuf.clear();
     loop {
         if !ubuf.is_empty() {
-            match head::parse_response(ubuf, MAX_RESPONSE_HEAD, facts.is_head, resp) {
+            let max_headers = balancer.cluster().max_response_headers;
+            match head::parse_response(ubuf, MAX_RESPONSE_HEAD, max_headers, facts.is_head, resp) {
                 Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
                     ubuf.drain(..resp.len); // interim response: we already sent our own 100
                     continue;
                 }
                 Ok(true) => return Ok(up),
                 Ok(false) => {}
-                Err(_) => return Err(Failure::Protocol),
+                Err(e) => return Err(e.into()),
             }
         }
         match read_onto(&mut up.stream, ubuf).await {

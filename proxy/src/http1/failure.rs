@@ -1,5 +1,7 @@
 //! Why an upstream attempt failed, and what the client is told (Envoy's response flags).
 
+use super::head::ResponseError;
+
 /// An attempt's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -16,6 +18,8 @@ pub enum Failure {
     Timeout,
     /// Malformed response head: 502 `UPE`.
     Protocol,
+    /// More response headers than the cluster's `max_response_headers`: 502 `UPE`.
+    TooManyHeaders,
     /// The client went away or sent a malformed body while we streamed it.
     Client,
 }
@@ -24,7 +28,7 @@ impl Failure {
     pub fn status(self) -> u16 {
         match self {
             Failure::NoHealthy | Failure::Connect => 503,
-            Failure::Stale | Failure::Reset | Failure::Protocol => 502,
+            Failure::Stale | Failure::Reset | Failure::Protocol | Failure::TooManyHeaders => 502,
             Failure::Timeout => 504,
             Failure::Client => 400,
         }
@@ -35,7 +39,7 @@ impl Failure {
             Failure::Connect => "UF",
             Failure::Stale | Failure::Reset => "UR",
             Failure::Timeout => "UT",
-            Failure::Protocol => "UPE",
+            Failure::Protocol | Failure::TooManyHeaders => "UPE",
             Failure::Client => "DPE",
         }
     }
@@ -46,7 +50,19 @@ impl Failure {
             Failure::Stale | Failure::Reset => b"upstream reset before response\n",
             Failure::Timeout => b"upstream request timeout\n",
             Failure::Protocol => b"upstream protocol error\n",
+            Failure::TooManyHeaders => b"upstream response headers exceed max_response_headers\n",
             Failure::Client => b"bad request body\n",
+        }
+    }
+}
+
+impl From<ResponseError> for Failure {
+    fn from(e: ResponseError) -> Failure {
+        match e {
+            ResponseError::TooManyHeaders => Failure::TooManyHeaders,
+            ResponseError::TooLarge | ResponseError::Malformed | ResponseError::Framing => {
+                Failure::Protocol
+            }
         }
     }
 }

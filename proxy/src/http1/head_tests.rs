@@ -105,16 +105,16 @@ fn http10_closes_by_default_and_upgrade_is_seen() {
 fn response_framing() {
     let mut r = ResponseHead::default();
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
-    assert!(parse_response(raw, 1 << 16, false, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, false, &mut r).unwrap());
     assert_eq!(r.framing, Framing::Length(2));
-    assert!(parse_response(raw, 1 << 16, true, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, true, &mut r).unwrap());
     assert_eq!(r.framing, Framing::None, "HEAD response has no body");
     let raw = b"HTTP/1.1 200 OK\r\n\r\n";
-    assert!(parse_response(raw, 1 << 16, false, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, false, &mut r).unwrap());
     assert_eq!(r.framing, Framing::UntilClose);
     assert!(r.close);
     let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
-    assert!(parse_response(raw, 1 << 16, false, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, false, &mut r).unwrap());
     assert_eq!(r.framing, Framing::None);
 }
 

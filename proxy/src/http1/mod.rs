@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod failure;
 pub mod head;
 pub mod relay;
+pub mod response_head;
 pub mod server;
 pub mod view;
 

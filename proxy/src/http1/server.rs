@@ -24,7 +24,7 @@ enum HeadRead {
 fn limits(s: &HttpSettings) -> Limits {
     Limits {
         max_head_bytes: s.max_request_headers_bytes,
-        max_headers: s.max_request_headers.min(head::MAX_HEADERS),
+        max_headers: s.max_request_headers,
         max_request_line: s.max_request_line_bytes,
     }
 }

@@ -67,7 +67,7 @@ impl Client {
                 break;
             }
         }
-        let mut hs = [httparse::EMPTY_HEADER; 64];
+        let mut hs = [httparse::EMPTY_HEADER; 160];
         let mut resp = httparse::Response::new(&mut hs);
         resp.parse(&head).expect("valid response head");
         let status = resp.code.unwrap();
