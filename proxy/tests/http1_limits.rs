@@ -2,39 +2,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
-use shardcar::{Config, Server};
 use support::client::Client;
+use support::http_proxy_to;
 use support::origin::Origin;
-
-fn proxy_to(origin: SocketAddr, cluster_extra: &str) -> (Server, SocketAddr) {
-    let yaml = format!(
-        "listeners:
-  - name: web
-    address: 127.0.0.1:0
-    protocol: http
-    virtual_hosts:
-      - name: all
-        domains: [\"*\"]
-        routes:
-          - match: {{prefix: \"/\"}}
-            cluster: app
-clusters:
-  - name: app
-    endpoints: [\"{origin}\"]
-    connect_timeout: 500ms
-{cluster_extra}"
-    );
-    let server = Server::start(Config::from_yaml(&yaml).unwrap(), 1).expect("proxy starts");
-    let addr = server.addr("web").unwrap();
-    (server, addr)
-}
 
 #[test]
 fn too_many_upstream_response_headers_is_a_502_that_says_why() {
     let origin = Origin::start("a");
-    let (server, addr) = proxy_to(origin.addr, "");
+    let (server, addr) = http_proxy_to(origin.addr, "");
     let mut c = Client::connect(addr);
     // The origin adds content-length and nothing else: 99 extra headers make 100.
     let r = c.get("/headers/99");
@@ -52,7 +27,7 @@ fn too_many_upstream_response_headers_is_a_502_that_says_why() {
 #[test]
 fn max_response_headers_raises_the_limit() {
     let origin = Origin::start("a");
-    let (server, addr) = proxy_to(origin.addr, "    max_response_headers: 128\n");
+    let (server, addr) = http_proxy_to(origin.addr, "    max_response_headers: 128\n");
     let mut c = Client::connect(addr);
     let r = c.get("/headers/120");
     assert_eq!((r.status, r.text().as_str()), (200, "many headers"));

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use shardcar::{Config, Server};
 use support::client::Client;
+use support::http_proxy_to;
 use support::origin::Origin;
 
 /// A lenient origin: every line that looks like a request line counts as a request and gets
@@ -101,29 +101,6 @@ impl Drop for RawOrigin {
     }
 }
 
-fn proxy_to(origin: SocketAddr) -> (Server, SocketAddr) {
-    let yaml = format!(
-        "listeners:
-  - name: web
-    address: 127.0.0.1:0
-    protocol: http
-    virtual_hosts:
-      - name: all
-        domains: [\"*\"]
-        routes:
-          - match: {{prefix: \"/\"}}
-            cluster: app
-clusters:
-  - name: app
-    endpoints: [\"{origin}\"]
-    connect_timeout: 500ms
-"
-    );
-    let server = Server::start(Config::from_yaml(&yaml).unwrap(), 1).expect("proxy starts");
-    let addr = server.addr("web").unwrap();
-    (server, addr)
-}
-
 /// Sends `raw` on a new connection; expects 400 and then a closed connection.
 fn refused(addr: SocketAddr, raw: &[u8]) {
     let mut c = Client::connect(addr);
@@ -140,7 +117,7 @@ fn refused(addr: SocketAddr, raw: &[u8]) {
 #[test]
 fn request_hidden_behind_a_bare_lf_trailer_never_reaches_the_origin() {
     let origin = RawOrigin::start();
-    let (server, addr) = proxy_to(origin.addr);
+    let (server, addr) = http_proxy_to(origin.addr, "");
     let mut c = Client::connect(addr);
     c.send(
         b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -162,7 +139,7 @@ fn request_hidden_behind_a_bare_lf_trailer_never_reaches_the_origin() {
 #[test]
 fn http10_request_with_transfer_encoding_is_refused() {
     let origin = RawOrigin::start();
-    let (server, addr) = proxy_to(origin.addr);
+    let (server, addr) = http_proxy_to(origin.addr, "");
     refused(
         addr,
         b"POST / HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -174,7 +151,7 @@ fn http10_request_with_transfer_encoding_is_refused() {
 #[test]
 fn invalid_chunk_extensions_and_trailer_names_are_refused() {
     let origin = RawOrigin::start();
-    let (server, addr) = proxy_to(origin.addr);
+    let (server, addr) = http_proxy_to(origin.addr, "");
     let head = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
     for body in [
         "3;a=\"open\r\nabc\r\n0\r\n\r\n",
@@ -193,7 +170,7 @@ fn invalid_chunk_extensions_and_trailer_names_are_refused() {
 #[test]
 fn good_chunked_body_with_trailers_passes_and_the_connection_keeps_flowing() {
     let origin = Origin::start("a");
-    let (server, addr) = proxy_to(origin.addr);
+    let (server, addr) = http_proxy_to(origin.addr, "");
     let mut c = Client::connect(addr);
     c.send(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\

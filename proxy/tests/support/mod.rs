@@ -109,6 +109,31 @@ listeners:
     )
 }
 
+/// One `web` http listener routing everything to cluster `app` at `origin`, with
+/// `cluster_extra` YAML appended to the cluster; one shard.
+pub fn http_proxy_to(origin: SocketAddr, cluster_extra: &str) -> (Server, SocketAddr) {
+    let yaml = format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: app
+clusters:
+  - name: app
+    endpoints: [\"{origin}\"]
+    connect_timeout: 500ms
+{cluster_extra}"
+    );
+    let server = Server::start(Config::from_yaml(&yaml).unwrap(), 1).expect("proxy starts");
+    let addr = server.addr("web").unwrap();
+    (server, addr)
+}
+
 pub fn start_proxy(yaml: &str, shards: usize) -> (Server, SocketAddr) {
     let config = Config::from_yaml(yaml).expect("test config is valid");
     let server = Server::start(config, shards).expect("proxy starts");
