@@ -4,7 +4,8 @@
 //! splice movers) → [`cluster`] (per-shard load balancing) → upstream. Beside the data path:
 //! [`config`] (two-stage YAML loading), [`shard`] (one runtime per core), [`server`] (start and
 //! stop), [`intercept`] (iptables/nft capture rules), [`upstream`] (marked upstream connects)
-//! and [`sys`], the only module allowed `unsafe`.
+//! [`logging`] (non-blocking, rate-limited warnings) and [`sys`], the only module allowed
+//! `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod http1;
 pub mod intercept;
 pub mod l4;
 pub mod listener;
+pub mod logging;
 pub mod route;
 pub mod server;
 pub mod shard;

@@ -231,7 +231,8 @@ pub async fn handle(
         Err(f) => {
             let close = facts.close || !body.done();
             let n = send_local(conn, ctx, f.status(), Some(f.flag()), f.body(), close).await;
-            tracing::warn!(
+            crate::warn_limited!(
+                "upstream request failed",
                 listener = %listener.name,
                 peer = %conn.peer,
                 route = %route.name,
@@ -342,7 +343,8 @@ async fn local(
     let close = conn.head.close || conn.head.framing != Framing::None;
     if let Some(flag) = flag {
         let buf = &conn.rbuf;
-        tracing::warn!(
+        crate::warn_limited!(
+            "request answered locally",
             listener = %listener.name,
             peer = %conn.peer,
             method = %String::from_utf8_lossy(conn.head.method.get(buf)),

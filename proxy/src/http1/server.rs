@@ -119,7 +119,8 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, listener_idx: usize, ctx
 
 /// Answers a refused head with its status and closes (the stream position is unknown).
 async fn reject(conn: &mut Conn, listener: &Listener, r: Reject) {
-    tracing::warn!(
+    crate::warn_limited!(
+        "request rejected",
         listener = %listener.name,
         peer = %conn.peer,
         status = r.status(),
