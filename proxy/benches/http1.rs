@@ -114,7 +114,9 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("response: parse + serialize", |b| {
         b.iter(|| {
-            assert!(head::parse_response(black_box(RESPONSE), 1 << 16, false, &mut resp).unwrap());
+            assert!(
+                head::parse_response(black_box(RESPONSE), 1 << 16, 100, false, &mut resp).unwrap()
+            );
             encode::response_head(
                 &mut out,
                 RESPONSE,

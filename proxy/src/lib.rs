@@ -20,6 +20,7 @@ pub mod intercept;
 pub mod io;
 pub mod l4;
 pub mod listener;
+pub mod logging;
 pub mod route;
 pub mod server;
 pub mod shard;

@@ -185,12 +185,35 @@ fn thirty_two_mib_streams_without_buffering() {
             peak = peak.max(rss_kb());
         }
     }
+    // What may be resident while streaming: the proxy's few 16 KiB buffers for this exchange
+    // (client read buffer, request and response scratch: 4 × 16 KiB), this test's 64 KiB read
+    // buffer and the origin's 64 KiB block = 192 KiB, plus 1 MiB for allocator and thread-stack
+    // noise. Measured growth over four debug runs: 96–112 KiB. Buffering the body would be 32 MiB.
+    const BOUND_KIB: u64 = 4 * 16 + 64 + 64 + 1024;
     assert!(
-        peak - before < 16 * 1024,
-        "RSS grew by {} KiB while streaming 32 MiB",
+        peak - before < BOUND_KIB,
+        "RSS grew by {} KiB while streaming 32 MiB (bound {BOUND_KIB} KiB)",
         peak - before
     );
     server.shutdown();
+}
+
+#[test]
+fn an_open_keepalive_connection_is_not_reported_closed() {
+    let origin = Origin::start("a");
+    let (server, addr) = simple(&origin);
+    let mut c = Client::connect(addr);
+    assert_eq!(c.get("/name").text(), "a");
+    assert!(
+        !c.closed_within(Duration::from_millis(200)),
+        "a timeout is not a close"
+    );
+    assert_eq!(c.get("/name").text(), "a");
+    server.shutdown();
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "shutdown closes it"
+    );
 }
 
 #[test]
@@ -276,10 +299,7 @@ fn strictness_cases_get_their_status_and_others_keep_flowing() {
 #[test]
 fn error_statuses_carry_their_flags() {
     let origin = Origin::start("a");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = support::DeadPort::new();
     let routes = "          - match: {prefix: \"/dead\"}
             cluster: dead
           - match: {prefix: \"/sleep/\"}
@@ -291,7 +311,7 @@ fn error_statuses_carry_their_flags() {
     let clusters = format!(
         "{}{}",
         cluster("app", &[origin.addr]),
-        cluster("dead", &[dead])
+        cluster("dead", &[dead.addr])
     );
     let yaml = http_yaml(routes, &clusters, "").replace(
         "        domains: [\"*\"]",
@@ -345,7 +365,7 @@ fn retry_turns_a_503_into_a_200() {
 }
 
 #[test]
-fn weighted_split_is_within_five_percent() {
+fn weighted_split_is_within_three_sigma_of_ninety_ten() {
     let a = Origin::start("a");
     let b = Origin::start("b");
     let routes = "          - match: {prefix: \"/\"}
@@ -354,14 +374,18 @@ fn weighted_split_is_within_five_percent() {
     let clusters = format!("{}{}", cluster("a", &[a.addr]), cluster("b", &[b.addr]));
     let (server, addr) = start(&http_yaml(routes, &clusters, ""));
     let mut c = Client::connect(addr);
-    let mut to_b = 0;
-    for _ in 0..2000 {
-        if c.get("/name").text() == "b" {
-            to_b += 1;
-        }
-    }
-    let share = to_b as f64 / 2000.0;
-    assert!((0.05..=0.15).contains(&share), "b got {share}");
+    const N: usize = 2000;
+    const P: f64 = 0.1;
+    let to_b = (0..N).filter(|_| c.get("/name").text() == "b").count();
+    // Each request goes to b with probability P: the count is binomial, mean N·P and
+    // σ = sqrt(N·P·(1−P)) ≈ 13.4 here; outside ±3σ happens by chance in 0.3% of runs.
+    let mean = N as f64 * P;
+    let sigma = (N as f64 * P * (1.0 - P)).sqrt();
+    assert!(
+        (to_b as f64 - mean).abs() <= 3.0 * sigma,
+        "b got {to_b} of {N}, expected {mean} ± {:.0}",
+        3.0 * sigma
+    );
     server.shutdown();
 }
 

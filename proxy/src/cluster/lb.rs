@@ -177,6 +177,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             lb_policy: policy,
             pool: Default::default(),
+            max_response_headers: 100,
         })
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::raw::{RawListener, RawPool};
 use super::routes::build_table;
 use super::scalar::{duration_field, parse_size, Scalar};
-use super::{Cluster, ConfigError, HttpSettings, PoolSettings};
+use super::{Cluster, ConfigError, HttpSettings, PoolSettings, MAX_HEADER_COUNT};
 
 /// The first `http`-only field set on a `tcp` listener, if any.
 pub(super) fn http_only_field(raw: &RawListener) -> Option<&'static str> {
@@ -48,6 +48,23 @@ fn size_field(path: String, v: &Option<Scalar>, default: usize) -> Result<usize,
     }
 }
 
+/// A header-count limit: 1 to [`MAX_HEADER_COUNT`], `default` when absent. A value above the
+/// maximum is an error, never a clamp.
+pub(super) fn header_count_field(
+    path: String,
+    v: Option<usize>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match v.unwrap_or(default) {
+        0 => Err(ConfigError::new(path, "must be at least 1")),
+        n if n > MAX_HEADER_COUNT => Err(ConfigError::new(
+            path,
+            format!("{n} is above the supported maximum of {MAX_HEADER_COUNT}"),
+        )),
+        n => Ok(n),
+    }
+}
+
 /// Settings of `http` listener `at` (`listeners[i]`).
 pub(super) fn build_http(
     at: &str,
@@ -79,7 +96,11 @@ pub(super) fn build_http(
             &raw.max_request_headers_size,
             d.max_request_headers_bytes,
         )?,
-        max_request_headers: raw.max_request_headers.unwrap_or(d.max_request_headers),
+        max_request_headers: header_count_field(
+            f("max_request_headers"),
+            raw.max_request_headers,
+            d.max_request_headers,
+        )?,
         max_request_line_bytes: size_field(
             f("max_request_line_size"),
             &raw.max_request_line_size,
@@ -99,12 +120,6 @@ pub(super) fn build_http(
     }
     if s.first_byte_timeout.is_zero() {
         return Err(ConfigError::new(f("first_byte_timeout"), "must be above 0"));
-    }
-    if s.max_request_headers == 0 {
-        return Err(ConfigError::new(
-            f("max_request_headers"),
-            "must be at least 1",
-        ));
     }
     if s.max_request_line_bytes < 16 {
         return Err(ConfigError::new(

@@ -21,6 +21,10 @@ use std::time::Duration;
 pub use error::ConfigError;
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
+/// The most headers a header-count limit (`max_request_headers`, `max_response_headers`) may
+/// be set to: the parser holds that many header slots.
+pub const MAX_HEADER_COUNT: usize = 128;
+
 /// The embedded default config, used when no `--config` is given.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
 
@@ -56,7 +60,7 @@ pub struct HttpSettings {
     pub first_byte_timeout: Duration,
     /// Request line + headers limit (default 60 KiB) → 431.
     pub max_request_headers_bytes: usize,
-    /// Header count limit (default 100) → 431.
+    /// Header count limit (default 100, at most [`MAX_HEADER_COUNT`]) → 431.
     pub max_request_headers: usize,
     /// Request line limit (default 8 KiB) → 414.
     pub max_request_line_bytes: usize,
@@ -162,6 +166,9 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     pub lb_policy: LbPolicy,
     pub pool: PoolSettings,
+    /// Most headers accepted in an upstream response (default 100, at most
+    /// [`MAX_HEADER_COUNT`]); more → 502 `UPE`.
+    pub max_response_headers: usize,
 }
 
 impl Listener {
@@ -222,3 +229,5 @@ impl Config {
 mod tests;
 #[cfg(test)]
 mod tests_http;
+#[cfg(test)]
+mod tests_limits;

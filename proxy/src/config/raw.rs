@@ -68,6 +68,8 @@ pub struct RawCluster {
     pub lb_policy: Option<String>,
     /// Upstream connection pool (used by `http` listeners' routes).
     pub pool: Option<RawPool>,
+    /// Most headers in an upstream HTTP response (default 100, at most 128).
+    pub max_response_headers: Option<usize>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::http::{build_http, build_pool, http_only_field, tcp_only_field};
+use super::http::{build_http, build_pool, header_count_field, http_only_field, tcp_only_field};
 use super::raw::{RawCluster, RawConfig, RawListener, RawNumber};
 use super::scalar::{duration_field, parse_u32};
 use super::{
@@ -16,6 +16,7 @@ const DEFAULT_BACKLOG: u32 = 1024;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_RESPONSE_HEADERS: usize = 100;
 
 /// Splits `host:port` and resolves it (once, here, never on the data path).
 fn parse_endpoint(path: String, s: &str) -> Result<Endpoint, ConfigError> {
@@ -112,6 +113,11 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
         )?,
         lb_policy,
         pool: build_pool(&format!("clusters[{i}]"), &raw.pool)?,
+        max_response_headers: header_count_field(
+            at("max_response_headers"),
+            raw.max_response_headers,
+            DEFAULT_MAX_RESPONSE_HEADERS,
+        )?,
     })
 }
 

@@ -21,6 +21,8 @@ pub enum Failure {
     Timeout,
     /// Malformed response head: 502 `UPE`.
     Protocol,
+    /// More response headers than the cluster's `max_response_headers`: 502 `UPE`.
+    TooManyHeaders,
     /// The client went away or sent a malformed body while we streamed it.
     Client,
 }
@@ -29,7 +31,11 @@ impl Failure {
     pub fn status(self) -> u16 {
         match self {
             Failure::NoHealthy | Failure::Connect => 503,
-            Failure::Stale | Failure::StaleAfterSend | Failure::Reset | Failure::Protocol => 502,
+            Failure::Stale
+            | Failure::StaleAfterSend
+            | Failure::Reset
+            | Failure::Protocol
+            | Failure::TooManyHeaders => 502,
             Failure::Timeout => 504,
             Failure::Client => 400,
         }
@@ -40,7 +46,7 @@ impl Failure {
             Failure::Connect => "UF",
             Failure::Stale | Failure::StaleAfterSend | Failure::Reset => "UR",
             Failure::Timeout => "UT",
-            Failure::Protocol => "UPE",
+            Failure::Protocol | Failure::TooManyHeaders => "UPE",
             Failure::Client => "DPE",
         }
     }
@@ -53,6 +59,7 @@ impl Failure {
             }
             Failure::Timeout => b"upstream request timeout\n",
             Failure::Protocol => b"upstream protocol error\n",
+            Failure::TooManyHeaders => b"upstream response headers exceed max_response_headers\n",
             Failure::Client => b"bad request body\n",
         }
     }

@@ -31,7 +31,9 @@ pub fn retry_on_failure(p: &RetryPolicy, f: Failure) -> bool {
         Failure::Reset | Failure::Stale | Failure::StaleAfterSend => {
             p.on_reset || p.on_5xx || p.on_gateway_error
         }
-        Failure::Timeout | Failure::Protocol => p.on_5xx || p.on_gateway_error,
+        Failure::Timeout | Failure::Protocol | Failure::TooManyHeaders => {
+            p.on_5xx || p.on_gateway_error
+        }
         Failure::NoHealthy | Failure::Client => false,
     }
 }

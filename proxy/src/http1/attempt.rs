@@ -86,7 +86,8 @@ pub async fn run<S: Stream>(
         timing.deadline = timing.route_timeout.map(|t| Instant::now() + t);
     }
     let per_try_from = if streamed { Instant::now() } else { try_start };
-    let receiving = recv_head(&mut up, ubuf, resp, facts, &conn.watch);
+    let max_headers = balancer.cluster().max_response_headers;
+    let receiving = recv_head(&mut up, ubuf, resp, facts, max_headers, &conn.watch);
     within(timing.limit(per_try_from), receiving).await?;
     Ok(Answered {
         conn: up,
@@ -141,20 +142,22 @@ async fn recv_head(
     ubuf: &mut Vec<u8>,
     resp: &mut ResponseHead,
     facts: Facts,
+    max_response_headers: usize,
     watch: &ConnWatch,
 ) -> Result<(), Failure> {
     let is_head = facts.method == crate::http::Method::Head;
+    let max_headers = max_response_headers;
     ubuf.clear();
     loop {
         if !ubuf.is_empty() {
-            match head::parse_response(ubuf, MAX_RESPONSE_HEAD, is_head, resp) {
+            match head::parse_response(ubuf, MAX_RESPONSE_HEAD, max_headers, is_head, resp) {
                 Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
                     ubuf.drain(..resp.len);
                     continue;
                 }
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(_) => return Err(Failure::Protocol),
+                Err(e) => return Err(e.into()),
             }
         }
         match read_onto(&mut up.stream, ubuf).await {

@@ -182,7 +182,8 @@ pub async fn forward<S: Stream>(
         Err(f) => {
             let close = facts.close || !body.done();
             let n = local::send(conn, env, f.status(), Some(f.flag()), f.body(), close).await;
-            tracing::warn!(
+            crate::warn_limited!(
+                "upstream request failed",
                 listener = %conn.ctx.listener().name,
                 peer = %conn.ctx.peer,
                 route = %route.name,

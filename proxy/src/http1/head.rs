@@ -3,10 +3,11 @@
 //! kept in a per-connection struct whose header vector is reused, so parsing allocates nothing
 //! once a connection has seen its largest head.
 
-/// Most headers httparse is asked to hold; the configured limit (default 100) must be ≤ this.
-pub const MAX_HEADERS: usize = 128;
-
+pub use super::response_head::{parse_response, ResponseError, ResponseHead};
 pub use crate::http::span::{HeaderSpan, Span};
+
+/// Most headers httparse is asked to hold; configured limits are validated to be ≤ this.
+pub const MAX_HEADERS: usize = crate::config::MAX_HEADER_COUNT;
 
 /// How a message body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,20 +106,6 @@ impl RequestHead {
     }
 }
 
-/// A parsed response head.
-#[derive(Debug, Default)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub reason: Span,
-    pub minor: u8,
-    pub headers: Vec<HeaderSpan>,
-    pub len: usize,
-    pub framing: Framing,
-    /// The upstream will close (or must be closed) after this response.
-    pub close: bool,
-    pub connection_listed: Vec<Span>,
-}
-
 fn trim(v: &[u8]) -> &[u8] {
     let s = v
         .iter()
@@ -196,17 +183,17 @@ pub fn classify(name: &[u8]) -> Known {
 
 /// Framing headers shared by requests and responses.
 #[derive(Default)]
-struct Framer {
-    content_length: Option<u64>,
-    chunked: bool,
+pub(super) struct Framer {
+    pub(super) content_length: Option<u64>,
+    pub(super) chunked: bool,
     transfer_encoding: bool,
-    close: bool,
-    keep_alive: bool,
+    pub(super) close: bool,
+    pub(super) keep_alive: bool,
     upgrade_token: bool,
 }
 
 impl Framer {
-    fn header(
+    pub(super) fn header(
         &mut self,
         buf: &[u8],
         kind: Known,
@@ -319,6 +306,12 @@ pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Res
             value: Span::of(buf, h.value),
         });
         let kind = classify(name);
+        if kind == Known::TransferEncoding && minor == 0 {
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+            return Err(Reject::BadRequest(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
         f.header(buf, kind, h.value, &mut head.connection_listed)?;
         match kind {
             Known::Host => {
@@ -355,63 +348,6 @@ pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Res
     };
     head.close = f.close || (minor == 0 && !f.keep_alive);
     head.upgrade = f.upgrade_token && upgrade_header;
-    Ok(true)
-}
-
-/// Parses a response head. `Ok(false)`: incomplete. `is_head_request`: the response to a HEAD
-/// has no body whatever its headers say.
-pub fn parse_response(
-    buf: &[u8],
-    max_head_bytes: usize,
-    is_head_request: bool,
-    head: &mut ResponseHead,
-) -> Result<bool, &'static str> {
-    let mut raw = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut raw);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > max_head_bytes {
-                Err("upstream response head too large")
-            } else {
-                Ok(false)
-            };
-        }
-        Err(_) => return Err("malformed upstream response head"),
-    };
-    let status = resp.code.unwrap_or(0);
-    head.status = status;
-    head.reason = Span::of(buf, resp.reason.unwrap_or("").as_bytes());
-    head.minor = resp.version.unwrap_or(1);
-    head.len = len;
-    head.headers.clear();
-    head.connection_listed.clear();
-    let mut f = Framer::default();
-    for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        head.headers.push(HeaderSpan {
-            name: Span::of(buf, name),
-            value: Span::of(buf, h.value),
-        });
-        f.header(buf, classify(name), h.value, &mut head.connection_listed)
-            .map_err(|_| "invalid framing headers in upstream response")?;
-    }
-    let no_body = is_head_request || (100..200).contains(&status) || status == 204 || status == 304;
-    head.framing = if no_body {
-        Framing::None
-    } else if f.chunked {
-        Framing::Chunked
-    } else if let Some(n) = f.content_length {
-        if n == 0 {
-            Framing::None
-        } else {
-            Framing::Length(n)
-        }
-    } else {
-        Framing::UntilClose
-    };
-    head.close =
-        f.close || (head.minor == 0 && !f.keep_alive) || head.framing == Framing::UntilClose;
     Ok(true)
 }
 

@@ -38,7 +38,10 @@ fn incomplete_head_asks_for_more() {
 
 #[test]
 fn smuggling_shapes_are_rejected() {
-    let cases: [(&[u8], u16); 9] = [
+    let cases: [(&[u8], u16); 12] = [
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST / HTTP/1.0\r\nContent-Length: 1\r\ntransfer-encoding: chunked\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\n", 400),
@@ -102,15 +105,26 @@ fn http10_closes_by_default_and_upgrade_is_seen() {
 fn response_framing() {
     let mut r = ResponseHead::default();
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
-    assert!(parse_response(raw, 1 << 16, false, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, false, &mut r).unwrap());
     assert_eq!(r.framing, Framing::Length(2));
-    assert!(parse_response(raw, 1 << 16, true, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, true, &mut r).unwrap());
     assert_eq!(r.framing, Framing::None, "HEAD response has no body");
     let raw = b"HTTP/1.1 200 OK\r\n\r\n";
-    assert!(parse_response(raw, 1 << 16, false, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, false, &mut r).unwrap());
     assert_eq!(r.framing, Framing::UntilClose);
     assert!(r.close);
     let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
-    assert!(parse_response(raw, 1 << 16, false, &mut r).unwrap());
+    assert!(parse_response(raw, 1 << 16, 100, false, &mut r).unwrap());
     assert_eq!(r.framing, Framing::None);
+}
+
+#[test]
+fn http10_with_transfer_encoding_is_faulty_framing() {
+    let e = parse(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").unwrap_err();
+    assert_eq!(
+        e,
+        Reject::BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+    );
+    let h = parse(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    assert_eq!(h.framing, Framing::Chunked);
 }

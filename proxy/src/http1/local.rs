@@ -24,7 +24,8 @@ pub async fn respond<S: Stream>(
     let close = conn.head.close || conn.head.framing != Framing::None;
     if let Some(flag) = flag {
         let buf = &conn.rbuf;
-        tracing::warn!(
+        crate::warn_limited!(
+            "request answered locally",
             listener = %conn.ctx.listener().name,
             peer = %conn.ctx.peer,
             method = %String::from_utf8_lossy(conn.head.method.get(buf)),

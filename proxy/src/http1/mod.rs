@@ -24,6 +24,7 @@ pub mod forward;
 pub mod head;
 pub mod local;
 pub mod relay;
+pub mod response_head;
 pub mod scan;
 pub mod server;
 pub mod target;

@@ -32,7 +32,7 @@ enum HeadRead {
 fn limits(s: &HttpSettings) -> Limits {
     Limits {
         max_head_bytes: s.max_request_headers_bytes,
-        max_headers: s.max_request_headers.min(head::MAX_HEADERS),
+        max_headers: s.max_request_headers,
         max_request_line: s.max_request_line_bytes,
     }
 }
@@ -139,7 +139,8 @@ pub async fn serve<S: Stream>(ctx: ConnCtx, stream: S, svc: &Services, h1: &H1St
 
 /// Answers a refused head with its status and closes (the stream position is unknown).
 async fn reject<S: Stream>(conn: &mut Conn<S>, r: Reject) {
-    tracing::warn!(
+    crate::warn_limited!(
+        "request rejected",
         listener = %conn.ctx.listener().name,
         peer = %conn.ctx.peer,
         status = r.status(),

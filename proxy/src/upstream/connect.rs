@@ -113,9 +113,11 @@ mod tests {
 
     #[test]
     fn connect_to_a_closed_port_is_refused_with_and_without_mark() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
+        // Bound but not listening, held for the whole test: refused, and no one else's port.
+        let dead = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        dead.bind(&any.into()).unwrap();
+        let addr = dead.local_addr().unwrap().as_socket().unwrap();
         let marks: &[Option<u32>] = if can_mark() {
             &[None, Some(0x539)]
         } else {

@@ -14,15 +14,18 @@ pub const APP_IP: &str = "10.200.0.1";
 pub const PEER_IP: &str = "10.200.0.2";
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// True when the tests can create namespaces. Non-root runs print a loud skip notice.
+/// True when the tests can create namespaces (root). Not root: panics, so the test fails and
+/// says why, unless `SHARDCAR_ALLOW_SKIP=1` asks for a skip; then prints `SKIPPED` and is false.
 pub fn root_or_skip(test: &str) -> bool {
     let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
     if uid.is_ok_and(|u| u.trim_ascii() == b"0") {
         return true;
     }
-    eprintln!(
-        "\n!!!!!!!! SKIPPED {test}: needs root (network namespaces, iptables, nft) !!!!!!!!\n"
-    );
+    let why = "needs root (network namespaces, iptables, nft)";
+    if std::env::var("SHARDCAR_ALLOW_SKIP").as_deref() != Ok("1") {
+        panic!("{test} {why}: run as root, or set SHARDCAR_ALLOW_SKIP=1 to skip it");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED {test}: {why} (SHARDCAR_ALLOW_SKIP=1) !!!!!!!!\n");
     false
 }
 

@@ -1,8 +1,11 @@
 //! A minimal blocking HTTP/1.1 client for proxy tests: raw request bytes in, parsed response out.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+/// How long a test read waits before the test fails instead of hanging.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug)]
 pub struct Response {
@@ -33,7 +36,7 @@ impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).unwrap();
         s.set_nodelay(true).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         Client {
             w: s.try_clone().unwrap(),
             r: BufReader::new(s),
@@ -64,7 +67,7 @@ impl Client {
                 break;
             }
         }
-        let mut hs = [httparse::EMPTY_HEADER; 64];
+        let mut hs = [httparse::EMPTY_HEADER; 160];
         let mut resp = httparse::Response::new(&mut hs);
         resp.parse(&head).expect("valid response head");
         let status = resp.code.unwrap();
@@ -127,10 +130,26 @@ impl Client {
         Some(out)
     }
 
-    /// True when the server has closed the connection (EOF within `limit`).
+    /// True when the server closed the connection within `limit`: EOF or a reset. False when
+    /// the limit passed with the connection still open, or when bytes arrived instead (the
+    /// caller's assertion then fails).
     pub fn closed_within(&mut self, limit: Duration) -> bool {
+        if !self.r.buffer().is_empty() {
+            return false;
+        }
         self.r.get_ref().set_read_timeout(Some(limit)).unwrap();
         let mut b = [0u8; 1];
-        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+        let got = self.r.read(&mut b);
+        self.r
+            .get_ref()
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .unwrap();
+        match got {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            Err(e) => panic!("unexpected read error while waiting for a close: {e}"),
+        }
     }
 }

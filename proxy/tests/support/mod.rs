@@ -67,6 +67,23 @@ impl Drop for EchoServer {
     }
 }
 
+/// A port nothing listens on, held for the whole test: the socket is bound but never listens,
+/// so connects to it are refused and no other process can take the port meanwhile.
+pub struct DeadPort {
+    pub addr: SocketAddr,
+    _socket: socket2::Socket,
+}
+
+impl DeadPort {
+    pub fn new() -> DeadPort {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        s.bind(&any.into()).unwrap();
+        let addr = s.local_addr().unwrap().as_socket().unwrap();
+        DeadPort { addr, _socket: s }
+    }
+}
+
 /// A single-listener L4 config forwarding to `endpoints`.
 pub fn l4_yaml(
     mode: &str,
@@ -90,6 +107,31 @@ listeners:
 {extra_cluster}",
         eps.join(", ")
     )
+}
+
+/// One `web` http listener routing everything to cluster `app` at `origin`, with
+/// `cluster_extra` YAML appended to the cluster; one shard.
+pub fn http_proxy_to(origin: SocketAddr, cluster_extra: &str) -> (Server, SocketAddr) {
+    let yaml = format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: app
+clusters:
+  - name: app
+    endpoints: [\"{origin}\"]
+    connect_timeout: 500ms
+{cluster_extra}"
+    );
+    let server = Server::start(Config::from_yaml(&yaml).unwrap(), 1).expect("proxy starts");
+    let addr = server.addr("web").unwrap();
+    (server, addr)
 }
 
 pub fn start_proxy(yaml: &str, shards: usize) -> (Server, SocketAddr) {

@@ -2,6 +2,7 @@
 //! Behaviour is chosen by path:
 //! `/name` → the origin's name; `/echo` → the request body back (Content-Length);
 //! `/chunked/N` → N bytes in chunks plus a trailer; `/big/N` → N bytes with Content-Length;
+//! `/headers/N` → N extra response headers;
 //! `/close/N` → N bytes delimited by close; `/sleep/MS` → 200 after MS ms;
 //! `/fail-once` → 503 on the first request, 200 afterwards; `/reset` → close with no response;
 //! `/ws` → 101 Switching Protocols, then echo bytes; anything else → 200 "hello".
@@ -137,7 +138,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req>> {
         loop {
             let mut line = String::new();
             r.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             if size == 0 {
                 loop {
@@ -204,6 +205,9 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 w.write_all(b"\r\n")?;
             }
             w.write_all(b"0\r\nx-checksum: ok\r\n\r\n")?;
+        } else if let Some(n) = arg("/headers/") {
+            let extra: String = (0..n).map(|i| format!("x-h-{i}: v\r\n")).collect();
+            respond(&mut w, 200, b"many headers", &extra)?;
         } else if let Some(n) = arg("/big/") {
             write!(w, "HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n")?;
             let block: Vec<u8> = pattern(65536).collect();
