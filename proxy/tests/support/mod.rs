@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod origin;
+pub mod script;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
