@@ -268,3 +268,42 @@ fn parked_idle_connection_carries_traffic_again() {
     assert!(got == *data, "traffic after parking is intact");
     server.shutdown();
 }
+
+#[test]
+fn an_endpoint_ejected_after_connect_failures_gets_no_more_connections() {
+    let dead = DeadPort::new();
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let eps = [dead.addr, live.local_addr().unwrap()];
+    let (server, addr) = start_proxy(&l4_yaml("copy", &eps, "", ""), 1);
+    // Round robin alternates, so the first ten connections try the dead endpoint five times:
+    // five consecutive connect failures eject it (EJECT_AFTER_FAILURES, per shard).
+    let mut reached = 0;
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let c = connect(addr);
+        match accept_within(&live, Duration::from_millis(300)) {
+            Some(s) => {
+                reached += 1;
+                held.push((c, s));
+            }
+            None => {
+                let mut c = c;
+                assert_eq!(
+                    c.read(&mut [0u8; 1]).unwrap_or(0),
+                    0,
+                    "refused upstream: closed"
+                );
+            }
+        }
+    }
+    assert_eq!(reached, 5);
+    // Ejected for 10 s: every new connection now goes to the live endpoint.
+    for i in 0..10 {
+        let c = connect(addr);
+        let s = accept_within(&live, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("connection {i} went to the ejected endpoint"));
+        held.push((c, s));
+    }
+    drop(held);
+    server.shutdown();
+}
