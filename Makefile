@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run build test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build
+.PHONY: run build test ebpf-test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build
 
 run: build
 	./target/release/shardcar $(ARGS)
@@ -11,7 +11,13 @@ run: build
 build:
 	$(CARGO) build --release --workspace
 
-test: fmt-check clippy unit
+test: fmt-check clippy unit ebpf-test
+
+# eBPF interception (`--features ebpf`; needs clang + libbpf-dev to build, root + bpftool to
+# run the namespace/cgroup tests, which skip loudly otherwise). The default build needs none.
+ebpf-test:
+	$(CARGO) clippy -p shardcar --all-targets --features ebpf -- -D warnings
+	$(CARGO) test -p shardcar --features ebpf --test intercept_ebpf
 
 unit:
 	$(CARGO) test --workspace --all-targets

@@ -3,6 +3,7 @@
 #   sysctls:  kernel-config/sysctl.d/60-shardcar.conf (single numbers are minimums)
 #   tools:    iptables, ip6tables, nft, ip (for `shardcar intercept`)
 #   kernel:   netfilter targets/matches for REDIRECT and TPROXY, io_uring
+#   ebpf:     kernel options, bpffs and cgroup v2 mounts for `intercept --mode ebpf`
 # Usage: sh kernel-config/host-check.sh [path/to/60-shardcar.conf]
 conf=${1:-$(dirname "$0")/sysctl.d/60-shardcar.conf}
 diffs=0
@@ -55,6 +56,24 @@ else
     printf '%s\n' "$kconfig" | grep -Eq "^CONFIG_$c=(y|m)" || note "CONFIG_$c" "not enabled in this kernel"
   done
 fi
+
+echo "ebpf (intercept --mode ebpf):"
+if [ -n "$kconfig" ]; then
+  for c in BPF_SYSCALL BPF_JIT CGROUP_BPF SOCK_CGROUP_DATA BPF_STREAM_PARSER NET_SOCK_MSG; do
+    printf '%s\n' "$kconfig" | grep -Eq "^CONFIG_$c=y" || note "CONFIG_$c" "not enabled: eBPF interception unavailable"
+  done
+fi
+grep -qs ' /sys/fs/bpf bpf ' /proc/mounts ||
+  note /sys/fs/bpf "bpffs not mounted (mount -t bpf bpf /sys/fs/bpf); or pass --bpffs DIR"
+cg2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+if [ -z "$cg2" ]; then
+  note cgroup2 "not mounted: eBPF interception attaches to a cgroup v2 directory"
+elif [ "$cg2" != /sys/fs/cgroup ]; then
+  echo "  (cgroup v2 is at $cg2: hybrid hierarchy; the default --cgroup is that directory)"
+fi
+[ "$(cat /proc/sys/kernel/unprivileged_bpf_disabled 2>/dev/null)" = 0 ] &&
+  note kernel.unprivileged_bpf_disabled "is 0: unprivileged users may load BPF (1 or 2 is safer)"
+command -v bpftool >/dev/null 2>&1 || note bpftool "not installed (apt-get install bpftool): needed by the eBPF tests"
 
 echo "limits:"
 nofile=$(ulimit -Hn)

@@ -54,6 +54,8 @@ pub enum InterceptAction {
 pub enum ModeArg {
     Redirect,
     Tproxy,
+    /// Outbound through cgroup eBPF hooks instead of netfilter (no inbound capture).
+    Ebpf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -64,7 +66,8 @@ pub enum BackendArg {
 
 #[derive(Debug, Args)]
 pub struct InterceptArgs {
-    /// How inbound traffic is captured (outbound is always REDIRECT).
+    /// How traffic is captured: iptables/nft with REDIRECT or TPROXY inbound (outbound is
+    /// always REDIRECT), or `ebpf` (outbound via cgroup hooks, see --cgroup).
     #[arg(long, value_enum, default_value = "redirect")]
     pub mode: ModeArg,
     /// Which tool writes the rules.
@@ -109,6 +112,16 @@ pub struct InterceptArgs {
     /// TPROXY: policy route table number.
     #[arg(long, default_value_t = 133)]
     pub route_table: u32,
+    /// eBPF: the cgroup v2 directory whose processes are captured (default: the cgroup2 root).
+    /// The proxy must run inside it.
+    #[arg(long)]
+    pub cgroup: Option<PathBuf>,
+    /// eBPF: the bpffs mount to pin under (we use `<bpffs>/shardcar/` only).
+    #[arg(long, default_value = "/sys/fs/bpf")]
+    pub bpffs: PathBuf,
+    /// eBPF: also attach the sockops + sk_msg fast path between local sockets.
+    #[arg(long)]
+    pub accelerate: bool,
 }
 
 fn parse_inbound(s: &str) -> Result<InboundPorts, String> {
@@ -123,7 +136,7 @@ impl InterceptArgs {
     /// The validated options these flags describe.
     pub fn options(&self) -> Result<intercept::Options, String> {
         let mode = match self.mode {
-            ModeArg::Redirect => intercept::Mode::Redirect,
+            ModeArg::Redirect | ModeArg::Ebpf => intercept::Mode::Redirect,
             ModeArg::Tproxy => intercept::Mode::Tproxy,
         };
         let backend = match self.backend {
@@ -145,5 +158,24 @@ impl InterceptArgs {
         o.route_table = self.route_table;
         o.validate()?;
         Ok(o)
+    }
+
+    /// The eBPF options, when `--mode ebpf` was given.
+    pub fn ebpf_options(&self) -> Result<Option<intercept::ebpf::EbpfOptions>, String> {
+        if !matches!(self.mode, ModeArg::Ebpf) {
+            return Ok(None);
+        }
+        let base = self.options()?;
+        let cgroup = match &self.cgroup {
+            Some(c) => c.clone(),
+            None => intercept::ebpf::default_cgroup()
+                .ok_or("no cgroup2 mount found; give --cgroup PATH")?,
+        };
+        Ok(Some(intercept::ebpf::EbpfOptions {
+            base,
+            cgroup,
+            bpffs: self.bpffs.clone(),
+            accelerate: self.accelerate,
+        }))
     }
 }

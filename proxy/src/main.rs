@@ -38,6 +38,14 @@ fn intercept_cmd(action: &InterceptAction) -> ExitCode {
     let (InterceptAction::Install(args)
     | InterceptAction::Uninstall(args)
     | InterceptAction::Show(args)) = action;
+    match args.ebpf_options() {
+        Ok(Some(o)) => return ebpf_cmd(action, args.dry_run, &o),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("intercept: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let o = match args.options() {
         Ok(o) => o,
         Err(e) => {
@@ -68,6 +76,39 @@ fn intercept_cmd(action: &InterceptAction) -> ExitCode {
         Err(e) => {
             eprintln!("intercept: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `shardcar intercept … --mode ebpf`. An install that cannot work says why in one line,
+/// leaves nothing behind and exits 3; traffic then flows uncaptured (fail-open).
+fn ebpf_cmd(action: &InterceptAction, dry_run: bool, o: &intercept::ebpf::EbpfOptions) -> ExitCode {
+    use intercept::ebpf;
+    let result = match (action, dry_run) {
+        (InterceptAction::Install(_), true) => {
+            print!("{}", ebpf::describe(o));
+            Ok(())
+        }
+        (InterceptAction::Install(_), false) => ebpf::install(o).map(|pinned| {
+            eprintln!(
+                "intercept: eBPF installed on {} ({} objects pinned under {})",
+                o.cgroup.display(),
+                pinned.len(),
+                o.pin_dir().display()
+            );
+        }),
+        (InterceptAction::Uninstall(_), _) => ebpf::uninstall(o).map(|removed| {
+            eprintln!("intercept: eBPF removed ({} pinned objects)", removed.len());
+        }),
+        (InterceptAction::Show(_), _) => ebpf::show(o).map(|s| print!("{s}")).map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "intercept: eBPF unavailable, nothing installed, traffic is not captured: {e}"
+            );
+            ExitCode::from(3)
         }
     }
 }

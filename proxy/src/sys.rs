@@ -1,6 +1,6 @@
 //! The only `unsafe` in Shardcar: raw syscalls the standard library, socket2 and monoio do not
 //! wrap — `splice(2)`, pipe creation and sizing, `SO_LINGER`/`shutdown` on a borrowed fd, and
-//! `SO_ORIGINAL_DST`, `SO_ERROR` and `setns` (for the namespace tests). Every block states the invariant it relies on.
+//! `SO_ORIGINAL_DST`, `SO_ERROR`, `statfs` (bpffs/cgroup2 checks), two `bpf(2)` commands (eBPF interception) and `setns` (for the namespace tests). Every block states the invariant it relies on.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -190,6 +190,80 @@ pub fn original_dst(fd: RawFd, ipv6: bool) -> io::Result<SocketAddr> {
             "SO_ORIGINAL_DST returned address family {f}"
         ))),
     }
+}
+
+/// The filesystem type (`f_type`, e.g. `BPF_FS_MAGIC`, `CGROUP2_SUPER_MAGIC`) of the filesystem
+/// holding `path` (statfs(2)); eBPF interception checks bpffs and cgroup v2 with it.
+pub fn fs_magic(path: &std::path::Path) -> io::Result<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let mut st = MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` a writable statfs for the call's duration.
+    cvt(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: statfs succeeded, so it filled the structure (which was zeroed besides).
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // `f_type` is i64 on x86_64 but narrower elsewhere
+    Ok(st.f_type as i64)
+}
+
+/// `bpf(2)` with a zeroed 128-byte `union bpf_attr` whose leading words are `words`.
+fn bpf_cmd(cmd: libc::c_int, words: &[u32]) -> io::Result<libc::c_long> {
+    let mut attr = [0u32; 32];
+    attr[..words.len()].copy_from_slice(words);
+    // SAFETY: `attr` is a valid, initialised 128-byte buffer for the call's duration, which is
+    // large enough for every command used here; the kernel reads at most `size` bytes and
+    // requires the bytes it does not know to be zero, which they are.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            size_of::<[u32; 32]>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `BPF_LINK_CREATE`: attaches program `prog` to `target` (a cgroup directory fd) for
+/// `attach_type`, returning the link. (aya 0.14 cannot hand out a cgroup/getsockopt link as a
+/// pinnable fd link, so eBPF interception creates that one here.)
+pub fn bpf_link_create(
+    prog: std::os::fd::BorrowedFd<'_>,
+    target: std::os::fd::BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<OwnedFd> {
+    const BPF_LINK_CREATE: libc::c_int = 28;
+    let fd = bpf_cmd(
+        BPF_LINK_CREATE,
+        &[
+            prog.as_raw_fd() as u32,
+            target.as_raw_fd() as u32,
+            attach_type,
+            0,
+        ],
+    )?;
+    // SAFETY: BPF_LINK_CREATE returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `BPF_OBJ_PIN`: pins the BPF object behind `fd` at `path` on a bpffs.
+pub fn bpf_obj_pin(fd: std::os::fd::BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const BPF_OBJ_PIN: libc::c_int = 6;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let ptr = c.as_ptr() as u64;
+    // `pathname` is a u64 at offset 0, `bpf_fd` a u32 at offset 8; `c` outlives the call.
+    bpf_cmd(
+        BPF_OBJ_PIN,
+        &[ptr as u32, (ptr >> 32) as u32, fd.as_raw_fd() as u32],
+    )
+    .map(drop)
 }
 
 /// The soft limit on open file descriptors (`RLIMIT_NOFILE`).

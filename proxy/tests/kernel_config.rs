@@ -74,6 +74,43 @@ fn systemd_unit_installs_and_removes_rules_that_match_the_config() {
     }
 }
 
+/// The eBPF unit variant: fail-open install (`-+`), exact uninstall after stop, and arguments
+/// that parse as `--mode ebpf` with the config's mark.
+#[test]
+fn systemd_ebpf_unit_is_fail_open_and_parses_as_ebpf_mode() {
+    let (_, unit) = file("systemd/shardcar-ebpf.service");
+    for want in [
+        "ExecStartPre=-+/usr/local/bin/shardcar intercept install $SHARDCAR_INTERCEPT",
+        "ExecStopPost=+/usr/local/bin/shardcar intercept uninstall $SHARDCAR_INTERCEPT",
+        "ExecStart=/usr/local/bin/shardcar --config /etc/shardcar/shardcar.yaml",
+    ] {
+        assert!(unit.lines().any(|l| l == want), "unit lacks {want:?}");
+    }
+    let argv = [
+        "shardcar",
+        "intercept",
+        "install",
+        "--cgroup",
+        "/sys/fs/cgroup",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(unit_intercept_args(&unit));
+    let Some(Sub::Intercept {
+        action: InterceptAction::Install(a),
+    }) = Cli::try_parse_from(argv).unwrap().command
+    else {
+        panic!("not an install")
+    };
+    let o = a.ebpf_options().unwrap().expect("--mode ebpf");
+    assert_eq!(
+        o.base.mark,
+        Some(DEFAULT_MARK),
+        "--mark must equal upstream_mark"
+    );
+    assert!(o.accelerate);
+}
+
 #[test]
 fn every_sysctl_has_a_reason_and_the_required_keys_are_there() {
     let (_, conf) = file("sysctl.d/60-shardcar.conf");

@@ -12,7 +12,11 @@
 //!   (always 15000/15001/15006/15020), then `REDIRECT` to 15006;
 //! - inbound, tproxy mode: `mangle PREROUTING → SHARDCAR_INBOUND`, `TPROXY` to 15006 with a
 //!   fwmark, plus `ip rule fwmark M lookup T` and `local default dev lo table T`.
+//!
+//! [`ebpf`] is the netfilter-free alternative for outbound (`--mode ebpf`): cgroup hooks
+//! rewrite connects and answer `SO_ORIGINAL_DST`, optionally with a sockmap fast path.
 
+pub mod ebpf;
 pub mod exec;
 pub mod iptables;
 pub mod nft;

@@ -251,7 +251,23 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(ns: &str, config: &std::path::Path) -> Proxy {
-        let mut child = Command::new("ip")
+        Proxy::start_in(ns, config, None)
+    }
+
+    /// Like [`Proxy::start`], with the process placed in cgroup v2 directory `cgroup` before
+    /// it opens any socket.
+    pub fn start_in(ns: &str, config: &std::path::Path, cgroup: Option<&std::path::Path>) -> Proxy {
+        let mut cmd = match cgroup {
+            Some(cg) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+                    .arg(cg)
+                    .arg("ip");
+                c
+            }
+            None => Command::new("ip"),
+        };
+        let mut child = cmd
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_shardcar")])
             .arg("--config")
             .arg(config)
