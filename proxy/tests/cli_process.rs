@@ -167,3 +167,100 @@ fn drain_timeout_closes_stuck_connections_and_exits_zero() {
         "stuck connection is closed"
     );
 }
+
+const L4_CONFIG: &str = "listeners:
+  - name: l4
+    address: 127.0.0.1:0
+    cluster: c
+clusters:
+  - name: c
+    endpoints: [\"127.0.0.1:9\"]
+";
+
+/// Runs the binary under `sh` with `limits` (ulimit commands) applied first.
+fn spawn_limited(limits: &str, config: &std::path::Path) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{limits}; exec {BIN} --shards 1 --config {}",
+            config.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_shard_that_cannot_start_makes_the_process_exit_with_the_reason() {
+    // 100 MB of address space cannot hold the copy-buffer reservation for 8192 fds
+    // (4096 connections × 2 × 16 KiB = 128 MiB), so the shard fails to start.
+    let p = temp_config("nomem", L4_CONFIG);
+    let mut child = spawn_limited("ulimit -n 8192; ulimit -v 100000", &p);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process kept running with a shard that never started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("shard 0: cannot map copy buffers"), "{err}");
+}
+
+#[test]
+fn accept_at_the_fd_limit_backs_off_with_few_log_lines() {
+    // An upstream that completes handshakes (in its backlog) and holds them: every proxied
+    // connection keeps two of the proxy's fds.
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = format!(
+        "drain_timeout: 1s\n{}",
+        L4_CONFIG.replace("127.0.0.1:9", &up.local_addr().unwrap().to_string())
+    );
+    let p = temp_config("emfile", &config);
+    let mut child = spawn_limited("ulimit -n 48", &p);
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening l4 ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // More connections than the proxy has fds: accept fails with EMFILE for 1.5 s while the
+    // kernel keeps the rest queued.
+    let conns: Vec<_> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    drop(conns);
+    let mut err = String::new();
+    let _ = child.wait();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let lines = err.matches("accept failed").count();
+    // Exponential backoff from 5 ms and one line per second: at most 2 lines in 1.5 s (a
+    // fixed 10 ms retry logged ~150).
+    assert!(lines >= 1, "EMFILE never hit:\n{err}");
+    assert!(lines <= 2, "{lines} accept-failure lines in 1.5 s");
+}
