@@ -483,3 +483,26 @@ clusters:
     assert_eq!(Client::connect(addr).get("/").text(), "b");
     server.shutdown();
 }
+
+#[test]
+fn an_http10_client_gets_a_chunked_response_close_delimited() {
+    let origin = ScriptOrigin::start(|_, mut r, log| {
+        if read_request(&mut r, &log).is_some() {
+            let _ = r.get_mut().write_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n",
+            );
+        }
+    });
+    let (server, addr) = start(&yaml(origin.addr, "", "", ""));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: t\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap(); // ends with the proxy's close
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(body, "hello world");
+    server.shutdown();
+}

@@ -464,10 +464,18 @@ fn parked_keepalive_connection_serves_the_next_request() {
     assert_eq!(c.get("/name").text(), "a");
     // Quiet past PARK_AFTER: the read buffer is given back and the wait uses a tiny one.
     std::thread::sleep(Duration::from_millis(1600));
-    assert_eq!(server.total_stats().parked, 1, "the idle connection was not parked");
+    assert_eq!(
+        server.total_stats().parked,
+        1,
+        "the idle connection was not parked"
+    );
     assert_eq!(c.get("/name").text(), "a");
     std::thread::sleep(Duration::from_millis(1600));
-    assert_eq!(server.total_stats().parked, 2, "not parked again after its request");
+    assert_eq!(
+        server.total_stats().parked,
+        2,
+        "not parked again after its request"
+    );
     let padded = format!(
         "GET /name HTTP/1.1\r\nHost: test\r\nX-Pad: {}\r\n\r\n",
         "p".repeat(5000)

@@ -263,7 +263,11 @@ fn parked_idle_connection_carries_traffic_again() {
     client.read_exact(&mut buf).unwrap();
     // Stay quiet past PARK_AFTER (1 s) so the sweeper cancels the reads and frees the buffers.
     std::thread::sleep(Duration::from_millis(1600));
-    assert_eq!(server.total_stats().parked, 1, "the idle connection was not parked");
+    assert_eq!(
+        server.total_stats().parked,
+        1,
+        "the idle connection was not parked"
+    );
     let data = Arc::new(payload(1 << 20, 9));
     let got = round_trip(client, data.clone());
     assert!(got == *data, "traffic after parking is intact");

@@ -157,6 +157,16 @@ impl ChunkedScanner {
     /// Scans `bytes`; returns how many belong to the body (all of them unless the body ends
     /// inside `bytes`). An error names the syntax problem.
     pub fn scan(&mut self, bytes: &[u8]) -> Result<usize, ChunkError> {
+        self.scan_data(bytes, |_| {})
+    }
+
+    /// Like [`scan`](Self::scan), and reports each range of `bytes` that is chunk data (the
+    /// body without its framing), for de-chunking.
+    pub fn scan_data(
+        &mut self,
+        bytes: &[u8],
+        mut data: impl FnMut(std::ops::Range<usize>),
+    ) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
@@ -197,6 +207,7 @@ impl ChunkedScanner {
                 },
                 State::Data => {
                     let take = (self.size as usize).min(bytes.len() - i);
+                    data(i..i + take);
                     self.size -= take as u64;
                     i += take;
                     if self.size == 0 {

@@ -125,3 +125,18 @@ fn smuggled_request_behind_a_bare_lf_is_refused() {
     let body = b"5\r\nhello\r\n0\r\n\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n";
     rejects(body, ChunkError::TrailerName);
 }
+
+#[test]
+fn data_ranges_are_the_body_without_framing() {
+    let body = b"5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
+    for cut in 1..body.len() {
+        let mut s = ChunkedScanner::default();
+        let mut out = Vec::new();
+        for part in [&body[..cut], &body[cut..]] {
+            s.scan_data(part, |r| out.extend_from_slice(&part[r]))
+                .unwrap();
+        }
+        assert!(s.is_done());
+        assert_eq!(out, b"hello world", "cut at {cut}");
+    }
+}
