@@ -506,3 +506,43 @@ fn an_http10_client_gets_a_chunked_response_close_delimited() {
     assert_eq!(body, "hello world");
     server.shutdown();
 }
+
+#[test]
+fn http_upstream_sockets_carry_the_upstream_mark() {
+    // SO_MARK needs CAP_NET_ADMIN. `ss -e` shows a socket's mark: the pooled keepalive
+    // connection to the origin must carry it, as L4 upstream connections do, so capture rules
+    // that skip marked packets do not capture the proxy's own HTTP traffic again.
+    let probe = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    if probe.set_mark(1).is_err() {
+        let why = "SO_MARK needs CAP_NET_ADMIN";
+        if std::env::var("SHARDCAR_ALLOW_SKIP").as_deref() != Ok("1") {
+            panic!("{why}: run as root, or set SHARDCAR_ALLOW_SKIP=1 to skip");
+        }
+        eprintln!("SKIPPED http_upstream_sockets_carry_the_upstream_mark: {why}");
+        return;
+    }
+    let origin = ScriptOrigin::start(|_, mut r, log| {
+        while read_request(&mut r, &log).is_some() {
+            if ok(r.get_mut(), "hi").is_err() {
+                return;
+            }
+        }
+    });
+    let config = format!("upstream_mark: 0x539\n{}", yaml(origin.addr, "", "", ""));
+    let (server, addr) = start(&config);
+    assert_eq!(Client::connect(addr).get("/").status, 200);
+    let out = std::process::Command::new("ss")
+        .args(["-tnie", "dst", &origin.addr.to_string()])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ESTAB"),
+        "no pooled upstream connection:\n{text}"
+    );
+    assert!(
+        text.contains("fwmark:0x539"),
+        "upstream socket not marked:\n{text}"
+    );
+    server.shutdown();
+}
