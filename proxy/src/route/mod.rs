@@ -73,6 +73,7 @@ use std::time::Duration;
 
 mod host;
 mod matcher;
+pub mod normalize;
 
 pub use host::strip_port;
 pub use matcher::{anchored_regex, path_of, HeaderMatch, HeaderValueMatch, PathMatch, RouteMatch};
