@@ -1,5 +1,5 @@
 //! Hot path of the HTTP/1.1 proxy without sockets: parse a typical request head, select its
-//! route, and serialise the upstream head — what every proxied request costs in user space
+//! route, and serialise the upstream head (and normalise a path) — what every proxied request costs in user space
 //! before any I/O. Also the response side: parse an upstream head and serialise the client one.
 
 use std::hint::black_box;
@@ -12,11 +12,15 @@ use shardcar::http1::encode::{self, Forwarding};
 use shardcar::http1::head::{self, Limits, RequestHead, ResponseHead};
 use shardcar::http1::scan::HeadScan;
 use shardcar::http1::target::request_ctx;
+use shardcar::route::normalize::{normalize, EscapedSlashes, PathOptions};
 use shardcar::route::FilterChain;
 use shardcar::Config;
 
 const REQUEST: &[u8] = b"GET /api/v1/items?id=42 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: wrk/4.2\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nX-Trace: abc123\r\nConnection: keep-alive\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 64\r\nConnection: keep-alive\r\n\r\n";
+
+/// A typical path with one `%7E` and one `/./` (normalised to `/api/v1/~users/42/items?id=7`).
+const PATH: &[u8] = b"/api/v1/%7Eusers/./42/items?id=7";
 
 const CONFIG: &str = "
 listeners:
@@ -127,6 +131,15 @@ fn bench(c: &mut Criterion) {
             );
             black_box(out.len())
         })
+    });
+    let path_opts = PathOptions {
+        normalize: true,
+        merge_slashes: true,
+        escaped_slashes: EscapedSlashes::RejectRequest,
+    };
+    let mut path_out = Vec::with_capacity(256);
+    c.bench_function("path: normalize", |b| {
+        b.iter(|| normalize(black_box(PATH), &path_opts, &mut path_out).unwrap())
     });
 }
 

@@ -546,3 +546,48 @@ fn http_upstream_sockets_carry_the_upstream_mark() {
     );
     server.shutdown();
 }
+
+#[test]
+fn normalised_paths_are_routed_and_forwarded_and_encoded_slashes_refused() {
+    let origin = ScriptOrigin::start(|_, mut r, log| {
+        while read_request(&mut r, &log).is_some() {
+            if ok(r.get_mut(), "app").is_err() {
+                return;
+            }
+        }
+    });
+    // /admin is answered locally: a dot segment or an escape must not get around it.
+    let route = "          - match: {prefix: \"/admin\"}\n            direct_response: {status: 403, body: no}\n";
+    let config = format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    normalize_path: true
+    merge_slashes: true
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+{route}          - match: {{prefix: \"/\"}}
+            cluster: app
+clusters:
+  - name: app
+    endpoints: [\"{}\"]
+",
+        origin.addr
+    );
+    let (server, addr) = start(&config);
+    let mut c = Client::connect(addr);
+    assert_eq!(c.get("/public/../admin/x").status, 403);
+    assert_eq!(c.get("/%61dmin").status, 403);
+    assert_eq!(c.get("//admin").status, 403);
+    let r = c.get("/a/./b//%7Ec?q=/../x");
+    assert_eq!(r.text(), "app");
+    let head = origin.log.lock().unwrap().last().cloned().unwrap();
+    assert!(head.starts_with("GET /a/b/~c?q=/../x HTTP/1.1\r\n"), "{head}");
+    let r = c.get("/a%2Fb");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("x-shardcar-flag"), Some("DPE"));
+    server.shutdown();
+}

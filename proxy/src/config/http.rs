@@ -7,6 +7,7 @@ use super::raw::{RawListener, RawPool};
 use super::routes::build_table;
 use super::scalar::{duration_field, parse_size, Scalar};
 use super::{Cluster, ConfigError, HttpSettings, PoolSettings, MAX_HEADER_COUNT};
+use crate::route::normalize::{EscapedSlashes, PathOptions};
 
 /// The first `http`-only field set on a `tcp` listener, if any.
 pub(super) fn http_only_field(raw: &RawListener) -> Option<&'static str> {
@@ -24,6 +25,12 @@ pub(super) fn http_only_field(raw: &RawListener) -> Option<&'static str> {
         ("max_request_headers", raw.max_request_headers.is_some()),
         ("max_request_line_size", raw.max_request_line_size.is_some()),
         ("retry_buffer_size", raw.retry_buffer_size.is_some()),
+        ("normalize_path", raw.normalize_path.is_some()),
+        ("merge_slashes", raw.merge_slashes.is_some()),
+        (
+            "path_with_escaped_slashes",
+            raw.path_with_escaped_slashes.is_some(),
+        ),
     ]
     .into_iter()
     .find_map(|(f, set)| set.then_some(f))
@@ -63,6 +70,41 @@ pub(super) fn header_count_field(
         )),
         n => Ok(n),
     }
+}
+
+/// `normalize_path`, `merge_slashes` and `path_with_escaped_slashes` of listener `at`. An
+/// escaped-slash action other than `keep_unchanged` with neither of the others on would do
+/// nothing (see [`PathOptions::is_active`]), so it is an error rather than silently ignored.
+fn path_options(at: &str, raw: &RawListener) -> Result<PathOptions, ConfigError> {
+    let field = || format!("{at}.path_with_escaped_slashes");
+    let escaped_slashes = match raw.path_with_escaped_slashes.as_deref() {
+        None | Some("reject_request") => EscapedSlashes::RejectRequest,
+        Some("keep_unchanged") => EscapedSlashes::KeepUnchanged,
+        Some("unescape_and_forward") => EscapedSlashes::UnescapeAndForward,
+        Some(o) => {
+            return Err(ConfigError::new(
+                field(),
+                format!(
+                    "unknown value {o:?} (expected keep_unchanged, reject_request or unescape_and_forward)"
+                ),
+            ))
+        }
+    };
+    let opts = PathOptions {
+        normalize: raw.normalize_path.unwrap_or(false),
+        merge_slashes: raw.merge_slashes.unwrap_or(false),
+        escaped_slashes,
+    };
+    if raw.path_with_escaped_slashes.is_some()
+        && escaped_slashes != EscapedSlashes::KeepUnchanged
+        && !opts.is_active()
+    {
+        return Err(ConfigError::new(
+            field(),
+            "has no effect unless normalize_path or merge_slashes is true",
+        ));
+    }
+    Ok(opts)
 }
 
 /// Settings of `http` listener `at` (`listeners[i]`).
@@ -111,6 +153,7 @@ pub(super) fn build_http(
             &raw.retry_buffer_size,
             d.retry_buffer_bytes,
         )?,
+        path: path_options(at, raw)?,
     };
     if s.request_headers_timeout.is_zero() {
         return Err(ConfigError::new(

@@ -66,6 +66,10 @@ pub struct HttpSettings {
     pub max_request_line_bytes: usize,
     /// Largest request body kept in memory so the request can be retried (default 64 KiB).
     pub retry_buffer_bytes: usize,
+    /// Path normalisation before routing (default: none; [`PathOptions::is_active`] is false).
+    ///
+    /// [`PathOptions::is_active`]: crate::route::normalize::PathOptions::is_active
+    pub path: crate::route::normalize::PathOptions,
 }
 
 impl Default for HttpSettings {
@@ -78,6 +82,7 @@ impl Default for HttpSettings {
             max_request_headers: 100,
             max_request_line_bytes: 8 * 1024,
             retry_buffer_bytes: 64 * 1024,
+            path: Default::default(),
         }
     }
 }
@@ -231,3 +236,5 @@ mod tests;
 mod tests_http;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_path;

@@ -50,6 +50,11 @@ pub struct RawListener {
     pub max_request_headers: Option<usize>,
     pub max_request_line_size: Option<Scalar>,
     pub retry_buffer_size: Option<Scalar>,
+    /// `http` only; path normalisation before routing (see [`crate::route::normalize`]).
+    pub normalize_path: Option<bool>,
+    pub merge_slashes: Option<bool>,
+    /// `keep_unchanged`, `reject_request` (default) or `unescape_and_forward`.
+    pub path_with_escaped_slashes: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,17 +27,30 @@ use crate::http::Failure;
 use crate::io::Stream;
 use crate::route::Route;
 
-#[allow(clippy::too_many_arguments)]
+/// Where a routed request goes.
+pub struct Upstream<'a> {
+    pub route: &'a Route,
+    pub balancer: &'a Balancer,
+    /// `SO_MARK` for new upstream connections.
+    pub mark: Option<u32>,
+    /// The normalised path to send instead of the client's, when it changed.
+    pub path: Option<&'a [u8]>,
+}
+
 pub async fn forward<S: Stream>(
     conn: &mut Conn<S>,
     settings: &HttpSettings,
     env: Env<'_>,
-    route: &Route,
-    balancer: &Balancer,
-    mark: Option<u32>,
+    to: Upstream<'_>,
     facts: Facts,
     started: Instant,
 ) -> Next {
+    let Upstream {
+        route,
+        balancer,
+        mark,
+        path,
+    } = to;
     let mut request_id = [0u8; 36];
     let rng = &env.svc.rng;
     encode::uuid_v4(
@@ -52,6 +65,7 @@ pub async fn forward<S: Stream>(
             Some((a, p)) => (Some(a), p),
             None => (None, raw_target),
         };
+        let target = path.unwrap_or(target);
         encode::request_head(
             &mut wbuf,
             &conn.rbuf,

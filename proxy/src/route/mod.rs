@@ -29,6 +29,12 @@
 //!     max_request_headers: 100         # optional; header count → 431
 //!     max_request_line_size: 8KiB      # optional; → 414
 //!     retry_buffer_size: 64KiB         # optional; largest body kept so a request can be retried
+//!     normalize_path: false            # optional; dot segments, unreserved %XX (normalize::normalize)
+//!     merge_slashes: false             # optional; `//` → `/`
+//!     path_with_escaped_slashes: keep_unchanged  # optional; %2F %5C: reject_request (default) |
+//!                                      # unescape_and_forward | keep_unchanged; acts only with
+//!                                      # normalize_path or merge_slashes (the first two without
+//!                                      # either are an error)
 //!     virtual_hosts:                   # required on http listeners (and only there)
 //!       - name: api
 //!         domains: ["api.example.com", "*.example.com", "*"]  # lower-cased; no ports; unique per listener
@@ -76,6 +82,7 @@ use std::time::Duration;
 pub mod filter;
 mod host;
 mod matcher;
+pub mod normalize;
 
 pub use filter::{FilterChain, RequestFilter, ResponseFilter, Verdict};
 pub use host::strip_port;
