@@ -585,7 +585,10 @@ clusters:
     let r = c.get("/a/./b//%7Ec?q=/../x");
     assert_eq!(r.text(), "app");
     let head = origin.log.lock().unwrap().last().cloned().unwrap();
-    assert!(head.starts_with("GET /a/b/~c?q=/../x HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.starts_with("GET /a/b/~c?q=/../x HTTP/1.1\r\n"),
+        "{head}"
+    );
     let r = c.get("/a%2Fb");
     assert_eq!(r.status, 400);
     assert_eq!(r.header("x-shardcar-flag"), Some("DPE"));

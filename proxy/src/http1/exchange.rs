@@ -14,9 +14,11 @@ use super::local;
 use super::target;
 use super::Env;
 use crate::config::HttpSettings;
+use crate::ctx::Snapshot;
 use crate::http::Method;
 use crate::io::Stream;
-use crate::route::{Action, Verdict};
+use crate::route::normalize::{normalize, PathError};
+use crate::route::{Action, RouteTable, Verdict};
 
 /// What the connection does after an exchange.
 pub enum Next {
@@ -47,8 +49,72 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
     let Some(routes) = snap.routes[conn.ctx.listener].as_ref() else {
         return Next::Close;
     };
+    let normalized = match normalized_path(conn, settings, env) {
+        Ok(n) => n,
+        Err(e) => {
+            let body: &[u8] = match e {
+                PathError::BadEscape => b"malformed percent-encoding in path\n",
+                PathError::EncodedSlash => b"encoded slash in path\n",
+                PathError::NotOriginForm => b"request target is not in origin form\n",
+            };
+            return local::respond(conn, env, 400, Some("DPE"), body, started).await;
+        }
+    };
+    let next = route_and_forward(
+        conn,
+        settings,
+        env,
+        &snap,
+        routes,
+        normalized.as_deref(),
+        started,
+    )
+    .await;
+    if let Some(buf) = normalized {
+        env.h1.scratch.give(buf);
+    }
+    next
+}
+
+/// The request's path normalised as the listener asks (`normalize_path`, `merge_slashes`,
+/// `path_with_escaped_slashes`), in a scratch buffer; `None` when unchanged or not asked for.
+/// CONNECT's authority-form target has no path.
+fn normalized_path<S: Stream>(
+    conn: &Conn<S>,
+    settings: &HttpSettings,
+    env: Env<'_>,
+) -> Result<Option<Vec<u8>>, PathError> {
+    if !settings.path.is_active() || conn.head.method.get(&conn.rbuf) == b"CONNECT" {
+        return Ok(None);
+    }
+    let raw = conn.head.target.get(&conn.rbuf);
+    let path = target::absolute_form(raw).map_or(raw, |(_, p)| p);
+    let mut out = env.h1.scratch.take();
+    match normalize(path, &settings.path, &mut out) {
+        Ok(true) => Ok(Some(out)),
+        Ok(false) => {
+            env.h1.scratch.give(out);
+            Ok(None)
+        }
+        Err(e) => {
+            env.h1.scratch.give(out);
+            Err(e)
+        }
+    }
+}
+
+/// Route selection, request filters, then a local answer or the upstream.
+async fn route_and_forward<S: Stream>(
+    conn: &mut Conn<S>,
+    settings: &HttpSettings,
+    env: Env<'_>,
+    snap: &Snapshot,
+    routes: &RouteTable,
+    normalized: Option<&[u8]>,
+    started: Instant,
+) -> Next {
     let (route, facts) = {
-        let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, None);
+        let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
         let facts = Facts {
             method: req.method,
             idempotent: req.method.is_idempotent(),
@@ -78,5 +144,11 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
     };
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
-    forward::forward(conn, settings, env, route, balancer, mark, facts, started).await
+    let fwd = forward::Upstream {
+        route,
+        balancer,
+        mark,
+        path: normalized,
+    };
+    forward::forward(conn, settings, env, fwd, facts, started).await
 }

@@ -30,11 +30,23 @@ pub async fn response<S: Stream>(
     facts: Facts,
     request_body_done: bool,
 ) -> Next {
-    let close_client = facts.close || resp.framing == Framing::UntilClose || !request_body_done;
+    // An HTTP/1.0 client does not know chunked coding (RFC 9112 §7.1): it gets the data alone,
+    // delimited by closing the connection.
+    let dechunk = facts.minor == 0 && resp.framing == Framing::Chunked;
+    let client_framing = if dechunk {
+        Framing::UntilClose
+    } else {
+        resp.framing
+    };
+    let close_client = facts.close || client_framing == Framing::UntilClose || !request_body_done;
     let mut out = env.h1.scratch.take();
-    encode::response_head(&mut out, ubuf, resp, resp.framing, close_client, filters);
+    encode::response_head(&mut out, ubuf, resp, client_framing, close_client, filters);
     let mut pos = resp.len;
-    let outcome = relay_body(conn, &mut up.stream, ubuf, &mut pos, &mut out, resp.framing).await;
+    let outcome = if dechunk {
+        relay_dechunked(conn, &mut up.stream, ubuf, &mut pos, &mut out).await
+    } else {
+        relay_body(conn, &mut up.stream, ubuf, &mut pos, &mut out, resp.framing).await
+    };
     env.h1.scratch.give(out);
     match outcome {
         Ok(()) => {}
@@ -111,6 +123,39 @@ async fn relay_body<S: Stream>(
         }
         match read_onto(up, ubuf).await {
             Ok(0) if framing == Framing::UntilClose => return Ok(()),
+            Ok(0) | Err(_) => return Err(Side::Upstream),
+            Ok(_) => conn.watch.touch(),
+        }
+    }
+}
+
+/// Sends `out` (the head) plus the chunk data of a chunked body without its framing (sizes,
+/// extensions and trailers are validated and dropped).
+async fn relay_dechunked<S: Stream>(
+    conn: &mut Conn<S>,
+    up: &mut TcpStream,
+    ubuf: &mut Vec<u8>,
+    pos: &mut usize,
+    out: &mut Vec<u8>,
+) -> Result<(), Side> {
+    let mut scanner = ChunkedScanner::default();
+    loop {
+        let avail = &ubuf[*pos..];
+        let n = scanner
+            .scan_data(avail, |r| out.extend_from_slice(&avail[r]))
+            .map_err(|_| Side::Upstream)?;
+        *pos += n;
+        let len = out.len();
+        conn.write_range(out, 0..len)
+            .await
+            .map_err(|_| Side::Client)?;
+        out.clear();
+        if scanner.is_done() {
+            return Ok(());
+        }
+        ubuf.clear();
+        *pos = 0;
+        match read_onto(up, ubuf).await {
             Ok(0) | Err(_) => return Err(Side::Upstream),
             Ok(_) => conn.watch.touch(),
         }
