@@ -9,7 +9,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use shardcar::ctx::{ConnCtx, LocalAddr, PeerAddr, Snapshot};
 use shardcar::http1::encode::{self, Forwarding};
-use shardcar::http1::head::{self, Limits, RequestHead, ResponseHead};
+use shardcar::http1::head::{self, Limits, RequestHead};
+use shardcar::http1::response_head::{self, ResponseHead};
 use shardcar::http1::scan::HeadScan;
 use shardcar::http1::target::request_ctx;
 use shardcar::route::normalize::{normalize, EscapedSlashes, PathOptions};
@@ -118,9 +119,14 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("response: parse + serialize", |b| {
         b.iter(|| {
-            assert!(
-                head::parse_response(black_box(RESPONSE), 1 << 16, 100, false, &mut resp).unwrap()
-            );
+            assert!(response_head::parse_response(
+                black_box(RESPONSE),
+                1 << 16,
+                100,
+                false,
+                &mut resp
+            )
+            .unwrap());
             encode::response_head(
                 &mut out,
                 RESPONSE,

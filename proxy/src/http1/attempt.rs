@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::body::{self, Body};
 use super::conn::{read_onto, write_range, Conn};
-use super::exchange::Facts;
-use super::head::{self, ResponseHead};
+use super::outcome::Facts;
+use super::response_head::{self, ResponseHead};
 use crate::cluster::{Balancer, InFlight, PooledConn};
 use crate::ctx::{ConnWatch, UpstreamAddr};
 use crate::http::Failure;
@@ -150,7 +150,8 @@ async fn recv_head(
     ubuf.clear();
     loop {
         if !ubuf.is_empty() {
-            match head::parse_response(ubuf, MAX_RESPONSE_HEAD, max_headers, is_head, resp) {
+            match response_head::parse_response(ubuf, MAX_RESPONSE_HEAD, max_headers, is_head, resp)
+            {
                 Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
                     ubuf.drain(..resp.len);
                     continue;

@@ -4,7 +4,8 @@
 
 use std::io::Write;
 
-use super::head::{classify, Framing, HeaderSpan, Known, RequestHead, ResponseHead, Span};
+use super::head::{classify, Framing, HeaderSpan, Known, RequestHead, Span};
+use super::response_head::ResponseHead;
 use crate::route::FilterChain;
 
 /// Headers that never cross a proxy (plus whatever `Connection` lists).

@@ -5,12 +5,10 @@
 
 use std::time::Instant;
 
-use monoio::net::TcpStream;
-
 use super::conn::Conn;
 use super::forward;
-use super::head::Framing;
 use super::local;
+use super::outcome::{Facts, Next};
 use super::target;
 use super::Env;
 use crate::config::HttpSettings;
@@ -19,27 +17,6 @@ use crate::http::Method;
 use crate::io::Stream;
 use crate::route::normalize::{normalize, PathError};
 use crate::route::{Action, RouteTable, Verdict};
-
-/// What the connection does after an exchange.
-pub enum Next {
-    KeepAlive,
-    Close,
-    /// Switch to a byte tunnel with this upstream (after 101 Switching Protocols or a CONNECT 2xx).
-    Tunnel(TcpStream),
-}
-
-/// Facts about the request that outlive its head bytes.
-#[derive(Clone, Copy)]
-pub struct Facts {
-    pub method: Method,
-    pub idempotent: bool,
-    pub close: bool,
-    pub framing: Framing,
-    /// Upgrade or CONNECT: becomes a tunnel on success.
-    pub tunnel: bool,
-    /// HTTP/1.`minor` of the client's request.
-    pub minor: u8,
-}
 
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {

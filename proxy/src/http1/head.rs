@@ -3,7 +3,6 @@
 //! kept in a per-connection struct whose header vector is reused, so parsing allocates nothing
 //! once a connection has seen its largest head.
 
-pub use super::response_head::{parse_response, ResponseError, ResponseHead};
 pub use crate::http::span::{HeaderSpan, Span};
 
 /// Most headers httparse is asked to hold; configured limits are validated to be ≤ this.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::http1::response_head::{parse_response, ResponseHead};
 
 const LIMITS: Limits = Limits {
     max_head_bytes: 60 * 1024,

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::conn::Conn;
 use super::encode;
-use super::exchange::Next;
 use super::head::Framing;
+use super::outcome::Next;
 use super::Env;
 use crate::io::Stream;
 

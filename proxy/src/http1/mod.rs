@@ -23,6 +23,7 @@ pub mod exchange;
 pub mod forward;
 pub mod head;
 pub mod local;
+pub mod outcome;
 pub mod relay;
 pub mod response_head;
 pub mod scan;

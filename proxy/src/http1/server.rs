@@ -13,8 +13,9 @@ use futures_util::future::{select, Either};
 
 use super::conn::Conn;
 use super::encode;
-use super::exchange::{self, Next};
+use super::exchange;
 use super::head::{self, Limits, Reject};
+use super::outcome::Next;
 use super::scan::HeadScan;
 use super::{Env, H1State};
 use crate::config::HttpSettings;
