@@ -25,6 +25,10 @@ struct Cli {
     /// Where shardcar, shardload and shardorigin are (default: next to this binary).
     #[arg(long, global = true)]
     bin_dir: Option<PathBuf>,
+    /// The shardcar binary `shardcar-<mode>@before` targets run (a build of the code before a
+    /// change), for before/after figures from one run.
+    #[arg(long, global = true)]
+    before_shardcar: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -68,6 +72,7 @@ fn programs(cli: &Cli) -> anyhow::Result<Programs> {
     };
     Ok(Programs {
         shardcar: bin.join("shardcar"),
+        shardcar_before: cli.before_shardcar.clone(),
         shardload: bin.join("shardload"),
         shardorigin: bin.join("shardorigin"),
         peers_dir: cli.root.join("bench-harness/peers"),

@@ -3,6 +3,10 @@
 //! named after the target id (`shardcar-http.yaml`, `haproxy-tcp.cfg`, `nginx-stream.conf`);
 //! the harness fills `{{listen}}`, `{{origin}}`, `{{dir}}` and `{{nginx_modules}}`, starts the
 //! proxy pinned to the proxy CPU and keeps its handle.
+//!
+//! `shardcar-<mode>@before` runs the same template with another `shardcar` binary
+//! (`--before-shardcar PATH`), so a change is measured against the code before it in one run:
+//! both binaries interleaved, same pinning, same origin.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +26,9 @@ pub enum Program {
     Nginx,
 }
 
+/// Suffix of a target that runs the `--before-shardcar` binary.
+pub const BEFORE: &str = "@before";
+
 /// A target id such as `shardcar-splice`: program plus template variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetId {
@@ -31,6 +38,18 @@ pub struct TargetId {
 
 impl TargetId {
     pub fn parse(id: &str) -> Result<TargetId, String> {
+        if let Some(base) = id.strip_suffix(BEFORE) {
+            let t = TargetId::parse(base)?;
+            if t.program != Program::Shardcar {
+                return Err(format!(
+                    "`{BEFORE}` applies to shardcar targets only, not `{id}`"
+                ));
+            }
+            return Ok(TargetId {
+                id: id.to_string(),
+                program: Program::Shardcar,
+            });
+        }
         let program = match id.split('-').next() {
             _ if id == "direct" => Program::Direct,
             Some("shardcar") => Program::Shardcar,
@@ -63,7 +82,8 @@ impl TargetId {
             Program::Haproxy => "cfg",
             Program::Nginx => "conf",
         };
-        peers_dir.join(format!("{}.{ext}", self.id))
+        let name = self.id.strip_suffix(BEFORE).unwrap_or(&self.id);
+        peers_dir.join(format!("{name}.{ext}"))
     }
 }
 
@@ -71,6 +91,8 @@ impl TargetId {
 #[derive(Debug, Clone)]
 pub struct Programs {
     pub shardcar: PathBuf,
+    /// The binary `@before` targets run (`--before-shardcar`).
+    pub shardcar_before: Option<PathBuf>,
     pub shardload: PathBuf,
     pub shardorigin: PathBuf,
     pub peers_dir: PathBuf,
@@ -154,7 +176,15 @@ pub fn start(
     let ready = Duration::from_secs(10);
     match id.program {
         Program::Shardcar => {
-            let mut c = pin.proxy(&programs.shardcar);
+            let bin = if id.id.ends_with(BEFORE) {
+                programs
+                    .shardcar_before
+                    .as_ref()
+                    .with_context(|| format!("{}: needs --before-shardcar PATH", id.id))?
+            } else {
+                &programs.shardcar
+            };
+            let mut c = pin.proxy(bin);
             c.args(["--shards", "1", "--config"]).arg(&conf);
             c.env("SHARDCAR_LOG", "warn")
                 .stdout(Stdio::piped())
@@ -226,6 +256,13 @@ mod tests {
         assert!(TargetId::parse("haproxy-tcp").unwrap().is_peer());
         assert!(!TargetId::parse("shardcar-copy").unwrap().is_peer());
         assert!(TargetId::parse("shardcar").is_err());
+        let before = TargetId::parse("shardcar-http@before").unwrap();
+        assert_eq!(before.program, Program::Shardcar);
+        assert_eq!(
+            before.template_file(Path::new("p")),
+            Path::new("p/shardcar-http.yaml")
+        );
+        assert!(TargetId::parse("haproxy-http@before").is_err());
         assert!(TargetId::parse("envoy-http").is_err());
     }
 
