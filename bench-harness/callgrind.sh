@@ -15,7 +15,7 @@ sed -e "s/{{listen}}/127.0.0.1:0/" -e "s/{{origin}}/$O/" "$TPL" > "$WORK/sc.yaml
 ir() {  # requests -> total instructions of the proxy process
   SHARDCAR_LOG=warn taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$1" \
     "$BIN/shardcar" --shards 1 --config "$WORK/sc.yaml" > "$WORK/sc.$1" 2> "$WORK/vg.$1" & local VG=$!
-  for _ in $(seq 600); do grep -q listening "$WORK/sc.$1" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 3000); do grep -q listening "$WORK/sc.$1" 2>/dev/null && break; sleep 0.1; done
   local A; A=$(awk '{print $3}' "$WORK/sc.$1")
   timeout 300 taskset -c 1 "$BIN/shardload" "http://$A/" --concurrency 10 --connections 10 \
     -n "$1" --json "$WORK/load.$1.json" -q > /dev/null
