@@ -25,6 +25,7 @@
 
 pub mod client;
 pub mod devca;
+pub mod devca_files;
 pub mod handshake;
 pub mod server;
 pub mod sniff;
