@@ -40,6 +40,8 @@ pub struct TlsFacts {
     /// The peer leaf's serial number (Envoy's `%DOWNSTREAM_PEER_SERIAL%`).
     pub peer_serial: Option<Box<[u8]>>,
     pub version: Option<ProtocolVersion>,
+    /// The handshake resumed an earlier session (ticket).
+    pub resumed: bool,
 }
 
 impl TlsFacts {
@@ -149,6 +151,7 @@ fn peer_facts<SD: SideData>(conn: &ConnectionCommon<SD>) -> TlsFacts {
         peer: leaf.and_then(|c| check_leaf(c).ok()),
         peer_serial: leaf.and_then(|c| serial_of(c)),
         version: conn.protocol_version(),
+        resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
     }
 }
 
