@@ -1,6 +1,7 @@
 //! Command line: `shardcar [--config FILE] [--shards N]` runs the proxy; `shardcar validate FILE`
 //! checks a config and exits non-zero with the field path and line of the first problem;
-//! `shardcar intercept install|uninstall|show` manages the transparent-capture rules.
+//! `shardcar intercept install|uninstall|show` manages the transparent-capture rules;
+//! `shardcar certs init|issue` writes a development CA and SVIDs.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,51 @@ pub enum Command {
     Intercept {
         #[command(subcommand)]
         action: InterceptAction,
+    },
+    /// A development CA and SPIFFE X.509-SVIDs (not for production: keys are unencrypted).
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// Create a root CA for a trust domain: DIR/ca.pem and DIR/ca-key.pem.
+    Init {
+        /// The trust domain, e.g. example.org.
+        #[arg(long)]
+        trust_domain: String,
+        /// Where the CA goes.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Validity, e.g. 365d.
+        #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
+        valid: std::time::Duration,
+        /// Replace an existing CA.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue an X.509-SVID from the CA in --dir: OUT/NAME.pem and OUT/NAME-key.pem.
+    Issue {
+        /// The identity, e.g. spiffe://example.org/ns/default/sa/web.
+        #[arg(long)]
+        spiffe_id: String,
+        /// The CA's directory.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Where the SVID goes (default: the CA's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// File name stem (default: the ID's last path segment).
+        #[arg(long)]
+        name: Option<String>,
+        /// DNS SANs to add (for clients that check a host name, like curl).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// Validity, e.g. 24h.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        valid: std::time::Duration,
     },
 }
 

@@ -25,6 +25,7 @@ pub mod route;
 pub mod server;
 pub mod shard;
 pub mod sys;
+pub mod tls;
 pub mod upstream;
 
 pub use config::Config;

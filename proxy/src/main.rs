@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use shardcar::cli::{Cli, Command, InterceptAction};
+use shardcar::cli::{CertsAction, Cli, Command, InterceptAction};
 use shardcar::intercept;
+use shardcar::tls::{devca_files, SpiffeId, TrustDomain};
 use shardcar::{Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Intercept { action }) => intercept_cmd(&action),
+        Some(Command::Certs { action }) => certs_cmd(&action),
         None => run(&cli),
     }
 }
@@ -76,6 +78,49 @@ fn intercept_cmd(action: &InterceptAction) -> ExitCode {
         Err(e) => {
             eprintln!("intercept: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `shardcar certs init|issue`.
+fn certs_cmd(action: &CertsAction) -> ExitCode {
+    let result = match action {
+        CertsAction::Init {
+            trust_domain,
+            dir,
+            valid,
+            force,
+        } => TrustDomain::new(trust_domain)
+            .map_err(|e| format!("--trust-domain {trust_domain:?}: {e}"))
+            .and_then(|td| devca_files::init(dir, &td, *valid, *force))
+            .map(|cert| println!("CA for {trust_domain}: {}", cert.display())),
+        CertsAction::Issue {
+            spiffe_id,
+            dir,
+            out,
+            name,
+            dns,
+            valid,
+        } => SpiffeId::parse(spiffe_id)
+            .map_err(|e| format!("--spiffe-id {spiffe_id:?}: {e}"))
+            .and_then(|id| {
+                let out = out.as_deref().unwrap_or(dir);
+                devca_files::issue(dir, out, &id, name.as_deref(), dns, *valid)
+            })
+            .map(|f| {
+                println!(
+                    "{spiffe_id}: {} {} (serial {:x})",
+                    f.cert.display(),
+                    f.key.display(),
+                    f.serial
+                )
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("certs: {e}");
+            ExitCode::from(2)
         }
     }
 }
