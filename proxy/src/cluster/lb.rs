@@ -178,6 +178,8 @@ mod tests {
             lb_policy: policy,
             pool: Default::default(),
             max_response_headers: 100,
+            protocol: Default::default(),
+            h2: Default::default(),
         })
     }
 

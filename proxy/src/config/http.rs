@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::h2::build_h2;
 use super::raw::{RawListener, RawPool};
 use super::routes::build_table;
 use super::scalar::{duration_field, parse_size, Scalar};
@@ -24,6 +25,7 @@ pub(super) fn http_only_field(raw: &RawListener) -> Option<&'static str> {
         ("max_request_headers", raw.max_request_headers.is_some()),
         ("max_request_line_size", raw.max_request_line_size.is_some()),
         ("retry_buffer_size", raw.retry_buffer_size.is_some()),
+        ("http2", raw.http2.is_some()),
     ]
     .into_iter()
     .find_map(|(f, set)| set.then_some(f))
@@ -111,6 +113,7 @@ pub(super) fn build_http(
             &raw.retry_buffer_size,
             d.retry_buffer_bytes,
         )?,
+        h2: build_h2(&f("http2"), raw.http2.as_ref())?,
     };
     if s.request_headers_timeout.is_zero() {
         return Err(ConfigError::new(

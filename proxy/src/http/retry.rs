@@ -50,6 +50,90 @@ pub fn may_resend(f: Failure, replayable: bool, idempotent: bool, p: &RetryPolic
         }
 }
 
+/// What to do after a try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Try again after this backoff.
+    Retry(Duration),
+    /// Stop: the outcome is final.
+    Stop,
+}
+
+/// One request's retry state across tries, for every codec: the policy's budget, the free
+/// retry after a dead pooled connection, and backoff between tries.
+#[derive(Debug)]
+pub struct Retrier<'a> {
+    policy: &'a RetryPolicy,
+    tries: u32,
+    /// Tries made so far beyond the first (the free stale retry is not counted).
+    pub retries: u32,
+    stale_retried: bool,
+    idempotent: bool,
+}
+
+impl<'a> Retrier<'a> {
+    pub fn new(policy: &'a RetryPolicy, idempotent: bool) -> Retrier<'a> {
+        let tries = if retries_enabled(policy) {
+            1 + policy.num_retries
+        } else {
+            1
+        };
+        Retrier {
+            policy,
+            tries,
+            retries: 0,
+            stale_retried: false,
+            idempotent,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tries > 1
+    }
+
+    fn budget_left(&self) -> bool {
+        self.retries + 1 < self.tries
+    }
+
+    fn spend(&mut self, random: u64) -> Step {
+        self.retries += 1;
+        Step::Retry(backoff(self.retries - 1, random))
+    }
+
+    /// After a response head with `status` (`replayable`: the request can be sent again).
+    pub fn on_status(&mut self, status: u16, replayable: bool, random: u64) -> Step {
+        if self.budget_left()
+            && may_resend(Failure::Reset, replayable, self.idempotent, self.policy)
+            && retry_on_status(self.policy, status)
+        {
+            self.spend(random)
+        } else {
+            Step::Stop
+        }
+    }
+
+    /// After a failed try. A dead pooled connection is not the upstream's answer: one free
+    /// retry (no backoff), when the request may be sent again at all.
+    pub fn on_failure(&mut self, f: Failure, replayable: bool, random: u64) -> Step {
+        let p = self.policy;
+        if matches!(f, Failure::Stale | Failure::StaleAfterSend)
+            && !self.stale_retried
+            && may_resend(f, replayable, self.idempotent, p)
+        {
+            self.stale_retried = true;
+            return Step::Retry(Duration::ZERO);
+        }
+        if self.budget_left()
+            && may_resend(f, replayable, self.idempotent, p)
+            && retry_on_failure(p, f)
+        {
+            self.spend(random)
+        } else {
+            Step::Stop
+        }
+    }
+}
+
 /// Full-jitter exponential backoff: uniform in [0, min(max, base·2^attempt)).
 pub fn backoff(attempt: u32, random: u64) -> Duration {
     let cap = BACKOFF_BASE
@@ -61,6 +145,27 @@ pub fn backoff(attempt: u32, random: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retrier_spends_its_budget_and_one_free_stale_retry() {
+        let p = RetryPolicy {
+            on_5xx: true,
+            num_retries: 1,
+            ..RetryPolicy::default()
+        };
+        let mut r = Retrier::new(&p, true);
+        assert!(r.enabled());
+        assert_eq!(
+            r.on_failure(Failure::Stale, true, 7),
+            Step::Retry(Duration::ZERO)
+        );
+        assert!(matches!(r.on_status(503, true, 7), Step::Retry(_)));
+        assert_eq!(r.on_status(503, true, 7), Step::Stop, "budget spent");
+        assert_eq!(r.retries, 1);
+        let none = RetryPolicy::default();
+        let mut r = Retrier::new(&none, true);
+        assert_eq!(r.on_failure(Failure::Connect, true, 1), Step::Stop);
+    }
 
     #[test]
     fn a_post_is_resent_only_when_the_upstream_cannot_have_acted() {

@@ -63,6 +63,7 @@ pub async fn forward<S: Stream>(
                 client_ip: conn.peer_ip.as_bytes(),
                 request_id: &request_id,
                 framing: facts.framing,
+                te_trailers: false,
             },
         );
     }

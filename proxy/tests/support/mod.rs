@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod origin;
+pub mod tools;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,105 @@
+//! One HTTP/2 client connection: the handshake with the listener's limits (they double as
+//! flood guards, see the module doc of [`super`]), then every accepted stream runs as a future
+//! of this connection's task (no spawn per stream; they borrow the connection's context),
+//! polled together with the connection itself. The connection's watch carries its idle
+//! timeout; a drain or idle abort sends GOAWAY and lets open streams finish.
+
+use std::pin::pin;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::stream::{self, StreamEnv};
+use crate::config::H2Settings;
+use crate::ctx::{ConnCtx, Services};
+use crate::http1::H1State;
+use crate::io::Stream;
+
+/// Bytes the tokio-IO adapter buffers per direction.
+const ADAPTER_BUFFER: usize = 16 * 1024;
+
+fn builder(s: &H2Settings) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(s.max_concurrent_streams)
+        .initial_window_size(s.initial_stream_window)
+        .initial_connection_window_size(s.initial_connection_window)
+        .max_frame_size(s.max_frame_size)
+        .max_header_list_size(s.max_header_list_size)
+        .max_pending_accept_reset_streams(s.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(Some(s.max_local_error_reset_streams))
+        .max_send_buffer_size(s.max_send_buffer_size as usize);
+    b
+}
+
+/// Serves one HTTP/2 connection (the client preface is still unread on `stream`, or replayed
+/// by it) until it closes.
+pub async fn serve<S: Stream + Unpin>(ctx: ConnCtx, stream: S, svc: &Services, h1: &H1State) {
+    let listener = ctx.listener();
+    let Some(settings) = listener.http.clone() else {
+        return;
+    };
+    let watch = svc.sweeper.register(listener.idle_timeout);
+    let io =
+        monoio_compat::StreamWrapper::new_with_buffer_size(stream, ADAPTER_BUFFER, ADAPTER_BUFFER);
+    let handshake = builder(&settings.h2).handshake::<_, Bytes>(io);
+    let mut conn = match monoio::time::timeout(settings.first_byte_timeout, handshake).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "h2 handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let peer_ip = ctx.peer.0.ip().to_string();
+    let env = StreamEnv {
+        svc,
+        h1,
+        ctx: &ctx,
+        settings: &settings,
+        watch: &watch,
+        peer_ip: peer_ip.as_bytes(),
+    };
+    let mut streams = FuturesUnordered::new();
+    let mut closing = false;
+    loop {
+        if svc.draining.get() && !closing {
+            closing = true;
+            conn.graceful_shutdown();
+        }
+        let aborted = pin!(watch.aborted());
+        monoio::select! {
+            accepted = conn.accept() => match accepted {
+                Some(Ok((req, respond))) => {
+                    watch.touch();
+                    streams.push(stream::handle(req, respond, env));
+                }
+                Some(Err(e)) => {
+                    guard_tripped(&ctx, &e);
+                    break;
+                }
+                None => break,
+            },
+            _ = streams.next(), if !streams.is_empty() => {}
+            _ = aborted, if !closing => {
+                closing = true;
+                conn.graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// A connection-level error: the peer broke the protocol or tripped a flood guard (h2 sends
+/// GOAWAY with the reason, ENHANCE_YOUR_CALM for the reset and error-reset floods).
+fn guard_tripped(ctx: &ConnCtx, e: &h2::Error) {
+    if e.is_go_away() && e.is_library() {
+        crate::warn_limited!(
+            "h2 connection closed",
+            listener = %ctx.listener().name,
+            peer = %ctx.peer,
+            reason = ?e.reason(),
+            "h2 connection closed by a guard"
+        );
+    } else {
+        tracing::debug!(peer = %ctx.peer, error = %e, "h2 connection ended");
+    }
+}
