@@ -10,6 +10,7 @@ use crate::ctx::{ConnCtx, Services};
 use crate::http1::conn::INITIAL_READ_BUFFER;
 use crate::http1::H1State;
 use crate::http2::detect::{sniff, Sniff};
+use crate::http2::H2State;
 use crate::io::{prefixed, Stream};
 use crate::l4::L4State;
 
@@ -19,6 +20,7 @@ pub async fn http<S: Stream + Unpin>(
     mut stream: S,
     svc: &Services,
     h1: &H1State,
+    h2: &H2State,
     l4: &L4State,
 ) {
     let Some(timeout) = ctx.listener().http.as_ref().map(|h| h.first_byte_timeout) else {
@@ -40,7 +42,7 @@ pub async fn http<S: Stream + Unpin>(
     .await;
     match sniffed {
         Ok(Some(Sniff::Http2)) => {
-            Box::pin(crate::http2::serve(ctx, prefixed(stream, buf), svc, h1)).await
+            Box::pin(crate::http2::serve(ctx, prefixed(stream, buf), svc, h1, h2)).await
         }
         Ok(Some(_)) => crate::http1::serve(ctx, stream, buf, svc, h1, l4).await,
         // Closed, or nothing within the first-byte timeout (nothing was asked).

@@ -66,6 +66,7 @@ pub fn status_for_failure(f: Failure) -> u32 {
         Failure::NoHealthy
         | Failure::Connect
         | Failure::Stale
+        | Failure::Refused
         | Failure::StaleAfterSend
         | Failure::Reset => UNAVAILABLE,
         Failure::Protocol | Failure::TooManyHeaders => INTERNAL,

@@ -9,6 +9,8 @@ use crate::route::RetryPolicy;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
 const BACKOFF_MAX: Duration = Duration::from_millis(250);
+/// Retries of requests the upstream provably never processed, beyond the policy's budget.
+pub const MAX_FREE_RETRIES: u32 = 3;
 
 pub fn retries_enabled(p: &RetryPolicy) -> bool {
     p.num_retries > 0
@@ -28,7 +30,7 @@ pub fn retry_on_status(p: &RetryPolicy, status: u16) -> bool {
 pub fn retry_on_failure(p: &RetryPolicy, f: Failure) -> bool {
     match f {
         Failure::Connect => p.on_connect_failure || p.on_5xx || p.on_gateway_error,
-        Failure::Reset | Failure::Stale | Failure::StaleAfterSend => {
+        Failure::Reset | Failure::Stale | Failure::StaleAfterSend | Failure::Refused => {
             p.on_reset || p.on_5xx || p.on_gateway_error
         }
         Failure::Timeout | Failure::Protocol | Failure::TooManyHeaders => {
@@ -45,7 +47,7 @@ pub fn retry_on_failure(p: &RetryPolicy, f: Failure) -> bool {
 pub fn may_resend(f: Failure, replayable: bool, idempotent: bool, p: &RetryPolicy) -> bool {
     replayable
         && match f {
-            Failure::Connect | Failure::Stale => true,
+            Failure::Connect | Failure::Stale | Failure::Refused => true,
             _ => idempotent || p.retry_non_idempotent,
         }
 }
@@ -65,9 +67,9 @@ pub enum Step {
 pub struct Retrier<'a> {
     policy: &'a RetryPolicy,
     tries: u32,
-    /// Tries made so far beyond the first (the free stale retry is not counted).
+    /// Tries made so far beyond the first (free retries are not counted).
     pub retries: u32,
-    stale_retried: bool,
+    free_retries: u32,
     idempotent: bool,
 }
 
@@ -82,7 +84,7 @@ impl<'a> Retrier<'a> {
             policy,
             tries,
             retries: 0,
-            stale_retried: false,
+            free_retries: 0,
             idempotent,
         }
     }
@@ -112,16 +114,25 @@ impl<'a> Retrier<'a> {
         }
     }
 
-    /// After a failed try. A dead pooled connection is not the upstream's answer: one free
-    /// retry (no backoff), when the request may be sent again at all.
+    /// After a failed try. A dead pooled connection (or an HTTP/2 stream the upstream
+    /// refused or excluded by GOAWAY) is not the upstream's answer: up to
+    /// [`MAX_FREE_RETRIES`] free retries (no backoff), when the request may be sent again.
     pub fn on_failure(&mut self, f: Failure, replayable: bool, random: u64) -> Step {
         let p = self.policy;
         if matches!(f, Failure::Stale | Failure::StaleAfterSend)
-            && !self.stale_retried
+            && self.free_retries < MAX_FREE_RETRIES
             && may_resend(f, replayable, self.idempotent, p)
         {
-            self.stale_retried = true;
+            self.free_retries += 1;
             return Step::Retry(Duration::ZERO);
+        }
+        if f == Failure::Refused
+            && self.free_retries < MAX_FREE_RETRIES
+            && may_resend(f, replayable, self.idempotent, p)
+        {
+            // The peer is at its stream limit or going away: give it a moment.
+            self.free_retries += 1;
+            return Step::Retry(backoff(self.free_retries, random));
         }
         if self.budget_left()
             && may_resend(f, replayable, self.idempotent, p)
@@ -147,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retrier_spends_its_budget_and_one_free_stale_retry() {
+    fn retrier_spends_its_budget_after_the_free_stale_retries() {
         let p = RetryPolicy {
             on_5xx: true,
             num_retries: 1,
@@ -155,11 +166,18 @@ mod tests {
         };
         let mut r = Retrier::new(&p, true);
         assert!(r.enabled());
-        assert_eq!(
+        for _ in 0..MAX_FREE_RETRIES {
+            assert_eq!(
+                r.on_failure(Failure::Stale, true, 7),
+                Step::Retry(Duration::ZERO)
+            );
+        }
+        assert_eq!(r.retries, 0, "free retries are not counted");
+        // Then the policy's budget (5xx covers resets): one retry, then stop.
+        assert!(matches!(
             r.on_failure(Failure::Stale, true, 7),
-            Step::Retry(Duration::ZERO)
-        );
-        assert!(matches!(r.on_status(503, true, 7), Step::Retry(_)));
+            Step::Retry(_)
+        ));
         assert_eq!(r.on_status(503, true, 7), Step::Stop, "budget spent");
         assert_eq!(r.retries, 1);
         let none = RetryPolicy::default();

@@ -30,3 +30,22 @@ mod to_h1;
 mod to_h2;
 
 pub use server::serve;
+
+use std::cell::Cell;
+
+/// The HTTP/2 layer's per-shard counters (single writer: the shard).
+#[derive(Debug, Default)]
+pub struct H2State {
+    /// Client connections that completed the HTTP/2 handshake.
+    pub connections: Cell<u64>,
+    /// Streams accepted from clients.
+    pub streams: Cell<u64>,
+    /// Connections a flood guard or protocol error closed with GOAWAY.
+    pub guard_closes: Cell<u64>,
+}
+
+impl H2State {
+    pub(crate) fn bump(c: &Cell<u64>) {
+        c.set(c.get() + 1);
+    }
+}

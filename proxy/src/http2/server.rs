@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::stream::{self, StreamEnv};
+use super::H2State;
 use crate::config::H2Settings;
 use crate::ctx::{ConnCtx, Services};
 use crate::http1::H1State;
@@ -33,7 +34,13 @@ fn builder(s: &H2Settings) -> h2::server::Builder {
 
 /// Serves one HTTP/2 connection (the client preface is still unread on `stream`, or replayed
 /// by it) until it closes.
-pub async fn serve<S: Stream + Unpin>(ctx: ConnCtx, stream: S, svc: &Services, h1: &H1State) {
+pub async fn serve<S: Stream + Unpin>(
+    ctx: ConnCtx,
+    stream: S,
+    svc: &Services,
+    h1: &H1State,
+    h2s: &H2State,
+) {
     let listener = ctx.listener();
     let Some(settings) = listener.http.clone() else {
         return;
@@ -50,6 +57,7 @@ pub async fn serve<S: Stream + Unpin>(ctx: ConnCtx, stream: S, svc: &Services, h
         }
         Err(_) => return,
     };
+    H2State::bump(&h2s.connections);
     let peer_ip = ctx.peer.0.ip().to_string();
     let env = StreamEnv {
         svc,
@@ -71,10 +79,13 @@ pub async fn serve<S: Stream + Unpin>(ctx: ConnCtx, stream: S, svc: &Services, h
             accepted = conn.accept() => match accepted {
                 Some(Ok((req, respond))) => {
                     watch.touch();
+                    H2State::bump(&h2s.streams);
                     streams.push(stream::handle(req, respond, env));
                 }
                 Some(Err(e)) => {
-                    guard_tripped(&ctx, &e);
+                    if guard_tripped(&ctx, &e) {
+                        H2State::bump(&h2s.guard_closes);
+                    }
                     break;
                 }
                 None => break,
@@ -90,8 +101,9 @@ pub async fn serve<S: Stream + Unpin>(ctx: ConnCtx, stream: S, svc: &Services, h
 
 /// A connection-level error: the peer broke the protocol or tripped a flood guard (h2 sends
 /// GOAWAY with the reason, ENHANCE_YOUR_CALM for the reset and error-reset floods).
-fn guard_tripped(ctx: &ConnCtx, e: &h2::Error) {
-    if e.is_go_away() && e.is_library() {
+fn guard_tripped(ctx: &ConnCtx, e: &h2::Error) -> bool {
+    let ours = e.is_go_away() && e.is_library();
+    if ours {
         crate::warn_limited!(
             "h2 connection closed",
             listener = %ctx.listener().name,
@@ -102,4 +114,5 @@ fn guard_tripped(ctx: &ConnCtx, e: &h2::Error) {
     } else {
         tracing::debug!(peer = %ctx.peer, error = %e, "h2 connection ended");
     }
+    ours
 }

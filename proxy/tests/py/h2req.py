@@ -1,6 +1,7 @@
 """One HTTP/2 (h2c prior knowledge) request with the `h2` library, for proxy tests.
 
-usage: h2req.py HOST:PORT METHOD PATH BODY_BYTES [trailer=name:value ...] [header=name:value ...]
+usage: h2req.py HOST:PORT METHOD PATH BODY_BYTES [trailer=name:value ...] [header=name:value ...] [grpc]
+(`grpc`: the body is one gRPC message of BODY_BYTES bytes.)
 Sends BODY_BYTES of a fixed pattern as DATA without content-length (so the proxy must stream
 it chunked), then the trailers. Prints one JSON line: status, headers, trailers, the body's
 sha256 and length, and the sha256 of what was sent.
@@ -18,12 +19,18 @@ import h2.events
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
     method, path, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
-    trailers, extra = [], []
+    trailers, extra, grpc_frame = [], [], False
     for a in sys.argv[5:]:
+        if a == "grpc":
+            grpc_frame = True
+            continue
         kind, kv = a.split("=", 1)
         name, value = kv.split(":", 1)
         (trailers if kind == "trailer" else extra).append((name.strip(), value.strip()))
     body = bytes((i * 7 + 3) % 256 for i in range(n))
+    if grpc_frame:  # one uncompressed gRPC message of n bytes
+        body = b"\x00" + n.to_bytes(4, "big") + body
+        n = len(body)
     s = socket.create_connection((host, int(port)), timeout=20)
     c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     c.initiate_connection()

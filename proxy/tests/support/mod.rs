@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod grpc;
 pub mod origin;
 pub mod tools;
 
