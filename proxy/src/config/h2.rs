@@ -27,6 +27,8 @@ pub struct RawH2 {
     pub max_pending_accept_reset_streams: Option<usize>,
     pub max_local_error_reset_streams: Option<usize>,
     pub max_send_buffer_size: Option<Scalar>,
+    pub max_control_frames_per_second: Option<u32>,
+    pub max_resets_per_second: Option<u32>,
 }
 
 /// HTTP/2 limits of one side of the proxy (a listener's downstream or a cluster's upstream).
@@ -56,6 +58,12 @@ pub struct H2Settings {
     pub max_local_error_reset_streams: usize,
     /// Bytes buffered per stream for sending (default 400 KiB).
     pub max_send_buffer_size: u32,
+    /// PING, SETTINGS, PRIORITY, WINDOW_UPDATE and empty DATA frames a client may send per
+    /// second (default 1000; 0 = no limit); beyond it GOAWAY ENHANCE_YOUR_CALM.
+    pub max_control_frames_per_second: u32,
+    /// RST_STREAM frames a client may send per second (default 200; 0 = no limit): rapid
+    /// reset beyond it gets GOAWAY ENHANCE_YOUR_CALM.
+    pub max_resets_per_second: u32,
 }
 
 impl Default for H2Settings {
@@ -70,6 +78,8 @@ impl Default for H2Settings {
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 128,
             max_send_buffer_size: 400 * 1024,
+            max_control_frames_per_second: 1000,
+            max_resets_per_second: 200,
         }
     }
 }
@@ -165,5 +175,9 @@ pub(super) fn build_h2(at: &str, raw: Option<&RawH2>) -> Result<H2Settings, Conf
             16 * 1024,
             64 << 20,
         )?,
+        max_control_frames_per_second: raw
+            .max_control_frames_per_second
+            .unwrap_or(d.max_control_frames_per_second),
+        max_resets_per_second: raw.max_resets_per_second.unwrap_or(d.max_resets_per_second),
     })
 }

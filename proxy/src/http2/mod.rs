@@ -10,8 +10,11 @@
 //! statuses; [`dechunk`] turns an HTTP/1 chunked body into DATA frames and trailers.
 //!
 //! # Flood guards (each closes only the abusing connection)
-//! - Rapid reset (CVE-2023-44487): `max_pending_accept_reset_streams` — streams the client
-//!   resets before the proxy accepted them; beyond it GOAWAY ENHANCE_YOUR_CALM.
+//! - Rapid reset (CVE-2023-44487): `max_resets_per_second` ([`guard`] counts RST_STREAM
+//!   frames) and h2's `max_pending_accept_reset_streams` (streams reset before the proxy
+//!   accepted them); beyond either, GOAWAY ENHANCE_YOUR_CALM.
+//! - SETTINGS, PING, PRIORITY and empty-DATA floods: `max_control_frames_per_second`;
+//!   WINDOW_UPDATE beyond 10 per DATA frame sent (+100) ([`guard`]).
 //! - Streams the proxy must reset for the client's errors: `max_local_error_reset_streams`.
 //! - CONTINUATION floods and HPACK bombs: `max_header_list_size` caps the header block (h2
 //!   counts the block while it accumulates and refuses it past the limit).
@@ -23,6 +26,7 @@
 
 pub mod dechunk;
 pub mod detect;
+pub mod guard;
 pub mod respond;
 mod server;
 pub mod stream;

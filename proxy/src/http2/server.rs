@@ -4,17 +4,23 @@
 //! polled together with the connection itself. The connection's watch carries its idle
 //! timeout; a drain or idle abort sends GOAWAY and lets open streams finish.
 
+use std::future::poll_fn;
 use std::pin::pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use super::guard::{Guard, Limits, Metered};
 use super::stream::{self, StreamEnv};
 use super::H2State;
 use crate::config::H2Settings;
 use crate::ctx::{ConnCtx, Services};
 use crate::http1::H1State;
 use crate::io::Stream;
+
+/// How long a connection closed by a guard may take to flush its GOAWAY.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// Bytes the tokio-IO adapter buffers per direction.
 const ADAPTER_BUFFER: usize = 16 * 1024;
@@ -48,6 +54,11 @@ pub async fn serve<S: Stream + Unpin>(
     let watch = svc.sweeper.register(listener.idle_timeout);
     let io =
         monoio_compat::StreamWrapper::new_with_buffer_size(stream, ADAPTER_BUFFER, ADAPTER_BUFFER);
+    let guard = Guard::new(Limits {
+        control_frames: settings.h2.max_control_frames_per_second,
+        resets: settings.h2.max_resets_per_second,
+    });
+    let io = Metered::new(io, guard.clone());
     let handshake = builder(&settings.h2).handshake::<_, Bytes>(io);
     let mut conn = match monoio::time::timeout(settings.first_byte_timeout, handshake).await {
         Ok(Ok(c)) => c,
@@ -94,6 +105,20 @@ pub async fn serve<S: Stream + Unpin>(
             _ = aborted, if !closing => {
                 closing = true;
                 conn.graceful_shutdown();
+            }
+            flood = guard.tripped(), if !closing => {
+                H2State::bump(&h2s.guard_closes);
+                crate::warn_limited!(
+                    "h2 flood",
+                    listener = %ctx.listener().name,
+                    peer = %ctx.peer,
+                    flood = ?flood,
+                    "h2 flood guard: GOAWAY ENHANCE_YOUR_CALM"
+                );
+                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                // Let the GOAWAY go out, but not for long.
+                let _ = monoio::time::timeout(CLOSE_GRACE, poll_fn(|cx| conn.poll_closed(cx))).await;
+                break;
             }
         }
     }
