@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
                 client_ip: b"127.0.0.1",
                 request_id: &[b'0'; 36],
                 framing: req.framing,
+                te_trailers: false,
             },
         );
         black_box(out.len())

@@ -1,7 +1,8 @@
 //! Shardcar: a thread-per-core io_uring sidecar proxy.
 //!
 //! Data flows top to bottom: [`listener`] (REUSEPORT sockets per shard) → accept builds a
-//! [`ctx::ConnCtx`] → [`l4`] (copy or splice) or [`http1`] (codec) over an [`io::Stream`] →
+//! [`ctx::ConnCtx`] → [`detect`] (HTTP/1 or h2c preface) → [`l4`] (copy or splice), [`http1`]
+//! or [`http2`] (codecs) over an [`io::Stream`] →
 //! [`http`] (protocol-neutral request, retries) → [`route`] (virtual hosts, matches, filters)
 //! → [`cluster`] (per-shard load balancing, pools) → [`upstream`] (the one connect function).
 //! Beside the data path: [`config`] (two-stage YAML loading), [`shard`] (one runtime per core,
@@ -14,8 +15,10 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod ctx;
+pub mod detect;
 pub mod http;
 pub mod http1;
+pub mod http2;
 pub mod intercept;
 pub mod io;
 pub mod l4;

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Pools;
+use super::{H2Pool, Pools};
 
 use crate::config::{Cluster, ClusterKind, Endpoint, LbPolicy};
 
@@ -17,8 +17,10 @@ pub struct Balancer {
     cursor: Cell<usize>,
     in_flight: Rc<[Cell<u32>]>,
     rng: Cell<u64>,
-    /// Idle upstream connections (HTTP).
+    /// Idle upstream connections (HTTP/1).
     pub pools: Pools,
+    /// Shared multiplexed connections (HTTP/2 clusters).
+    pub h2: H2Pool,
     /// Passive health: consecutive connect failures and ejection deadline per endpoint.
     failures: Box<[Cell<u32>]>,
     ejected_until: Box<[Cell<Option<Instant>>]>,
@@ -51,6 +53,7 @@ impl Balancer {
         };
         Balancer {
             pools: Pools::new(cluster.pool, n),
+            h2: H2Pool::new(n),
             cluster,
             cursor: Cell::new(0),
             in_flight: (0..n).map(|_| Cell::new(0)).collect(),
@@ -178,6 +181,8 @@ mod tests {
             lb_policy: policy,
             pool: Default::default(),
             max_response_headers: 100,
+            protocol: Default::default(),
+            h2: Default::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::h2::build_h2;
 use super::raw::{RawListener, RawPool};
 use super::routes::build_table;
 use super::scalar::{duration_field, parse_size, Scalar};
@@ -31,6 +32,7 @@ pub(super) fn http_only_field(raw: &RawListener) -> Option<&'static str> {
             "path_with_escaped_slashes",
             raw.path_with_escaped_slashes.is_some(),
         ),
+        ("http2", raw.http2.is_some()),
     ]
     .into_iter()
     .find_map(|(f, set)| set.then_some(f))
@@ -154,6 +156,7 @@ pub(super) fn build_http(
             d.retry_buffer_bytes,
         )?,
         path: path_options(at, raw)?,
+        h2: build_h2(&f("http2"), raw.http2.as_ref())?,
     };
     if s.request_headers_timeout.is_zero() {
         return Err(ConfigError::new(

@@ -6,6 +6,7 @@
 //! path and line ([`ConfigError`]).
 
 mod error;
+mod h2;
 mod http;
 mod lines;
 mod raw;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ConfigError;
+pub use h2::H2Settings;
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
 /// The most headers a header-count limit (`max_request_headers`, `max_response_headers`) may
@@ -43,8 +45,20 @@ pub struct Config {
 pub enum Protocol {
     /// L4 forwarding to the listener's `cluster`.
     Tcp,
-    /// HTTP/1.1 L7 proxying through the listener's route table (`Listener::http`).
+    /// HTTP/1.1 L7 proxying through the listener's route table (`Listener::http`); a client
+    /// that opens with the HTTP/2 preface (h2c with prior knowledge) is served as HTTP/2.
     Http,
+    /// HTTP/2 only (h2c with prior knowledge), same route table and settings.
+    Http2,
+}
+
+/// What a cluster's endpoints speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    /// h2c with prior knowledge: one multiplexed connection per endpoint per shard.
+    Http2,
 }
 
 /// Settings of a `protocol: http` listener.
@@ -70,6 +84,8 @@ pub struct HttpSettings {
     ///
     /// [`PathOptions::is_active`]: crate::route::normalize::PathOptions::is_active
     pub path: crate::route::normalize::PathOptions,
+    /// Downstream HTTP/2 limits (the listener's `http2:` block).
+    pub h2: H2Settings,
 }
 
 impl Default for HttpSettings {
@@ -83,6 +99,7 @@ impl Default for HttpSettings {
             max_request_line_bytes: 8 * 1024,
             retry_buffer_bytes: 64 * 1024,
             path: Default::default(),
+            h2: H2Settings::default(),
         }
     }
 }
@@ -137,7 +154,7 @@ pub struct Listener {
     pub original_dst: bool,
     /// Set `IP_TRANSPARENT` (TPROXY); the destination is the accepted socket's local address.
     pub transparent: bool,
-    /// Present exactly when `protocol` is `Http`.
+    /// Present exactly when `protocol` is `Http` or `Http2`.
     pub http: Option<Arc<HttpSettings>>,
 }
 
@@ -174,6 +191,10 @@ pub struct Cluster {
     /// Most headers accepted in an upstream response (default 100, at most
     /// [`MAX_HEADER_COUNT`]); more → 502 `UPE`.
     pub max_response_headers: usize,
+    /// HTTP/1.1 (default) or HTTP/2 to the endpoints.
+    pub protocol: UpstreamProtocol,
+    /// Upstream HTTP/2 connection settings (the cluster's `http2:` block).
+    pub h2: H2Settings,
 }
 
 impl Listener {

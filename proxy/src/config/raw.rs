@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+pub use super::h2::RawH2;
 pub use super::raw_http::{RawPool, RawVirtualHost};
 pub use super::scalar::Scalar;
 
@@ -26,7 +27,7 @@ pub struct RawConfig {
 pub struct RawListener {
     pub name: String,
     pub address: String,
-    /// `tcp` (default) or `http`.
+    /// `tcp` (default), `http` or `http2`.
     #[serde(default)]
     pub protocol: Option<String>,
     pub backlog: Option<u32>,
@@ -55,6 +56,8 @@ pub struct RawListener {
     pub merge_slashes: Option<bool>,
     /// `keep_unchanged`, `reject_request` (default) or `unescape_and_forward`.
     pub path_with_escaped_slashes: Option<String>,
+    /// `http`/`http2` only: downstream HTTP/2 limits.
+    pub http2: Option<RawH2>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +78,10 @@ pub struct RawCluster {
     pub pool: Option<RawPool>,
     /// Most headers in an upstream HTTP response (default 100, at most 128).
     pub max_response_headers: Option<usize>,
+    /// `http1` (default) or `http2` (h2c prior knowledge).
+    pub protocol: Option<String>,
+    /// Upstream HTTP/2 connection settings.
+    pub http2: Option<RawH2>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

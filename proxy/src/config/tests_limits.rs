@@ -78,3 +78,77 @@ fn header_limits_above_the_maximum_are_errors_not_clamps() {
         "clusters[0].max_response_headers: must be at least 1 at line 14"
     );
 }
+
+#[test]
+fn http2_limits_parse_with_units_and_defaults() {
+    let src = with(
+        "    protocol: http\n",
+        "    http2:\n      max_concurrent_streams: 50\n      initial_stream_window: 256KiB\n      max_frame_size: 32KiB\n      stream_idle_timeout: 30s\n",
+    );
+    let src = src.replace(
+        "    endpoints: [\"127.0.0.1:80\"]\n",
+        "    endpoints: [\"127.0.0.1:80\"]\n    protocol: http2\n",
+    );
+    let c = Config::from_yaml(&src).unwrap();
+    let h2 = c.listeners[0].http.as_ref().unwrap().h2;
+    assert_eq!(h2.max_concurrent_streams, 50);
+    assert_eq!(h2.initial_stream_window, 256 * 1024);
+    assert_eq!(h2.max_frame_size, 32 * 1024);
+    assert_eq!(
+        h2.stream_idle_timeout,
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(
+        h2.max_header_list_size,
+        H2Settings::default().max_header_list_size
+    );
+    assert_eq!(c.clusters[0].protocol, UpstreamProtocol::Http2);
+    let src = with("    protocol: http\n", "");
+    let src = src.replace("    protocol: http\n", "    protocol: http2\n");
+    assert_eq!(
+        Config::from_yaml(&src).unwrap().listeners[0].protocol,
+        Protocol::Http2
+    );
+}
+
+#[test]
+fn http2_limit_errors_name_the_field_and_line() {
+    let cases = [
+        (
+            "    http2:\n      max_frame_size: 1KiB\n",
+            "listeners[0].http2.max_frame_size: 1024 is outside 16384..=16777215 bytes at line 6",
+        ),
+        (
+            "    http2:\n      max_concurrent_streams: 0\n",
+            "listeners[0].http2.max_concurrent_streams: must be at least 1 at line 6",
+        ),
+        (
+            "    http2:\n      initial_stream_window: 4GiB\n",
+            "listeners[0].http2.initial_stream_window: invalid size \"4GiB\" (expected bytes, or a number with B, KiB or MiB) at line 6",
+        ),
+        (
+            "    http2:\n      stream_idle_timeout: soon\n",
+            "listeners[0].http2.stream_idle_timeout: invalid duration \"soon\" (expected number at 0) at line 6",
+        ),
+    ];
+    for (extra, want) in cases {
+        assert_eq!(err(&with("    protocol: http\n", extra)), want);
+    }
+    let e = err(&with(
+        "    protocol: http\n",
+        "    http2:\n      max_streams: 5\n",
+    ));
+    assert!(
+        e.starts_with("listeners[0].http2.max_streams: unknown field `max_streams`")
+            && e.ends_with("at line 6"),
+        "{e}"
+    );
+    let bad = BASE.replace(
+        "    endpoints: [\"127.0.0.1:80\"]\n",
+        "    endpoints: [\"127.0.0.1:80\"]\n    protocol: h3\n",
+    );
+    assert_eq!(
+        err(&bad),
+        "clusters[0].protocol: unknown protocol \"h3\" (expected http1 or http2) at line 14"
+    );
+}

@@ -5,11 +5,13 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::h2::build_h2;
 use super::http::{build_http, build_pool, header_count_field, http_only_field, tcp_only_field};
 use super::raw::{RawCluster, RawConfig, RawListener, RawNumber};
 use super::scalar::{duration_field, parse_u32};
 use super::{
     Cluster, ClusterKind, Config, ConfigError, Endpoint, L4Mode, LbPolicy, Listener, Protocol,
+    UpstreamProtocol,
 };
 
 const DEFAULT_BACKLOG: u32 = 1024;
@@ -118,6 +120,17 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             raw.max_response_headers,
             DEFAULT_MAX_RESPONSE_HEADERS,
         )?,
+        protocol: match raw.protocol.as_deref() {
+            None | Some("http1") => UpstreamProtocol::Http1,
+            Some("http2") => UpstreamProtocol::Http2,
+            Some(o) => {
+                return Err(ConfigError::new(
+                    at("protocol"),
+                    format!("unknown protocol {o:?} (expected http1 or http2)"),
+                ))
+            }
+        },
+        h2: build_h2(&at("http2"), raw.http2.as_ref())?,
     })
 }
 
@@ -142,16 +155,17 @@ fn build_listener(
     let protocol = match raw.protocol.as_deref() {
         None | Some("tcp") => Protocol::Tcp,
         Some("http") => Protocol::Http,
+        Some("http2") => Protocol::Http2,
         Some(o) => {
             return Err(ConfigError::new(
                 at("protocol"),
-                format!("unknown protocol {o:?} (expected tcp or http)"),
+                format!("unknown protocol {o:?} (expected tcp, http or http2)"),
             ))
         }
     };
     let misplaced = match protocol {
         Protocol::Tcp => http_only_field(raw).map(|f| (f, "http")),
-        Protocol::Http => tcp_only_field(raw).map(|f| (f, "tcp")),
+        Protocol::Http | Protocol::Http2 => tcp_only_field(raw).map(|f| (f, "tcp")),
     };
     if let Some((f, only)) = misplaced {
         return Err(ConfigError::new(
@@ -176,7 +190,7 @@ fn build_listener(
     let idle = duration_field(at("idle_timeout"), &raw.idle_timeout, DEFAULT_IDLE_TIMEOUT)?;
     let (cluster, http) = match protocol {
         Protocol::Tcp => (Some(tcp_cluster(&at, raw, clusters)?), None),
-        Protocol::Http => {
+        Protocol::Http | Protocol::Http2 => {
             let at = format!("listeners[{i}]");
             (None, Some(Arc::new(build_http(&at, raw, clusters)?)))
         }

@@ -15,6 +15,9 @@ pub enum Failure {
     /// response byte: the upstream may have executed it, so only idempotent requests (or routes
     /// with `retry_non_idempotent`) are sent again.
     StaleAfterSend,
+    /// An HTTP/2 upstream refused the stream unprocessed (REFUSED_STREAM, or above a GOAWAY's
+    /// last stream id): safe to send again, after a short pause. 503 `UR` if it persists.
+    Refused,
     /// Reset/closed before a complete response head: 502 `UR`.
     Reset,
     /// No response head within the per-try or route timeout: 504 `UT`.
@@ -30,7 +33,7 @@ pub enum Failure {
 impl Failure {
     pub fn status(self) -> u16 {
         match self {
-            Failure::NoHealthy | Failure::Connect => 503,
+            Failure::NoHealthy | Failure::Connect | Failure::Refused => 503,
             Failure::Stale
             | Failure::StaleAfterSend
             | Failure::Reset
@@ -44,7 +47,7 @@ impl Failure {
         match self {
             Failure::NoHealthy => "UH",
             Failure::Connect => "UF",
-            Failure::Stale | Failure::StaleAfterSend | Failure::Reset => "UR",
+            Failure::Stale | Failure::StaleAfterSend | Failure::Reset | Failure::Refused => "UR",
             Failure::Timeout => "UT",
             Failure::Protocol | Failure::TooManyHeaders => "UPE",
             Failure::Client => "DPE",
@@ -57,6 +60,7 @@ impl Failure {
             Failure::Stale | Failure::StaleAfterSend | Failure::Reset => {
                 b"upstream reset before response\n"
             }
+            Failure::Refused => b"upstream refused the stream\n",
             Failure::Timeout => b"upstream request timeout\n",
             Failure::Protocol => b"upstream protocol error\n",
             Failure::TooManyHeaders => b"upstream response headers exceed max_response_headers\n",

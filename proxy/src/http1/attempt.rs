@@ -35,7 +35,9 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn limit(&self, per_try_from: Instant) -> Option<Duration> {
+    /// Time left for a try that started at `per_try_from`: the earlier of the route deadline
+    /// and the per-try timeout.
+    pub fn limit(&self, per_try_from: Instant) -> Option<Duration> {
         let now = Instant::now();
         let route = self.deadline.map(|d| d.saturating_duration_since(now));
         let per_try = self
@@ -48,7 +50,8 @@ impl Timing {
     }
 }
 
-async fn within<T>(
+/// Runs `f` within `limit` (a timeout is [`Failure::Timeout`]).
+pub async fn within<T>(
     limit: Option<Duration>,
     f: impl Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
@@ -87,7 +90,8 @@ pub async fn run<S: Stream>(
     }
     let per_try_from = if streamed { Instant::now() } else { try_start };
     let max_headers = balancer.cluster().max_response_headers;
-    let receiving = recv_head(&mut up, ubuf, resp, facts, max_headers, &conn.watch);
+    let is_head = facts.method == crate::http::Method::Head;
+    let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, &conn.watch);
     within(timing.limit(per_try_from), receiving).await?;
     Ok(Answered {
         conn: up,
@@ -137,15 +141,14 @@ async fn send<S: Stream>(
 
 /// Reads the response head into `ubuf` (interim 1xx responses other than 101 are skipped: the
 /// proxy already answered `Expect: 100-continue` itself).
-async fn recv_head(
+pub async fn recv_head(
     up: &mut PooledConn,
     ubuf: &mut Vec<u8>,
     resp: &mut ResponseHead,
-    facts: Facts,
+    is_head: bool,
     max_response_headers: usize,
     watch: &ConnWatch,
 ) -> Result<(), Failure> {
-    let is_head = facts.method == crate::http::Method::Head;
     let max_headers = max_response_headers;
     ubuf.clear();
     loop {

@@ -6,15 +6,9 @@ use std::io::Write;
 
 use super::head::{classify, Framing, HeaderSpan, Known, RequestHead, Span};
 use super::response_head::ResponseHead;
+use crate::http::header::is_hop_by_hop;
+pub use crate::http::header::{reason_phrase, uuid_v4};
 use crate::route::FilterChain;
-
-/// Headers that never cross a proxy (plus whatever `Connection` lists).
-fn is_hop_by_hop(kind: Known) -> bool {
-    matches!(
-        kind,
-        Known::Connection | Known::HopByHop | Known::TransferEncoding | Known::Upgrade
-    )
-}
 
 fn listed(name: &[u8], buf: &[u8], connection_listed: &[Span]) -> bool {
     connection_listed
@@ -43,12 +37,52 @@ pub struct Forwarding<'a> {
     pub request_id: &'a [u8; 36],
     /// Body framing to announce upstream.
     pub framing: Framing,
+    /// The client sent `TE: trailers` (HTTP/2, gRPC): say so upstream.
+    pub te_trailers: bool,
 }
 
-/// Writes the upstream request head into `out` (cleared first).
+/// The request being forwarded, whatever codec parsed it: its method, its headers in order
+/// (an HTTP/1 head's spans, or an HTTP/2 header map) and the hop-by-hop facts the codec found.
+pub struct Source<'a, I, L> {
+    pub method: &'a [u8],
+    /// `(name, value)` pairs; iterated twice (x-forwarded-for is joined in a second pass).
+    pub headers: I,
+    /// Whether a header name was listed in `Connection` (dropped as hop-by-hop).
+    pub listed: L,
+    /// The proxy already answered `Expect: 100-continue`: drop the header.
+    pub expect_continue: bool,
+    /// The `Upgrade` value to pass on (HTTP/1 upgrades only).
+    pub upgrade: Option<&'a [u8]>,
+}
+
+/// Writes the upstream request head for an HTTP/1 request into `out` (cleared first).
 pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forwarding<'_>) {
+    let src = Source {
+        method: req.method.get(buf),
+        headers: req
+            .headers
+            .iter()
+            .map(|HeaderSpan { name, value }| (name.get(buf), value.get(buf))),
+        listed: |n: &[u8]| listed(n, buf, &req.connection_listed),
+        expect_continue: req.expect_continue,
+        upgrade: if req.upgrade {
+            req.header(buf, "upgrade")
+        } else {
+            None
+        },
+    };
+    request_head_from(out, src, fwd);
+}
+
+/// Writes an HTTP/1.1 upstream request head into `out` (cleared first) from any codec's
+/// request: hop-by-hop headers dropped, route edits, x-forwarded-*, x-request-id, framing.
+pub fn request_head_from<'h, I, L>(out: &mut Vec<u8>, src: Source<'_, I, L>, fwd: &Forwarding<'_>)
+where
+    I: Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+    L: Fn(&[u8]) -> bool,
+{
     out.clear();
-    out.extend_from_slice(req.method.get(buf));
+    out.extend_from_slice(src.method);
     out.push(b' ');
     out.extend_from_slice(fwd.target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
@@ -56,8 +90,7 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
     let host_override = filters.host_rewrite().map(str::as_bytes).or(fwd.authority);
     let mut xff = false;
     let mut has_request_id = false;
-    for HeaderSpan { name, value } in &req.headers {
-        let (n, v) = (name.get(buf), value.get(buf));
+    for (n, v) in src.headers.clone() {
         match classify(n) {
             k if is_hop_by_hop(k) => continue,
             Known::ContentLength | Known::XForwardedProto => continue, // re-emitted below
@@ -66,11 +99,11 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
                 continue;
             }
             Known::Host if host_override.is_some() => continue,
-            Known::Expect if req.expect_continue => continue, // we sent 100 Continue ourselves
+            Known::Expect if src.expect_continue => continue, // we sent 100 Continue ourselves
             Known::XRequestId => has_request_id = true,
             _ => {}
         }
-        if listed(n, buf, &req.connection_listed) || filters.drops_request_header(n) {
+        if (src.listed)(n) || filters.drops_request_header(n) {
             continue;
         }
         put(out, n, v);
@@ -82,9 +115,9 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
     if xff {
         // Every earlier hop, in order, whether sent as one header or several (RFC 7239 §7.1
         // semantics for the de-facto header): join them, then append the client.
-        for h in &req.headers {
-            if classify(h.name.get(buf)) == Known::XForwardedFor {
-                out.extend_from_slice(h.value.get(buf));
+        for (n, v) in src.headers {
+            if classify(n) == Known::XForwardedFor {
+                out.extend_from_slice(v);
                 out.extend_from_slice(b", ");
             }
         }
@@ -105,11 +138,13 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
         Framing::Chunked => put(out, b"transfer-encoding", b"chunked"),
         Framing::None | Framing::UntilClose => {}
     }
-    if req.upgrade {
-        if let Some(u) = req.header(buf, "upgrade") {
-            put(out, b"connection", b"upgrade");
-            put(out, b"upgrade", u);
-        }
+    if let Some(u) = src.upgrade {
+        put(out, b"connection", b"upgrade");
+        put(out, b"upgrade", u);
+    } else if fwd.te_trailers {
+        // RFC 9110 §10.1.4: TE is hop-by-hop, so it is announced in Connection too.
+        put(out, b"te", b"trailers");
+        put(out, b"connection", b"te");
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -196,43 +231,4 @@ pub fn local_response(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
-}
-
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        414 => "URI Too Long",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
-    }
-}
-
-/// Formats a random UUIDv4 from 128 random bits.
-pub fn uuid_v4(bits: u128, out: &mut [u8; 36]) {
-    let mut b = bits.to_be_bytes();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut j = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[j] = b'-';
-            j += 1;
-        }
-        out[j] = HEX[(byte >> 4) as usize];
-        out[j + 1] = HEX[(byte & 0xf) as usize];
-        j += 2;
-    }
 }

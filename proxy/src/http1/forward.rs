@@ -23,8 +23,7 @@ use super::target;
 use super::{local, Env};
 use crate::cluster::Balancer;
 use crate::config::HttpSettings;
-use crate::http::retry::{backoff, may_resend, retries_enabled, retry_on_failure, retry_on_status};
-use crate::http::Failure;
+use crate::http::retry::{Retrier, Step};
 use crate::io::Stream;
 use crate::route::Route;
 
@@ -78,6 +77,7 @@ pub async fn forward<S: Stream>(
                 client_ip: conn.peer_ip.as_bytes(),
                 request_id: &request_id,
                 framing: facts.framing,
+                te_trailers: false,
             },
         );
     }
@@ -89,8 +89,8 @@ pub async fn forward<S: Stream>(
             return Next::Close;
         }
     }
-    let policy = &route.retry;
-    let retrying = retries_enabled(policy);
+    let mut retrier = Retrier::new(&route.retry, facts.idempotent);
+    let retrying = retrier.enabled();
     let mut body = match facts.framing {
         Framing::Length(n)
             if retrying && n as usize <= settings.retry_buffer_bytes && !facts.tunnel =>
@@ -106,10 +106,9 @@ pub async fn forward<S: Stream>(
         Framing::None | Framing::UntilClose => Body::Empty,
         _ => Body::Stream { done: false },
     };
-    let tries = if retrying { 1 + policy.num_retries } else { 1 };
     let mut timing = Timing {
         route_timeout: route.timeout,
-        per_try: policy.per_try_timeout,
+        per_try: route.retry.per_try_timeout,
         // Bodiless or buffered: the downstream request is complete now.
         deadline: body
             .done()
@@ -118,8 +117,6 @@ pub async fn forward<S: Stream>(
     };
     let mut ubuf = env.h1.scratch.take();
     let mut resp = ResponseHead::default();
-    let mut attempt = 0;
-    let mut stale_retried = false;
     let outcome = loop {
         let result = attempt::run(
             conn,
@@ -134,35 +131,15 @@ pub async fn forward<S: Stream>(
         )
         .await;
         let replayable = body.replayable() && !wbuf.is_empty();
-        match result {
-            Ok(up)
-                if !facts.tunnel
-                    && attempt + 1 < tries
-                    && may_resend(Failure::Reset, replayable, facts.idempotent, policy)
-                    && retry_on_status(policy, resp.status) =>
-            {
-                drop(up);
-            }
-            Ok(up) => break Ok(up),
-            // A dead pooled connection is not the upstream's answer: one free retry on a fresh
-            // connection, when the request may be sent again at all.
-            Err(f @ (Failure::Stale | Failure::StaleAfterSend))
-                if !stale_retried && may_resend(f, replayable, facts.idempotent, policy) =>
-            {
-                stale_retried = true;
-                continue;
-            }
-            Err(f) => {
-                if !(attempt + 1 < tries
-                    && may_resend(f, replayable, facts.idempotent, policy)
-                    && retry_on_failure(policy, f))
-                {
-                    break Err(f);
-                }
-            }
+        let step = match &result {
+            Ok(_) if facts.tunnel => Step::Stop,
+            Ok(_) => retrier.on_status(resp.status, replayable, rng.next()),
+            Err(f) => retrier.on_failure(*f, replayable, rng.next()),
+        };
+        match step {
+            Step::Stop => break result,
+            Step::Retry(pause) => monoio::time::sleep(pause).await,
         }
-        attempt += 1;
-        monoio::time::sleep(backoff(attempt - 1, rng.next())).await;
     };
     env.h1.scratch.give(wbuf);
     let next = match outcome {
@@ -188,7 +165,7 @@ pub async fn forward<S: Stream>(
                 peer = %conn.ctx.peer,
                 route = %route.name,
                 status = resp.status,
-                retries = attempt,
+                retries = retrier.retries,
                 duration_us = started.elapsed().as_micros() as u64,
                 "request done"
             );
@@ -205,7 +182,7 @@ pub async fn forward<S: Stream>(
                 cluster = %balancer.cluster().name,
                 status = f.status(),
                 flag = f.flag(),
-                attempts = attempt + 1,
+                attempts = retrier.retries + 1,
                 duration_ms = started.elapsed().as_millis() as u64,
                 "upstream request failed"
             );

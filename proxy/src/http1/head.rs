@@ -6,6 +6,8 @@
 pub use crate::http::span::{HeaderSpan, Span};
 
 /// Most headers httparse is asked to hold; configured limits are validated to be ≤ this.
+pub use crate::http::header::{classify, Known};
+
 pub const MAX_HEADERS: usize = crate::config::MAX_HEADER_COUNT;
 
 /// How a message body is delimited.
@@ -140,44 +142,6 @@ fn has_bare_lf(head: &[u8]) -> bool {
     head.iter()
         .enumerate()
         .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
-}
-
-/// Header names the proxy treats specially, recognised with one length switch and at most two
-/// case-insensitive comparisons instead of a comparison per known name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Known {
-    ContentLength,
-    TransferEncoding,
-    Connection,
-    Host,
-    Expect,
-    Upgrade,
-    /// keep-alive, te, trailer, proxy-*: hop-by-hop, dropped when forwarding.
-    HopByHop,
-    XForwardedFor,
-    XForwardedProto,
-    XRequestId,
-    Other,
-}
-
-pub fn classify(name: &[u8]) -> Known {
-    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
-    match name.len() {
-        2 if is(b"te") => Known::HopByHop,
-        4 if is(b"host") => Known::Host,
-        6 if is(b"expect") => Known::Expect,
-        7 if is(b"upgrade") => Known::Upgrade,
-        7 if is(b"trailer") => Known::HopByHop,
-        10 if is(b"connection") => Known::Connection,
-        10 if is(b"keep-alive") => Known::HopByHop,
-        12 if is(b"x-request-id") => Known::XRequestId,
-        14 if is(b"content-length") => Known::ContentLength,
-        15 if is(b"x-forwarded-for") => Known::XForwardedFor,
-        17 if is(b"transfer-encoding") => Known::TransferEncoding,
-        17 if is(b"x-forwarded-proto") => Known::XForwardedProto,
-        n if n > 6 && name[..6].eq_ignore_ascii_case(b"proxy-") => Known::HopByHop,
-        _ => Known::Other,
-    }
 }
 
 /// Framing headers shared by requests and responses.

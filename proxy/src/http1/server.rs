@@ -85,8 +85,16 @@ async fn read_head<S: Stream>(
     }
 }
 
-/// Serves one client connection until it closes or must be closed.
-pub async fn serve<S: Stream>(ctx: ConnCtx, stream: S, svc: &Services, h1: &H1State, l4: &L4State) {
+/// Serves one client connection until it closes or must be closed. `initial`: bytes already
+/// read from the connection (by protocol detection), parsed before reading more.
+pub async fn serve<S: Stream>(
+    ctx: ConnCtx,
+    stream: S,
+    initial: Vec<u8>,
+    svc: &Services,
+    h1: &H1State,
+    l4: &L4State,
+) {
     let listener = ctx.listener();
     let Some(settings) = listener.http.clone() else {
         return;
@@ -95,6 +103,7 @@ pub async fn serve<S: Stream>(ctx: ConnCtx, stream: S, svc: &Services, h1: &H1St
     watch.arm_deadline(settings.first_byte_timeout, &svc.sweeper);
     let env = Env { svc, h1, l4 };
     let mut conn = Conn::new(stream, ctx, watch.clone());
+    conn.rbuf = initial;
     let in_head = Cell::new(false);
     let outcome = {
         let work = pin!(async {
@@ -169,7 +178,7 @@ mod size_probe {
             let c = monoio::net::TcpStream::connect_addr(a).await.unwrap();
             let shard = crate::shard::test_shard();
             let ctx = shard.conn_ctx(0, a);
-            let f = super::serve(ctx, c, &shard.svc, &shard.h1, &shard.l4);
+            let f = super::serve(ctx, c, Vec::new(), &shard.svc, &shard.h1, &shard.l4);
             let n = std::mem::size_of_val(&f);
             eprintln!("http connection future: {n} bytes");
             assert!(n <= 1376, "http connection future grew to {n} bytes");

@@ -176,7 +176,10 @@ fn spawn_connection(shard: &Rc<Shard>, idx: usize, stream: TcpStream, peer: std:
         let s = &guard.shard;
         match protocol {
             Protocol::Tcp => crate::l4::serve(conn, stream, &s.svc, &s.l4).await,
-            Protocol::Http => crate::http1::serve(*conn, stream, &s.svc, &s.h1, &s.l4).await,
+            Protocol::Http => crate::detect::http(*conn, stream, &s.svc, &s.h1, &s.h2, &s.l4).await,
+            Protocol::Http2 => {
+                Box::pin(crate::http2::serve(*conn, stream, &s.svc, &s.h1, &s.h2)).await
+            }
         }
         drop(guard);
     });

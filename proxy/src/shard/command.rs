@@ -48,6 +48,13 @@ pub struct ShardStats {
     pub pool_connected: u64,
     pub pool_dropped_dead: u64,
     pub pool_expired: u64,
+    /// Downstream HTTP/2: connections, streams, connections closed by a flood guard.
+    pub h2_connections: u64,
+    pub h2_streams: u64,
+    pub h2_guard_closes: u64,
+    /// Upstream HTTP/2: connections opened, and streams that shared an open one.
+    pub h2_upstream_connected: u64,
+    pub h2_upstream_multiplexed: u64,
 }
 
 impl ShardStats {
@@ -66,5 +73,10 @@ impl ShardStats {
         self.pool_connected += o.pool_connected;
         self.pool_dropped_dead += o.pool_dropped_dead;
         self.pool_expired += o.pool_expired;
+        self.h2_connections += o.h2_connections;
+        self.h2_streams += o.h2_streams;
+        self.h2_guard_closes += o.h2_guard_closes;
+        self.h2_upstream_connected += o.h2_upstream_connected;
+        self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
     }
 }

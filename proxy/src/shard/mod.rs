@@ -24,6 +24,7 @@ pub use command::{CommandReceiver, CommandSender, ShardCommand, ShardStats};
 use crate::config::Config;
 use crate::ctx::{OwnAddrs, Rng, Services, Snapshot, SnapshotCell, Sweeper};
 use crate::http1::H1State;
+use crate::http2::H2State;
 use crate::l4::L4State;
 
 /// How often idle pooled upstream connections past their `idle_timeout` are closed.
@@ -35,6 +36,7 @@ pub struct Shard {
     pub svc: Services,
     pub l4: L4State,
     pub h1: H1State,
+    pub h2: H2State,
     /// Per listener (indexed like the config's listeners).
     pub slots: Vec<ListenerSlot>,
     /// Connections open on this shard.
@@ -84,6 +86,7 @@ impl Shard {
             },
             l4,
             h1: H1State::default(),
+            h2: H2State::default(),
             slots,
             active: Cell::new(0),
             accepted: Cell::new(0),
@@ -110,7 +113,12 @@ impl Shard {
             s.pool_connected += b.pools.connected.get();
             s.pool_dropped_dead += b.pools.dropped_dead.get();
             s.pool_expired += b.pools.expired.get();
+            s.h2_upstream_connected += b.h2.connected.get();
+            s.h2_upstream_multiplexed += b.h2.multiplexed.get();
         }
+        s.h2_connections = self.h2.connections.get();
+        s.h2_streams = self.h2.streams.get();
+        s.h2_guard_closes = self.h2.guard_closes.get();
         s
     }
 

@@ -3,11 +3,11 @@
 //! of and back into a cluster's per-shard HTTP/1 pool.
 //!
 //! The pool interface is protocol-shaped on purpose: HTTP/1 connections are exclusive (one
-//! request at a time, returned only after a clean end), while an HTTP/2 pool (shared,
-//! multiplexed streams over one connection per endpoint) will sit beside [`h1`] behind the same
-//! checkout step in the exchange.
+//! request at a time, returned only after a clean end), while [`h2`] connections are shared
+//! (multiplexed streams, up to the peer's concurrency limit, another connection when full).
 
 mod connect;
 pub mod h1;
+pub mod h2;
 
 pub use connect::{connect, ConnectError, ConnectOpts};

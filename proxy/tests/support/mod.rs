@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod grpc;
 pub mod origin;
 pub mod script;
+pub mod tools;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

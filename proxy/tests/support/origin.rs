@@ -1,7 +1,8 @@
 //! A scriptable HTTP/1.1 origin for proxy tests (blocking, thread per connection, port 0).
 //! Behaviour is chosen by path:
 //! `/name` → the origin's name; `/echo` → the request body back (Content-Length);
-//! `/chunked/N` → N bytes in chunks plus a trailer; `/big/N` → N bytes with Content-Length;
+//! `/chunked/N` → N bytes in chunks plus a trailer; `/echo-trailers` → the body back chunked
+//! with the request's trailers as `x-echo-<name>` response trailers; `/big/N` → N bytes with Content-Length;
 //! `/headers/N` → N extra response headers;
 //! `/close/N` → N bytes delimited by close; `/sleep/MS` → 200 after MS ms;
 //! `/fail-once` → 503 on the first request, 200 afterwards; `/reset` → close with no response;
@@ -83,6 +84,8 @@ struct Req {
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Trailer lines of a chunked request, as sent (`name: value`).
+    trailers: Vec<String>,
 }
 
 impl Req {
@@ -126,6 +129,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req>> {
         path: req.path.unwrap_or("").to_string(),
         headers,
         body: Vec::new(),
+        trailers: Vec::new(),
     };
     if let Some(cl) = out.header("content-length") {
         let n: usize = cl.trim().parse().unwrap_or(0);
@@ -147,6 +151,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req>> {
                     if t == "\r\n" || t.is_empty() {
                         break;
                     }
+                    out.trailers.push(t.trim_end().to_string());
                 }
                 break;
             }
@@ -185,17 +190,41 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let arg = |p: &str| path.strip_prefix(p).and_then(|v| v.parse::<usize>().ok());
         // Echo what the proxy added, for header tests.
         let seen = format!(
-            "x-seen-xff: {}\r\nx-seen-proto: {}\r\nx-seen-request-id: {}\r\nx-seen-host: {}\r\nx-seen-method: {}\r\n",
+            "x-seen-xff: {}\r\nx-seen-proto: {}\r\nx-seen-request-id: {}\r\nx-seen-host: {}\r\nx-seen-method: {}\r\nx-seen-te: {}\r\nx-seen-framing: {}\r\n",
             req.header("x-forwarded-for").unwrap_or("-"),
             req.header("x-forwarded-proto").unwrap_or("-"),
             req.header("x-request-id").unwrap_or("-"),
             req.header("host").unwrap_or("-"),
             req.method,
+            req.header("te").unwrap_or("-"),
+            if req.header("content-length").is_some() {
+                "length"
+            } else if req.header("transfer-encoding").is_some() {
+                "chunked"
+            } else {
+                "none"
+            },
         );
         if path == "/name" {
             respond(&mut w, 200, shared.name.as_bytes(), &seen)?;
         } else if path == "/echo" {
             respond(&mut w, 200, &req.body, &seen)?;
+        } else if path == "/echo-trailers" {
+            // The body back chunked, the request's trailers back as response trailers.
+            write!(
+                w,
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n{seen}\r\n"
+            )?;
+            for c in req.body.chunks(7919) {
+                write!(w, "{:x}\r\n", c.len())?;
+                w.write_all(c)?;
+                w.write_all(b"\r\n")?;
+            }
+            w.write_all(b"0\r\n")?;
+            for t in &req.trailers {
+                write!(w, "x-echo-{t}\r\n")?;
+            }
+            w.write_all(b"x-checksum: ok\r\n\r\n")?;
         } else if let Some(n) = arg("/chunked/") {
             write!(w, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")?;
             let data: Vec<u8> = pattern(n).collect();

@@ -1,0 +1,88 @@
+//! Header facts every codec shares: names the proxy treats specially, recognised with one
+//! length switch ([`classify`]), which of them are hop-by-hop (RFC 9110 §7.6.1; the same set
+//! RFC 9113 §8.2.2 forbids in HTTP/2), status reason phrases and the request-id format.
+
+/// Header names the proxy treats specially, recognised with one length switch and at most two
+/// case-insensitive comparisons instead of a comparison per known name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Host,
+    Expect,
+    Upgrade,
+    /// keep-alive, te, trailer, proxy-*: hop-by-hop, dropped when forwarding.
+    HopByHop,
+    XForwardedFor,
+    XForwardedProto,
+    XRequestId,
+    Other,
+}
+
+pub fn classify(name: &[u8]) -> Known {
+    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    match name.len() {
+        2 if is(b"te") => Known::HopByHop,
+        4 if is(b"host") => Known::Host,
+        6 if is(b"expect") => Known::Expect,
+        7 if is(b"upgrade") => Known::Upgrade,
+        7 if is(b"trailer") => Known::HopByHop,
+        10 if is(b"connection") => Known::Connection,
+        10 if is(b"keep-alive") => Known::HopByHop,
+        12 if is(b"x-request-id") => Known::XRequestId,
+        14 if is(b"content-length") => Known::ContentLength,
+        15 if is(b"x-forwarded-for") => Known::XForwardedFor,
+        17 if is(b"transfer-encoding") => Known::TransferEncoding,
+        17 if is(b"x-forwarded-proto") => Known::XForwardedProto,
+        n if n > 6 && name[..6].eq_ignore_ascii_case(b"proxy-") => Known::HopByHop,
+        _ => Known::Other,
+    }
+}
+
+/// Headers that never cross a proxy (plus whatever `Connection` lists).
+pub fn is_hop_by_hop(kind: Known) -> bool {
+    matches!(
+        kind,
+        Known::Connection | Known::HopByHop | Known::TransferEncoding | Known::Upgrade
+    )
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// Formats a random UUIDv4 from 128 random bits.
+pub fn uuid_v4(bits: u128, out: &mut [u8; 36]) {
+    let mut b = bits.to_be_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut j = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[j] = b'-';
+            j += 1;
+        }
+        out[j] = HEX[(byte >> 4) as usize];
+        out[j + 1] = HEX[(byte & 0xf) as usize];
+        j += 2;
+    }
+}

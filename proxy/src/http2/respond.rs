@@ -1,0 +1,195 @@
+//! The downstream side of one HTTP/2 stream: the response head (once), DATA sent within the
+//! peer's flow-control window, trailers, and locally generated answers — plain text for HTTP,
+//! trailers-only gRPC statuses (`grpc-status`, `grpc-message`) for gRPC requests.
+
+use std::future::poll_fn;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::SendStream;
+use http::{HeaderMap, HeaderValue, Response};
+
+use crate::http::{grpc, Failure};
+
+/// The other side of a stream went away (reset, connection closed, or no window for the
+/// stream idle timeout).
+#[derive(Debug)]
+pub struct Gone;
+
+impl From<h2::Error> for Gone {
+    fn from(_: h2::Error) -> Gone {
+        Gone
+    }
+}
+
+/// Sends `data` on `send`, in pieces as the peer's window allows. `idle`: how long to wait for
+/// window before giving up (a zero-window stall).
+pub async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    idle: Option<Duration>,
+) -> Result<(), Gone> {
+    if data.is_empty() {
+        if end {
+            send.send_data(data, true)?;
+        }
+        return Ok(());
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let wait = poll_fn(|cx| send.poll_capacity(cx));
+        let got = match idle {
+            Some(t) => monoio::time::timeout(t, wait).await.map_err(|_| Gone)?,
+            None => wait.await,
+        };
+        let cap = match got {
+            Some(Ok(n)) => n,
+            Some(Err(_)) | None => return Err(Gone),
+        };
+        if cap == 0 {
+            continue;
+        }
+        let piece = data.split_to(cap.min(data.len()));
+        send.send_data(piece, end && data.is_empty())?;
+    }
+    Ok(())
+}
+
+/// One stream's response side.
+pub struct Downstream {
+    respond: SendResponse<Bytes>,
+    send: Option<SendStream<Bytes>>,
+    /// The request was gRPC: local errors become gRPC statuses.
+    pub grpc: bool,
+    pub idle: Option<Duration>,
+    done: bool,
+}
+
+impl Downstream {
+    pub fn new(respond: SendResponse<Bytes>, grpc: bool, idle: Option<Duration>) -> Downstream {
+        Downstream {
+            respond,
+            send: None,
+            grpc,
+            idle,
+            done: false,
+        }
+    }
+
+    /// Whether the response head went out (an error now can only reset or end with trailers).
+    pub fn head_sent(&self) -> bool {
+        self.send.is_some() || self.done
+    }
+
+    pub fn send_head(&mut self, resp: Response<()>, end: bool) -> Result<(), Gone> {
+        let s = self.respond.send_response(resp, end)?;
+        if end {
+            self.done = true;
+        } else {
+            self.send = Some(s);
+        }
+        Ok(())
+    }
+
+    pub async fn data(&mut self, data: Bytes, end: bool) -> Result<(), Gone> {
+        let send = self.send.as_mut().ok_or(Gone)?;
+        send_data(send, data, end, self.idle).await?;
+        if end {
+            self.done = true;
+        }
+        Ok(())
+    }
+
+    pub fn trailers(&mut self, t: HeaderMap) -> Result<(), Gone> {
+        let send = self.send.as_mut().ok_or(Gone)?;
+        send.send_trailers(t)?;
+        self.done = true;
+        Ok(())
+    }
+
+    /// Ends a started response: with no trailers, an empty DATA frame with END_STREAM.
+    pub fn finish(&mut self) -> Result<(), Gone> {
+        if !self.done {
+            let send = self.send.as_mut().ok_or(Gone)?;
+            send.send_data(Bytes::new(), true)?;
+            self.done = true;
+        }
+        Ok(())
+    }
+
+    /// Resets the stream (a response that cannot be completed).
+    pub fn reset(&mut self, reason: h2::Reason) {
+        match self.send.as_mut() {
+            Some(s) => s.send_reset(reason),
+            None => self.respond.send_reset(reason),
+        }
+        self.done = true;
+    }
+
+    /// Answers locally: `status` with a text body, or for gRPC the mapped status trailers-only.
+    pub async fn local(&mut self, status: u16, flag: Option<&str>, body: &[u8]) {
+        let code = grpc::status_for_http(status);
+        self.answer(status, code, flag, body).await;
+    }
+
+    /// Answers an upstream failure with its status and flag.
+    pub async fn failure(&mut self, f: Failure) {
+        self.answer(
+            f.status(),
+            grpc::status_for_failure(f),
+            Some(f.flag()),
+            f.body(),
+        )
+        .await;
+    }
+
+    async fn answer(&mut self, status: u16, code: u32, flag: Option<&str>, body: &[u8]) {
+        if self.head_sent() {
+            // Mid-response: gRPC ends with the status in trailers; HTTP can only reset.
+            if self.grpc && !self.done {
+                let _ = self.trailers(grpc_status(code, body));
+            } else if !self.done {
+                self.reset(h2::Reason::INTERNAL_ERROR);
+            }
+            return;
+        }
+        let mut b = Response::builder();
+        if let Some(f) = flag {
+            b = b.header("x-shardcar-flag", f);
+        }
+        if self.grpc {
+            let mut resp = b.status(200).body(()).expect("static head");
+            let h = resp.headers_mut();
+            h.insert("content-type", HeaderValue::from_static("application/grpc"));
+            h.extend(grpc_status(code, body));
+            let _ = self.send_head(resp, true);
+            return;
+        }
+        let resp = b
+            .status(status)
+            .header("content-type", "text/plain")
+            .header("content-length", body.len())
+            .body(())
+            .expect("valid local head");
+        if self.send_head(resp, body.is_empty()).is_ok() && !body.is_empty() {
+            let _ = self.data(Bytes::copy_from_slice(body), true).await;
+        }
+    }
+}
+
+/// `grpc-status` and `grpc-message` (the text without its newline, percent-safe ASCII).
+fn grpc_status(code: u32, message: &[u8]) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(2);
+    h.insert("grpc-status", HeaderValue::from(code));
+    let msg: Vec<u8> = message
+        .iter()
+        .copied()
+        .filter(|b| (0x20..0x7f).contains(b) && *b != b'%')
+        .collect();
+    if let Ok(v) = HeaderValue::from_bytes(&msg) {
+        h.insert("grpc-message", v);
+    }
+    h
+}

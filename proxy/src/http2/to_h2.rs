@@ -1,0 +1,300 @@
+//! HTTP/2 stream → HTTP/2 upstream, over a shared connection from `crate::upstream::h2`.
+//! Headers cross with the same edits as every codec (hop-by-hop names dropped, the route's
+//! filters, x-forwarded-*, x-request-id; the authority rewritten by `host_rewrite`). Request
+//! and response bodies stream at the same time (gRPC bidi), each within the receiver's
+//! flow-control window and releasing the sender's window only once forwarded; trailers pass
+//! through. A stream the upstream never processed (REFUSED_STREAM, above a GOAWAY's last
+//! stream id) is retried when nothing of its body was consumed.
+
+use std::future::poll_fn;
+use std::pin::pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+
+use super::respond::{send_data, Downstream, Gone};
+use super::stream::{idle_bounded, Head, StreamEnv};
+use crate::cluster::{Balancer, InFlight, StreamSlot};
+use crate::ctx::UpstreamAddr;
+use crate::http::header::{classify, is_hop_by_hop, uuid_v4, Known};
+use crate::http::retry::{Retrier, Step};
+use crate::http::Failure;
+use crate::http1::attempt::{within, Timing};
+use crate::route::{FilterChain, Route};
+use crate::upstream::h2 as up_h2;
+
+/// The upstream request head.
+fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> Request<()> {
+    let authority = filters
+        .host_rewrite()
+        .map(str::as_bytes)
+        .unwrap_or(head.authority);
+    let mut uri = Vec::with_capacity(8 + authority.len() + head.path.len());
+    uri.extend_from_slice(b"http://");
+    uri.extend_from_slice(authority);
+    uri.extend_from_slice(head.path);
+    let mut req = Request::new(());
+    *req.method_mut() = head.parts.method.clone();
+    *req.uri_mut() = http::Uri::try_from(uri).unwrap_or_else(|_| head.parts.uri.clone());
+    let h = req.headers_mut();
+    let mut xff: Vec<u8> = Vec::new();
+    let mut has_request_id = false;
+    for (n, v) in &head.parts.headers {
+        let name = n.as_str().as_bytes();
+        match classify(name) {
+            Known::HopByHop if name == b"te" && head.te_trailers => {}
+            k if is_hop_by_hop(k) => continue,
+            Known::Host | Known::XForwardedProto => continue,
+            Known::XForwardedFor => {
+                xff.extend_from_slice(v.as_bytes());
+                xff.extend_from_slice(b", ");
+                continue;
+            }
+            Known::XRequestId => has_request_id = true,
+            _ => {}
+        }
+        if filters.drops_request_header(name) {
+            continue;
+        }
+        h.append(n.clone(), v.clone());
+    }
+    xff.extend_from_slice(env.peer_ip);
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !has_request_id {
+        let rng = &env.svc.rng;
+        let mut id = [0u8; 36];
+        uuid_v4(
+            (u128::from(rng.next()) << 64) | u128::from(rng.next()),
+            &mut id,
+        );
+        if let Ok(v) = HeaderValue::from_bytes(&id) {
+            h.insert("x-request-id", v);
+        }
+    }
+    for (n, v) in filters.request_adds() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.append(n, v);
+        }
+    }
+    req
+}
+
+/// The response head for the client: the route's response edits applied.
+fn response_head(up: &Response<RecvStream>, filters: &FilterChain) -> Response<()> {
+    let mut out = Response::new(());
+    *out.status_mut() = up.status();
+    let h = out.headers_mut();
+    for (n, v) in up.headers() {
+        if !filters.drops_response_header(n.as_str().as_bytes()) {
+            h.append(n.clone(), v.clone());
+        }
+    }
+    for (n, v) in filters.response_adds() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.append(n, v);
+        }
+    }
+    out
+}
+
+pub async fn exchange(
+    ds: &mut Downstream,
+    head: &Head<'_>,
+    mut body: RecvStream,
+    route: &Route,
+    balancer: &Balancer,
+    mark: Option<u32>,
+    env: StreamEnv<'_>,
+) -> Result<(), Failure> {
+    let req = request(head, &route.filters, env);
+    let mut retrier = Retrier::new(&route.retry, head.method.is_idempotent());
+    let mut timing = Timing {
+        route_timeout: route.timeout,
+        per_try: route.retry.per_try_timeout,
+        deadline: None,
+    };
+    let no_body = body.is_end_stream();
+    let rng = &env.svc.rng;
+    loop {
+        let try_start = Instant::now();
+        let r = attempt(balancer, mark, &req, no_body).await;
+        let (slot, _in_flight, response, mut send) = match r {
+            Ok(x) => x,
+            Err(f) => match retrier.on_failure(f, no_body, rng.next()) {
+                Step::Retry(p) => {
+                    monoio::time::sleep(p).await;
+                    continue;
+                }
+                Step::Stop => return Err(f),
+            },
+        };
+        if timing.deadline.is_none() && no_body {
+            timing.deadline = timing.route_timeout.map(|t| Instant::now() + t);
+        }
+        let idle = env.settings.h2.stream_idle_timeout;
+        // Upload and download run together; the download decides the outcome.
+        let upload = pin!(async {
+            if let Some(send) = send.as_mut() {
+                if upload_body(&mut body, send, idle, env).await.is_err() {
+                    send.send_reset(h2::Reason::CANCEL);
+                }
+            }
+            std::future::pending::<()>().await
+        });
+        let conn = slot.conn.clone();
+        let download = pin!(async {
+            let resp = within(timing.limit(try_start), async {
+                response.await.map_err(|e| {
+                    if e.is_go_away() {
+                        // Going away: that connection takes no more streams.
+                        conn.gone.set(true);
+                    }
+                    up_h2::classify(&e, !no_body)
+                })
+            })
+            .await?;
+            Ok::<_, Failure>(resp)
+        });
+        let resp = match select(upload, download).await {
+            Either::Left(_) => unreachable!("the upload never completes"),
+            Either::Right((r, upload)) => (r, upload),
+        };
+        let (resp, upload) = resp; // the upload keeps running while the response streams
+        let resp = match resp {
+            Ok(r) => r,
+            Err(f) => {
+                drop(slot);
+                match retrier.on_failure(f, no_body, rng.next()) {
+                    Step::Retry(p) => {
+                        monoio::time::sleep(p).await;
+                        continue;
+                    }
+                    Step::Stop => return Err(f),
+                }
+            }
+        };
+        if no_body && retrier.on_status(resp.status().as_u16(), true, rng.next()) != Step::Stop {
+            continue;
+        }
+        let head_out = response_head(&resp, &route.filters);
+        let mut rbody = resp.into_body();
+        let end = rbody.is_end_stream();
+        if ds.send_head(head_out, end).is_err() || end {
+            return Ok(());
+        }
+        let outcome = {
+            let relay = pin!(relay_body(ds, &mut rbody, env));
+            match select(upload, relay).await {
+                Either::Left(_) => unreachable!("the upload never completes"),
+                Either::Right((r, _)) => r,
+            }
+        };
+        if let Err(Side::Upstream) = outcome {
+            ds.reset(h2::Reason::INTERNAL_ERROR);
+        }
+        drop(slot);
+        return Ok(());
+    }
+}
+
+type Opened = (
+    StreamSlot,
+    InFlight,
+    h2::client::ResponseFuture,
+    Option<SendStream<Bytes>>,
+);
+
+/// A stream slot, the request head out; a request with a body keeps its send stream.
+async fn attempt(
+    balancer: &Balancer,
+    mark: Option<u32>,
+    req: &Request<()>,
+    no_body: bool,
+) -> Result<Opened, Failure> {
+    let (ep_idx, ep, in_flight) = balancer.pick_healthy().ok_or(Failure::NoHealthy)?;
+    let slot = up_h2::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
+        .await
+        .map_err(|_| Failure::Connect)?;
+    let mut send = slot.conn.send.clone();
+    let ready = poll_fn(|cx| send.poll_ready(cx)).await;
+    let sent = ready.and_then(|()| {
+        let mut r = Request::new(());
+        *r.method_mut() = req.method().clone();
+        *r.uri_mut() = req.uri().clone();
+        *r.headers_mut() = req.headers().clone();
+        send.send_request(r, no_body)
+    });
+    match sent {
+        Ok((response, stream)) => Ok((slot, in_flight, response, (!no_body).then_some(stream))),
+        Err(_) => {
+            // Closed or going away: never chosen again; this request never left.
+            slot.conn.gone.set(true);
+            Err(Failure::Stale)
+        }
+    }
+}
+
+/// Client DATA → upstream DATA, then the client's trailers (or END_STREAM).
+async fn upload_body(
+    body: &mut RecvStream,
+    send: &mut SendStream<Bytes>,
+    idle: Option<std::time::Duration>,
+    env: StreamEnv<'_>,
+) -> Result<(), Gone> {
+    while let Some(chunk) = idle_bounded(idle, body.data()).await.ok_or(Gone)? {
+        let chunk = chunk?;
+        let n = chunk.len();
+        send_data(send, chunk, false, idle).await?;
+        let _ = body.flow_control().release_capacity(n);
+        env.watch.touch();
+    }
+    match idle_bounded(idle, body.trailers()).await.ok_or(Gone)?? {
+        Some(t) => send.send_trailers(t)?,
+        None => send.send_data(Bytes::new(), true)?,
+    }
+    Ok(())
+}
+
+enum Side {
+    Client,
+    Upstream,
+}
+
+/// Upstream DATA → client DATA, then the upstream's trailers.
+async fn relay_body(
+    ds: &mut Downstream,
+    rbody: &mut RecvStream,
+    env: StreamEnv<'_>,
+) -> Result<(), Side> {
+    let idle = ds.idle;
+    while let Some(chunk) = idle_bounded(idle, rbody.data())
+        .await
+        .ok_or(Side::Upstream)?
+    {
+        let chunk = chunk.map_err(|_| Side::Upstream)?;
+        let n = chunk.len();
+        ds.data(chunk, false).await.map_err(|_| Side::Client)?;
+        let _ = rbody.flow_control().release_capacity(n);
+        env.watch.touch();
+    }
+    let trailers: Option<HeaderMap> = idle_bounded(idle, rbody.trailers())
+        .await
+        .ok_or(Side::Upstream)?
+        .map_err(|_| Side::Upstream)?;
+    match trailers {
+        Some(t) => ds.trailers(t).map_err(|_| Side::Client),
+        None => ds.finish().map_err(|_| Side::Client),
+    }
+}

@@ -1,0 +1,147 @@
+//! HTTP/2 upstream connections (h2c prior knowledge): shared and multiplexed. [`checkout`]
+//! claims a stream slot on a live connection to the endpoint with room, or connects a new one
+//! through [`super::connect`] (so the mark and connect timeout apply) and runs the `h2`
+//! client handshake with the cluster's `http2` settings. Each connection is driven by its own
+//! task on the shard (`monoio::spawn`), which also publishes the peer's
+//! SETTINGS_MAX_CONCURRENT_STREAMS to the pool and marks the connection gone when it ends.
+//!
+//! [`classify`] turns a stream error into the retry vocabulary of [`crate::http::Failure`]:
+//! a stream the server refused (REFUSED_STREAM) or that a GOAWAY excluded (above its last
+//! stream id) was never processed, so it is `Refused` and retried (on another connection after a GOAWAY).
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use bytes::Bytes;
+
+use super::{connect, ConnectError, ConnectOpts};
+use crate::cluster::{Balancer, H2Conn, StreamSlot};
+use crate::config::H2Settings;
+use crate::ctx::UpstreamAddr;
+use crate::http::Failure;
+
+/// Bytes the tokio-IO adapter buffers per direction.
+const ADAPTER_BUFFER: usize = 16 * 1024;
+
+fn builder(s: &H2Settings, initial_streams: u32) -> h2::client::Builder {
+    let mut b = h2::client::Builder::new();
+    b.initial_window_size(s.initial_stream_window)
+        .initial_connection_window_size(s.initial_connection_window)
+        .max_frame_size(s.max_frame_size)
+        .max_header_list_size(s.max_header_list_size)
+        .max_send_buffer_size(s.max_send_buffer_size as usize)
+        .max_concurrent_reset_streams(s.max_local_error_reset_streams)
+        .initial_max_send_streams(initial_streams as usize);
+    b
+}
+
+/// Why checkout failed.
+#[derive(Debug)]
+pub enum CheckoutError {
+    Connect(ConnectError),
+    Handshake(h2::Error),
+}
+
+/// A stream slot on a connection to endpoint `ep_idx`: shared if one has room, else new.
+pub async fn checkout(
+    balancer: &Balancer,
+    ep_idx: usize,
+    addr: UpstreamAddr,
+    mark: Option<u32>,
+) -> Result<StreamSlot, CheckoutError> {
+    let cluster = balancer.cluster();
+    loop {
+        if let Some(slot) = balancer.h2.claim(ep_idx) {
+            return Ok(slot);
+        }
+        if !balancer
+            .h2
+            .wait_for_connect(ep_idx, cluster.h2.max_concurrent_streams)
+            .await
+        {
+            break;
+        }
+    }
+    balancer.h2.begin_connect(ep_idx);
+    let r = connect_new(balancer, ep_idx, addr, mark).await;
+    balancer.h2.end_connect(ep_idx);
+    r
+}
+
+async fn connect_new(
+    balancer: &Balancer,
+    ep_idx: usize,
+    addr: UpstreamAddr,
+    mark: Option<u32>,
+) -> Result<StreamSlot, CheckoutError> {
+    let cluster = balancer.cluster();
+    let opts = ConnectOpts {
+        timeout: cluster.connect_timeout,
+        mark,
+    };
+    let tcp = match connect(addr, opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            balancer.connect_failed(ep_idx);
+            return Err(CheckoutError::Connect(e));
+        }
+    };
+    let io =
+        monoio_compat::StreamWrapper::new_with_buffer_size(tcp, ADAPTER_BUFFER, ADAPTER_BUFFER);
+    let initial = balancer
+        .h2
+        .initial_streams(ep_idx, cluster.h2.max_concurrent_streams);
+    let handshake = builder(&cluster.h2, initial).handshake::<_, Bytes>(io);
+    let (send, mut conn) = match monoio::time::timeout(cluster.connect_timeout, handshake).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => {
+            balancer.connect_failed(ep_idx);
+            return Err(CheckoutError::Handshake(e));
+        }
+        Err(_) => {
+            balancer.connect_failed(ep_idx);
+            return Err(CheckoutError::Connect(ConnectError::Timeout(
+                cluster.connect_timeout,
+            )));
+        }
+    };
+    balancer.connect_succeeded(ep_idx);
+    let cap = cluster.h2.max_concurrent_streams;
+    let shared = Rc::new(H2Conn {
+        send,
+        active: std::cell::Cell::new(0),
+        peer_max: std::cell::Cell::new(conn.max_concurrent_send_streams() as u32),
+        gone: std::cell::Cell::new(false),
+        cap,
+    });
+    let watch = Rc::downgrade(&shared);
+    monoio::spawn(async move {
+        let _ = poll_fn(|cx| {
+            let p = Pin::new(&mut conn).poll(cx);
+            match watch.upgrade() {
+                Some(c) => c.peer_max.set(conn.max_concurrent_send_streams() as u32),
+                // The pool and every stream let go: close the connection.
+                None => return Poll::Ready(Ok(())),
+            }
+            p
+        })
+        .await;
+        if let Some(c) = watch.upgrade() {
+            c.gone.set(true);
+        }
+    });
+    Ok(balancer.h2.add(ep_idx, shared))
+}
+
+/// The failure a stream error means, for retries and the client's status.
+pub fn classify(e: &h2::Error, sent_body: bool) -> Failure {
+    let unprocessed = e.reason() == Some(h2::Reason::REFUSED_STREAM)
+        || (e.is_go_away() && e.is_remote() && !e.is_io());
+    if unprocessed && !sent_body {
+        Failure::Refused
+    } else {
+        Failure::Reset
+    }
+}
