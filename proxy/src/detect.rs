@@ -45,7 +45,13 @@ pub async fn http<S: Stream + Unpin>(
             Box::pin(crate::http2::serve(ctx, prefixed(stream, buf), svc, h1, h2)).await
         }
         Ok(Some(_)) => crate::http1::serve(ctx, stream, buf, svc, h1, l4).await,
-        // Closed, or nothing within the first-byte timeout (nothing was asked).
-        _ => {}
+        Ok(None) => {} // closed before a byte
+        // Nothing within the first-byte timeout: closed without a response (nothing was
+        // asked), counted with the sweeper's deadline timeouts.
+        Err(_) => {
+            let c = &svc.sweeper.deadline_aborts;
+            c.set(c.get() + 1);
+            tracing::debug!(listener = %ctx.listener().name, peer = %ctx.peer, "no request within first_byte_timeout; closed");
+        }
     }
 }
