@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         local: LocalAddr(addr),
         orig_dst: None,
         listener: 0,
-        snapshot: Rc::new(Snapshot::build(config.clone(), None, 0)),
+        snapshot: Rc::new(Snapshot::build(config.clone(), None, 0, 1)),
         tls: None,
     };
     let routes = &config.listeners[0]

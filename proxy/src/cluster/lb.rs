@@ -21,6 +21,8 @@ pub struct Balancer {
     pub pools: Pools,
     /// Shared multiplexed connections (HTTP/2 clusters).
     pub h2: H2Pool,
+    /// Circuit breaker (this shard's share of the cluster's thresholds).
+    pub breaker: super::Breaker,
     /// Passive health: consecutive connect failures and ejection deadline per endpoint.
     failures: Box<[Cell<u32>]>,
     ejected_until: Box<[Cell<Option<Instant>>]>,
@@ -36,6 +38,16 @@ pub const EJECTION_TIME: Duration = Duration::from_secs(10);
 pub struct InFlight {
     counts: Rc<[Cell<u32>]>,
     idx: usize,
+    /// The circuit-breaker slot this request holds, released with it.
+    admitted: Option<super::Admitted>,
+}
+
+impl InFlight {
+    /// Ties a circuit-breaker slot to this request's lifetime.
+    pub fn hold(mut self, slot: super::Admitted) -> InFlight {
+        self.admitted = Some(slot);
+        self
+    }
 }
 
 impl Drop for InFlight {
@@ -46,7 +58,7 @@ impl Drop for InFlight {
 }
 
 impl Balancer {
-    pub fn new(cluster: Arc<Cluster>, seed: u64) -> Balancer {
+    pub fn new(cluster: Arc<Cluster>, seed: u64, shards: usize) -> Balancer {
         let n = match &cluster.kind {
             ClusterKind::Static(eps) => eps.len(),
             ClusterKind::OriginalDst { .. } => 0,
@@ -54,6 +66,7 @@ impl Balancer {
         Balancer {
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
+            breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
             cluster,
             cursor: Cell::new(0),
             in_flight: (0..n).map(|_| Cell::new(0)).collect(),
@@ -123,6 +136,7 @@ impl Balancer {
         InFlight {
             counts: self.in_flight.clone(),
             idx,
+            admitted: None,
         }
     }
 
@@ -183,19 +197,20 @@ mod tests {
             max_response_headers: 100,
             protocol: Default::default(),
             h2: Default::default(),
+            breakers: Default::default(),
         })
     }
 
     #[test]
     fn round_robin_cycles() {
-        let b = Balancer::new(cluster(LbPolicy::RoundRobin, 3), 7);
+        let b = Balancer::new(cluster(LbPolicy::RoundRobin, 3), 7, 1);
         let ports: Vec<u16> = (0..6).map(|_| b.pick().unwrap().0.addr.port()).collect();
         assert_eq!(ports, vec![1, 2, 3, 1, 2, 3]);
     }
 
     #[test]
     fn least_request_avoids_the_busy_endpoint() {
-        let b = Balancer::new(cluster(LbPolicy::LeastRequest, 2), 7);
+        let b = Balancer::new(cluster(LbPolicy::LeastRequest, 2), 7, 1);
         let mut held = Vec::new();
         // Hold 10 in flight on whichever endpoints get picked; P2C with two endpoints always
         // compares both, so the counts never differ by more than one.

@@ -5,10 +5,12 @@
 //! traffic, so no counter is shared across cores (global balance follows from the kernel's
 //! even REUSEPORT spread).
 
+pub mod breaker;
 pub mod h2pool;
 mod lb;
 pub mod pool;
 
+pub use breaker::{Admitted, Breaker};
 pub use h2pool::{H2Conn, H2Pool, StreamSlot};
 pub use lb::{Balancer, InFlight};
 pub use pool::{CleanEnd, PooledConn, Pools};

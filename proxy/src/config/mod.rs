@@ -5,6 +5,7 @@
 //! endpoints are resolved here, at load time, never on the data path. Every error names its field
 //! path and line ([`ConfigError`]).
 
+mod breaker;
 mod error;
 mod h2;
 mod http;
@@ -19,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use breaker::Breakers;
 pub use error::ConfigError;
 pub use h2::H2Settings;
 pub use scalar::{parse_duration, parse_size, parse_u32};
@@ -195,6 +197,8 @@ pub struct Cluster {
     pub protocol: UpstreamProtocol,
     /// Upstream HTTP/2 connection settings (the cluster's `http2:` block).
     pub h2: H2Settings,
+    /// `circuit_breakers:` thresholds (process-wide; see `cluster::breaker`).
+    pub breakers: Breakers,
 }
 
 impl Listener {

@@ -82,6 +82,8 @@ pub struct RawCluster {
     pub protocol: Option<String>,
     /// Upstream HTTP/2 connection settings.
     pub http2: Option<RawH2>,
+    /// Circuit-breaker thresholds (process-wide, divided among shards).
+    pub circuit_breakers: Option<super::breaker::RawBreakers>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -131,6 +131,10 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             }
         },
         h2: build_h2(&at("http2"), raw.http2.as_ref())?,
+        breakers: super::breaker::build_breakers(
+            &at("circuit_breakers"),
+            raw.circuit_breakers.as_ref(),
+        )?,
     })
 }
 

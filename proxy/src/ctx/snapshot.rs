@@ -23,12 +23,19 @@ pub struct Snapshot {
     pub routes: Vec<Option<RouteTable>>,
     /// Per cluster (indexed like `config.clusters`).
     pub clusters: Vec<Rc<Balancer>>,
+    /// Shards in the process (global thresholds are divided by it).
+    pub shards: usize,
 }
 
 impl Snapshot {
     /// Builds this shard's snapshot of `config`, reusing `prev`'s balancers by cluster name when
     /// the cluster's settings are unchanged.
-    pub fn build(config: Arc<Config>, prev: Option<&Snapshot>, shard: usize) -> Snapshot {
+    pub fn build(
+        config: Arc<Config>,
+        prev: Option<&Snapshot>,
+        shard: usize,
+        shards: usize,
+    ) -> Snapshot {
         let clusters = config
             .clusters
             .iter()
@@ -43,6 +50,7 @@ impl Snapshot {
                     Rc::new(Balancer::new(
                         c.clone(),
                         0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
+                        shards,
                     ))
                 })
             })
@@ -55,6 +63,7 @@ impl Snapshot {
                 .collect(),
             generation: prev.map_or(0, |p| p.generation + 1),
             clusters,
+            shards,
             config,
         }
     }
@@ -80,7 +89,8 @@ impl SnapshotCell {
 
     /// Installs a new config generation; connections and requests already running keep theirs.
     pub fn swap(&self, config: Arc<Config>, shard: usize) -> Rc<Snapshot> {
-        let next = Rc::new(Snapshot::build(config, Some(&self.current()), shard));
+        let prev = self.current();
+        let next = Rc::new(Snapshot::build(config, Some(&prev), shard, prev.shards));
         *self.0.borrow_mut() = next.clone();
         next
     }

@@ -1,10 +1,21 @@
 //! Why an upstream attempt failed, and what the client is told (Envoy's response flags).
 
+/// Set on a local answer with flag `UO` (Envoy's `x-envoy-overloaded`): the proxy shed the request
+/// (circuit breaker full), the upstream never saw it.
+pub const OVERLOADED_HEADER: &str = "x-shardcar-overloaded";
+
+/// Whether a local answer with `flag` carries [`OVERLOADED_HEADER`].
+pub fn is_overload(flag: &str) -> bool {
+    flag == "UO"
+}
+
 /// An attempt's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// Every endpoint is ejected: 503 `UH`.
     NoHealthy,
+    /// The cluster's circuit breaker is full: 503 `UO` with [`OVERLOADED_HEADER`] (never retried).
+    Overflow,
     /// Connect refused, unreachable or timed out: 503 `UF`.
     Connect,
     /// A reused pooled connection failed while the request was being written: the upstream
@@ -33,7 +44,7 @@ pub enum Failure {
 impl Failure {
     pub fn status(self) -> u16 {
         match self {
-            Failure::NoHealthy | Failure::Connect | Failure::Refused => 503,
+            Failure::NoHealthy | Failure::Overflow | Failure::Connect | Failure::Refused => 503,
             Failure::Stale
             | Failure::StaleAfterSend
             | Failure::Reset
@@ -46,6 +57,7 @@ impl Failure {
     pub fn flag(self) -> &'static str {
         match self {
             Failure::NoHealthy => "UH",
+            Failure::Overflow => "UO",
             Failure::Connect => "UF",
             Failure::Stale | Failure::StaleAfterSend | Failure::Reset | Failure::Refused => "UR",
             Failure::Timeout => "UT",
@@ -56,6 +68,7 @@ impl Failure {
     pub fn body(self) -> &'static [u8] {
         match self {
             Failure::NoHealthy => b"no healthy upstream\n",
+            Failure::Overflow => b"upstream overflow: circuit breaker open\n",
             Failure::Connect => b"upstream connect error\n",
             Failure::Stale | Failure::StaleAfterSend | Failure::Reset => {
                 b"upstream reset before response\n"

@@ -64,6 +64,7 @@ pub fn status_for_failure(f: Failure) -> u32 {
     match f {
         Failure::Timeout => DEADLINE_EXCEEDED,
         Failure::NoHealthy
+        | Failure::Overflow
         | Failure::Connect
         | Failure::Stale
         | Failure::Refused

@@ -8,6 +8,7 @@
 //! buffer, with no allocation per header; HTTP/2 from its frames), then hands it to the shared
 //! route → filters → cluster steps.
 
+pub mod admit;
 pub mod failure;
 pub mod grpc;
 pub mod header;

@@ -36,7 +36,7 @@ pub fn retry_on_failure(p: &RetryPolicy, f: Failure) -> bool {
         Failure::Timeout | Failure::Protocol | Failure::TooManyHeaders => {
             p.on_5xx || p.on_gateway_error
         }
-        Failure::NoHealthy | Failure::Client => false,
+        Failure::NoHealthy | Failure::Overflow | Failure::Client => false,
     }
 }
 

@@ -108,7 +108,7 @@ async fn send<S: Stream>(
     body: &mut Body,
     facts: Facts,
 ) -> Result<(PooledConn, InFlight), Failure> {
-    let (ep_idx, ep, in_flight) = balancer.pick_healthy().ok_or(Failure::NoHealthy)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
     let addr = UpstreamAddr(ep.addr);
     let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark)
         .await

@@ -158,6 +158,9 @@ impl Downstream {
         let mut b = Response::builder();
         if let Some(f) = flag {
             b = b.header("x-shardcar-flag", f);
+            if crate::http::failure::is_overload(f) {
+                b = b.header(crate::http::failure::OVERLOADED_HEADER, "true");
+            }
         }
         if self.grpc {
             let mut resp = b.status(200).body(()).expect("static head");

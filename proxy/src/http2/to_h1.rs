@@ -167,7 +167,7 @@ async fn attempt(
     env: StreamEnv<'_>,
 ) -> Result<(PooledConn, InFlight), Failure> {
     let try_start = Instant::now();
-    let (ep_idx, ep, in_flight) = balancer.pick_healthy().ok_or(Failure::NoHealthy)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
     let mut up = upstream::h1::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
         .await
         .map_err(|_| Failure::Connect)?;

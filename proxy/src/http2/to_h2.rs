@@ -223,7 +223,7 @@ async fn attempt(
     req: &Request<()>,
     no_body: bool,
 ) -> Result<Opened, Failure> {
-    let (ep_idx, ep, in_flight) = balancer.pick_healthy().ok_or(Failure::NoHealthy)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
     let slot = up_h2::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
         .await
         .map_err(|_| Failure::Connect)?;

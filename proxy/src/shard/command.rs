@@ -55,6 +55,8 @@ pub struct ShardStats {
     /// Upstream HTTP/2: connections opened, and streams that shared an open one.
     pub h2_upstream_connected: u64,
     pub h2_upstream_multiplexed: u64,
+    /// Circuit-breaker fullness and overflows per cluster that has thresholds.
+    pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
 }
 
 impl ShardStats {
@@ -78,5 +80,6 @@ impl ShardStats {
         self.h2_guard_closes += o.h2_guard_closes;
         self.h2_upstream_connected += o.h2_upstream_connected;
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
+        crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
     }
 }

@@ -79,7 +79,7 @@ impl Shard {
             svc: Services {
                 id,
                 sweeper: Rc::new(Sweeper::new(shortest_timeout(&config))),
-                snapshots: SnapshotCell::new(Snapshot::build(config, None, id)),
+                snapshots: SnapshotCell::new(Snapshot::build(config, None, id, shards)),
                 rng: Rng::for_shard(id),
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
@@ -115,6 +115,7 @@ impl Shard {
             s.pool_expired += b.pools.expired.get();
             s.h2_upstream_connected += b.h2.connected.get();
             s.h2_upstream_multiplexed += b.h2.multiplexed.get();
+            s.breakers.extend(b.breaker.stats(&b.cluster().name));
         }
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();

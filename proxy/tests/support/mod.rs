@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod grpc;
+pub mod hold;
 pub mod origin;
 pub mod script;
 pub mod tools;

@@ -1,0 +1,34 @@
+//! A cluster's `circuit_breakers:` block (Envoy's `circuit_breakers.thresholds`, one priority).
+
+use serde::Deserialize;
+
+use super::error::ConfigError;
+
+/// Raw `circuit_breakers:` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreakers {
+    /// Process-wide concurrent requests to the cluster (divided among shards).
+    pub max_requests: Option<u32>,
+}
+
+/// Typed breaker thresholds (process-wide; each shard enforces its share).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Breakers {
+    pub max_requests: Option<u32>,
+}
+
+pub fn build_breakers(at: &str, raw: Option<&RawBreakers>) -> Result<Breakers, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Breakers::default());
+    };
+    if raw.max_requests == Some(0) {
+        return Err(ConfigError::new(
+            format!("{at}.max_requests"),
+            "must be at least 1",
+        ));
+    }
+    Ok(Breakers {
+        max_requests: raw.max_requests,
+    })
+}

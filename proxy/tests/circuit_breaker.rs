@@ -1,0 +1,149 @@
+//! Circuit breakers (`circuit_breakers.max_requests`) over real sockets: an origin that holds
+//! requests keeps an exact number in flight, so overflow happens at exactly the configured
+//! concurrency; the overflowing request gets 503 `UO` with `x-shardcar-overloaded: true` over
+//! HTTP/1.1 (curl) and HTTP/2 (curl h2c prior knowledge), and the fullness gauges and overflow
+//! counter show it. Thresholds are process-wide and divided among shards (rounded up).
+
+mod support;
+
+use std::net::SocketAddr;
+
+use shardcar::{Config, Server};
+use support::client::Client;
+use support::hold::HoldOrigin;
+use support::tools::{have, run};
+
+fn proxy(origin: SocketAddr, max_requests: u32, shards: usize) -> (Server, SocketAddr) {
+    let yaml = format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: app
+clusters:
+  - name: app
+    endpoints: [\"{origin}\"]
+    connect_timeout: 500ms
+    circuit_breakers:
+      max_requests: {max_requests}
+"
+    );
+    let server = Server::start(Config::from_yaml(&yaml).unwrap(), shards).expect("proxy starts");
+    let addr = server.addr("web").unwrap();
+    (server, addr)
+}
+
+/// `curl -i` output (head and body) for `url` with extra `args`.
+fn curl(args: &[&str], url: &str) -> String {
+    let mut all = vec!["-sS", "-i", "--max-time", "20"];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = run("curl", &all);
+    assert!(out.status.success(), "curl {all:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn breaker(server: &Server) -> shardcar::cluster::breaker::BreakerStats {
+    let s = server.total_stats();
+    assert_eq!(s.breakers.len(), 1, "{:?}", s.breakers);
+    s.breakers[0].clone()
+}
+
+#[test]
+fn overflow_happens_at_exactly_max_requests_with_uo_and_the_overload_header() {
+    if !have("curl", &["--version"]) {
+        return;
+    }
+    let origin = HoldOrigin::start();
+    let (server, addr) = proxy(origin.addr, 3, 1);
+    let url = format!("http://{addr}/x");
+
+    // Three requests fill the breaker; the origin holds them.
+    let mut held: Vec<Client> = (0..3)
+        .map(|_| {
+            let mut c = Client::connect(addr);
+            c.send(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+            c
+        })
+        .collect();
+    origin.wait_arrived(3);
+    let b = breaker(&server);
+    assert_eq!((b.active_requests, b.max_requests, b.overflows), (3, 3, 0));
+
+    // The fourth overflows at once, over HTTP/1.1 and over HTTP/2; the origin never sees them.
+    for args in [&["--http1.1"][..], &["--http2-prior-knowledge"][..]] {
+        let out = curl(args, &url);
+        assert!(
+            out.lines().next().unwrap().contains(" 503"),
+            "{args:?}: {out}"
+        );
+        let lower = out.to_ascii_lowercase();
+        assert!(lower.contains("x-shardcar-flag: uo"), "{args:?}: {out}");
+        assert!(
+            lower.contains("x-shardcar-overloaded: true"),
+            "{args:?}: {out}"
+        );
+    }
+    assert_eq!(origin.arrived.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let b = breaker(&server);
+    assert_eq!((b.active_requests, b.overflows), (3, 2));
+
+    // Released, the held ones succeed and the slots come back.
+    origin.release();
+    for c in &mut held {
+        let r = c.read_response(false).expect("held response");
+        assert_eq!((r.status, r.text().as_str()), (200, "held"));
+    }
+    let out = curl(&["--http1.1"], &url);
+    assert!(out.lines().next().unwrap().contains(" 200"), "{out}");
+    assert!(
+        !out.to_ascii_lowercase().contains("x-shardcar-overloaded"),
+        "{out}"
+    );
+    assert_eq!(breaker(&server).active_requests, 0);
+    server.shutdown();
+}
+
+#[test]
+fn global_threshold_is_divided_among_shards_rounding_up() {
+    let origin = HoldOrigin::start();
+    let (server, _) = proxy(origin.addr, 5, 2);
+    let per_shard: Vec<u64> = server
+        .stats()
+        .iter()
+        .map(|s| s.breakers[0].max_requests)
+        .collect();
+    assert_eq!(per_shard, vec![3, 3]);
+    assert_eq!(breaker(&server).max_requests, 6);
+    server.shutdown();
+}
+
+#[test]
+fn config_errors_name_the_field_and_line() {
+    let base = "listeners:
+  - name: l4
+    address: 127.0.0.1:0
+    protocol: tcp
+    cluster: up
+clusters:
+  - name: up
+    endpoints: [\"127.0.0.1:1\"]
+    circuit_breakers:
+";
+    let e = Config::from_yaml(&format!("{base}      max_requests: 0\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("clusters[0].circuit_breakers.max_requests") && e.contains("at least 1"),
+        "{e}"
+    );
+    let e = Config::from_yaml(&format!("{base}      max_request: 2\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_request") && e.contains("line"), "{e}");
+}
