@@ -120,8 +120,10 @@ async fn connect_new(
         cap,
     });
     let watch = Rc::downgrade(&shared);
+    let pings = cluster.h2.keepalive.zip(conn.ping_pong());
+    let name = cluster.name.clone();
     monoio::spawn(async move {
-        let _ = poll_fn(|cx| {
+        let drive = poll_fn(|cx| {
             let p = Pin::new(&mut conn).poll(cx);
             match watch.upgrade() {
                 Some(c) => c.peer_max.set(conn.max_concurrent_send_streams() as u32),
@@ -129,13 +131,45 @@ async fn connect_new(
                 None => return Poll::Ready(Ok(())),
             }
             p
-        })
-        .await;
+        });
+        match pings {
+            Some(((interval, timeout), pp)) => {
+                let drive = std::pin::pin!(drive);
+                let ping = std::pin::pin!(keepalive(pp, interval, timeout));
+                if let futures_util::future::Either::Right(_) =
+                    futures_util::future::select(drive, ping).await
+                {
+                    crate::warn_limited!(
+                        "h2 upstream keepalive timed out",
+                        cluster = %name,
+                        endpoint = %addr,
+                        timeout_ms = timeout.as_millis() as u64,
+                        "no PONG from the HTTP/2 upstream within keepalive_timeout; connection closed"
+                    );
+                }
+            }
+            None => {
+                let _ = drive.await;
+            }
+        }
+        // Marked before the connection drops, so no new stream picks it.
         if let Some(c) = watch.upgrade() {
             c.gone.set(true);
         }
     });
     Ok(balancer.h2.add(ep_idx, shared))
+}
+
+/// PINGs every `interval`; returns when one is not answered within `timeout` (the
+/// connection is then dead) or the connection is gone.
+async fn keepalive(mut pp: h2::PingPong, interval: Duration, timeout: Duration) {
+    loop {
+        monoio::time::sleep(interval).await;
+        match monoio::time::timeout(timeout, pp.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
 }
 
 /// The failure a stream error means, for retries and the client's status.
