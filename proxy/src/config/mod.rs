@@ -5,6 +5,7 @@
 //! endpoints are resolved here, at load time, never on the data path. Every error names its field
 //! path and line ([`ConfigError`]).
 
+mod auto;
 mod breaker;
 mod error;
 mod h2;
@@ -20,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auto::AutoSettings;
 pub use breaker::Breakers;
 pub use error::ConfigError;
 pub use h2::H2Settings;
@@ -52,6 +54,10 @@ pub enum Protocol {
     Http,
     /// HTTP/2 only (h2c with prior knowledge), same route table and settings.
     Http2,
+    /// Detected per connection ([`crate::detect::auto`]): HTTP/1.x and the HTTP/2 preface
+    /// through the route table, anything else (TLS, other protocols, silence) as opaque TCP
+    /// to the listener's `cluster`.
+    Auto,
 }
 
 /// What a cluster's endpoints speak.
@@ -156,8 +162,10 @@ pub struct Listener {
     pub original_dst: bool,
     /// Set `IP_TRANSPARENT` (TPROXY); the destination is the accepted socket's local address.
     pub transparent: bool,
-    /// Present exactly when `protocol` is `Http` or `Http2`.
+    /// Present exactly when `protocol` is `Http`, `Http2` or `Auto`.
     pub http: Option<Arc<HttpSettings>>,
+    /// Present exactly when `protocol` is `Auto`.
+    pub auto: Option<AutoSettings>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.
