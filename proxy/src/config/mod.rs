@@ -5,6 +5,7 @@
 //! endpoints are resolved here, at load time, never on the data path. Every error names its field
 //! path and line ([`ConfigError`]).
 
+mod admin;
 mod error;
 mod h2;
 mod http;
@@ -19,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use admin::AdminSettings;
 pub use error::ConfigError;
 pub use h2::H2Settings;
 pub use scalar::{parse_duration, parse_size, parse_u32};
@@ -38,6 +40,8 @@ pub struct Config {
     pub upstream_mark: Option<u32>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Arc<Cluster>>,
+    /// The control-side admin API (the `admin:` block); off when the block is absent.
+    pub admin: AdminSettings,
 }
 
 /// What a listener speaks.
