@@ -5,11 +5,17 @@
 //! keeps the plain TCP stream: Upgrade/CONNECT tunnels and splice still get the socket).
 //! The sniff is bounded by the listener's `first_byte_timeout`; a client that sends nothing is
 //! closed then, as HTTP/1 would close it.
+//!
+//! `protocol: auto` listeners ([`auto`]) also tell opaque TCP apart: a TLS ClientHello, any
+//! bytes that are no HTTP request line, and silence for `sniff_timeout` (server-first
+//! protocols such as MySQL or SMTP, whose clients wait for the server's greeting) all go to
+//! the listener's `cluster` through [`crate::l4`], the sniffed bytes sent first. Connections
+//! to an `opaque_ports` destination skip the sniff.
 
 use crate::ctx::{ConnCtx, Services};
 use crate::http1::conn::INITIAL_READ_BUFFER;
 use crate::http1::H1State;
-use crate::http2::detect::{sniff, Sniff};
+use crate::http2::detect::{classify, sniff, Kind, Sniff};
 use crate::http2::H2State;
 use crate::io::{prefixed, Stream};
 use crate::l4::L4State;
@@ -52,6 +58,55 @@ pub async fn http<S: Stream + Unpin>(
             let c = &svc.sweeper.deadline_aborts;
             c.set(c.get() + 1);
             tracing::debug!(listener = %ctx.listener().name, peer = %ctx.peer, "no request within first_byte_timeout; closed");
+        }
+    }
+}
+
+/// Serves a connection of a `protocol: auto` listener as HTTP/1.1, HTTP/2 or opaque TCP.
+pub async fn auto(
+    ctx: ConnCtx,
+    mut stream: monoio::net::TcpStream,
+    svc: &Services,
+    h1: &H1State,
+    h2: &H2State,
+    l4: &L4State,
+) {
+    let Some(auto) = ctx.listener().auto.as_ref() else {
+        return;
+    };
+    let port = ctx.orig_dst.map_or(ctx.local.0.port(), |d| d.0.port());
+    let mut buf = Vec::new();
+    let kind = if auto.opaque_ports.contains(&port) {
+        Kind::Opaque
+    } else {
+        buf.reserve_exact(INITIAL_READ_BUFFER);
+        let timeout = auto.sniff_timeout;
+        let sniffed = monoio::time::timeout(timeout, async {
+            loop {
+                match classify(&buf) {
+                    Kind::NeedMore => {}
+                    k => return Some(k),
+                }
+                match crate::http1::conn::read_onto(&mut stream, &mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        match sniffed {
+            Ok(Some(k)) => k,
+            Ok(None) => return,     // closed before it said what it is
+            Err(_) => Kind::Opaque, // silent (server-first) or too slow to tell
+        }
+    };
+    match kind {
+        Kind::Http2 => Box::pin(crate::http2::serve(ctx, prefixed(stream, buf), svc, h1, h2)).await,
+        Kind::Http1 => crate::http1::serve(ctx, stream, buf, svc, h1, l4).await,
+        Kind::Opaque | Kind::NeedMore => {
+            tracing::debug!(listener = %ctx.listener().name, peer = %ctx.peer, sniffed = buf.len(), "opaque TCP");
+            let prefix = (!buf.is_empty()).then(|| Box::new(buf));
+            crate::l4::serve(Box::new(ctx), stream, prefix, svc, l4).await
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod route;
 pub mod server;
 pub mod shard;
 pub mod sys;
+pub mod telemetry;
 pub mod tls;
 pub mod upstream;
 

@@ -29,6 +29,11 @@ pub struct RawH2 {
     pub max_send_buffer_size: Option<Scalar>,
     pub max_control_frames_per_second: Option<u32>,
     pub max_resets_per_second: Option<u32>,
+    /// Clusters only: PING an idle-or-busy upstream connection this often (Envoy's
+    /// `connection_keepalive.interval`); no PONG within `keepalive_timeout` (default 5s) and
+    /// the connection is closed and replaced.
+    pub keepalive_interval: Option<Scalar>,
+    pub keepalive_timeout: Option<Scalar>,
 }
 
 /// HTTP/2 limits of one side of the proxy (a listener's downstream or a cluster's upstream).
@@ -64,6 +69,8 @@ pub struct H2Settings {
     /// RST_STREAM frames a client may send per second (default 200; 0 = no limit): rapid
     /// reset beyond it gets GOAWAY ENHANCE_YOUR_CALM.
     pub max_resets_per_second: u32,
+    /// Upstream PING keepalive: (interval, timeout); `None` when off (the default).
+    pub keepalive: Option<(Duration, Duration)>,
 }
 
 impl Default for H2Settings {
@@ -80,6 +87,7 @@ impl Default for H2Settings {
             max_send_buffer_size: 400 * 1024,
             max_control_frames_per_second: 1000,
             max_resets_per_second: 200,
+            keepalive: None,
         }
     }
 }
@@ -106,6 +114,36 @@ fn sized(
     Ok(n as u32)
 }
 
+/// PING keepalive settings: an interval above 0 switches it on.
+fn keepalive(at: &str, raw: &RawH2) -> Result<Option<(Duration, Duration)>, ConfigError> {
+    let interval = duration_field(
+        format!("{at}.keepalive_interval"),
+        &raw.keepalive_interval,
+        Duration::ZERO,
+    )?;
+    let timeout = duration_field(
+        format!("{at}.keepalive_timeout"),
+        &raw.keepalive_timeout,
+        Duration::from_secs(5),
+    )?;
+    if interval.is_zero() {
+        if raw.keepalive_timeout.is_some() {
+            return Err(ConfigError::new(
+                format!("{at}.keepalive_timeout"),
+                "has no effect without keepalive_interval",
+            ));
+        }
+        return Ok(None);
+    }
+    if timeout.is_zero() {
+        return Err(ConfigError::new(
+            format!("{at}.keepalive_timeout"),
+            "must be above 0",
+        ));
+    }
+    Ok(Some((interval, timeout)))
+}
+
 /// The typed settings of the `http2` block at `at` (e.g. `listeners[0].http2`).
 pub(super) fn build_h2(at: &str, raw: Option<&RawH2>) -> Result<H2Settings, ConfigError> {
     let d = H2Settings::default();
@@ -121,6 +159,7 @@ pub(super) fn build_h2(at: &str, raw: Option<&RawH2>) -> Result<H2Settings, Conf
             "must be at least 1",
         ));
     }
+    let keepalive = keepalive(at, raw)?;
     let idle = duration_field(
         format!("{at}.stream_idle_timeout"),
         &raw.stream_idle_timeout,
@@ -179,5 +218,6 @@ pub(super) fn build_h2(at: &str, raw: Option<&RawH2>) -> Result<H2Settings, Conf
             .max_control_frames_per_second
             .unwrap_or(d.max_control_frames_per_second),
         max_resets_per_second: raw.max_resets_per_second.unwrap_or(d.max_resets_per_second),
+        keepalive,
     })
 }

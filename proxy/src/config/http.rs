@@ -158,6 +158,14 @@ pub(super) fn build_http(
         path: path_options(at, raw)?,
         h2: build_h2(&f("http2"), raw.http2.as_ref())?,
     };
+    if let Some(h2) = &raw.http2 {
+        if h2.keepalive_interval.is_some() || h2.keepalive_timeout.is_some() {
+            return Err(ConfigError::new(
+                f("http2.keepalive_interval"),
+                "only a cluster's http2 block takes keepalive_interval/keepalive_timeout (upstream PING)",
+            ));
+        }
+    }
     if s.request_headers_timeout.is_zero() {
         return Err(ConfigError::new(
             f("request_headers_timeout"),

@@ -6,6 +6,7 @@
 //! path and line ([`ConfigError`]).
 
 mod admin;
+mod auto;
 mod error;
 mod h2;
 mod http;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use admin::AdminSettings;
+pub use auto::AutoSettings;
 pub use error::ConfigError;
 pub use h2::H2Settings;
 pub use scalar::{parse_duration, parse_size, parse_u32};
@@ -54,6 +56,10 @@ pub enum Protocol {
     Http,
     /// HTTP/2 only (h2c with prior knowledge), same route table and settings.
     Http2,
+    /// Detected per connection ([`crate::detect::auto`]): HTTP/1.x and the HTTP/2 preface
+    /// through the route table, anything else (TLS, other protocols, silence) as opaque TCP
+    /// to the listener's `cluster`.
+    Auto,
 }
 
 /// What a cluster's endpoints speak.
@@ -158,8 +164,10 @@ pub struct Listener {
     pub original_dst: bool,
     /// Set `IP_TRANSPARENT` (TPROXY); the destination is the accepted socket's local address.
     pub transparent: bool,
-    /// Present exactly when `protocol` is `Http` or `Http2`.
+    /// Present exactly when `protocol` is `Http`, `Http2` or `Auto`.
     pub http: Option<Arc<HttpSettings>>,
+    /// Present exactly when `protocol` is `Auto`.
+    pub auto: Option<AutoSettings>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.

@@ -28,7 +28,7 @@ pub struct RawConfig {
 pub struct RawListener {
     pub name: String,
     pub address: String,
-    /// `tcp` (default), `http` or `http2`.
+    /// `tcp` (default), `http`, `http2` or `auto`.
     #[serde(default)]
     pub protocol: Option<String>,
     pub backlog: Option<u32>,
@@ -59,6 +59,9 @@ pub struct RawListener {
     pub path_with_escaped_slashes: Option<String>,
     /// `http`/`http2` only: downstream HTTP/2 limits.
     pub http2: Option<RawH2>,
+    /// `auto` only: see [`super::AutoSettings`].
+    pub sniff_timeout: Option<Scalar>,
+    pub opaque_ports: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -347,7 +347,7 @@ fn listener_protocol_errors_name_field_and_line() {
         (
             "    protocol: http\n",
             "    protocol: gopher\n",
-            "listeners[0].protocol: unknown protocol \"gopher\" (expected tcp, http or http2) at line 4",
+            "listeners[0].protocol: unknown protocol \"gopher\" (expected tcp, http, http2 or auto) at line 4",
         ),
         (
             "    protocol: http\n",

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auto::{auto_only_field, build_auto};
 use super::h2::build_h2;
 use super::http::{build_http, build_pool, header_count_field, http_only_field, tcp_only_field};
 use super::raw::{RawCluster, RawConfig, RawListener, RawNumber};
@@ -156,17 +157,24 @@ fn build_listener(
         None | Some("tcp") => Protocol::Tcp,
         Some("http") => Protocol::Http,
         Some("http2") => Protocol::Http2,
+        Some("auto") => Protocol::Auto,
         Some(o) => {
             return Err(ConfigError::new(
                 at("protocol"),
-                format!("unknown protocol {o:?} (expected tcp, http or http2)"),
+                format!("unknown protocol {o:?} (expected tcp, http, http2 or auto)"),
             ))
         }
     };
     let misplaced = match protocol {
         Protocol::Tcp => http_only_field(raw).map(|f| (f, "http")),
         Protocol::Http | Protocol::Http2 => tcp_only_field(raw).map(|f| (f, "tcp")),
+        // Takes both sets: routes for HTTP, `cluster` for opaque TCP.
+        Protocol::Auto => None,
     };
+    let misplaced = misplaced.or_else(|| match protocol {
+        Protocol::Auto => None,
+        _ => auto_only_field(raw).map(|f| (f, "auto")),
+    });
     if let Some((f, only)) = misplaced {
         return Err(ConfigError::new(
             at(f),
@@ -194,6 +202,18 @@ fn build_listener(
             let at = format!("listeners[{i}]");
             (None, Some(Arc::new(build_http(&at, raw, clusters)?)))
         }
+        Protocol::Auto => {
+            let cluster = tcp_cluster(&at, raw, clusters)?;
+            let at = format!("listeners[{i}]");
+            (
+                Some(cluster),
+                Some(Arc::new(build_http(&at, raw, clusters)?)),
+            )
+        }
+    };
+    let auto = match protocol {
+        Protocol::Auto => Some(build_auto(&format!("listeners[{i}]"), raw)?),
+        _ => None,
     };
     if raw.max_connections == Some(0) {
         return Err(ConfigError::new(
@@ -213,6 +233,7 @@ fn build_listener(
         original_dst: raw.original_dst,
         transparent: raw.transparent,
         http,
+        auto,
     })
 }
 

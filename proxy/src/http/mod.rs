@@ -2,7 +2,8 @@
 //! wire format — the request context routing, filters, retries and telemetry see
 //! ([`request`]), byte spans into a codec's buffer ([`span`]), upstream failures and their
 //! Envoy-style flags ([`failure`]), retry decisions ([`retry`]), header classes shared by
-//! every codec ([`header`]) and gRPC statuses and deadlines ([`grpc`]).
+//! every codec ([`header`]), the extra headers of an HTTP/2 upstream request ([`h2_request`])
+//! and gRPC statuses and deadlines ([`grpc`]).
 //!
 //! A codec fills a [`request::RequestCtx`] from its own parse (HTTP/1 from spans into its read
 //! buffer, with no allocation per header; HTTP/2 from its frames), then hands it to the shared
@@ -10,6 +11,7 @@
 
 pub mod failure;
 pub mod grpc;
+pub mod h2_request;
 pub mod header;
 pub mod request;
 pub mod retry;

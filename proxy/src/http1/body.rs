@@ -57,7 +57,7 @@ pub async fn buffer<S: Stream>(conn: &mut Conn<S>, n: usize) -> io::Result<Vec<u
 
 /// Forgets consumed bytes when nothing after them is buffered, so a long body reuses one
 /// buffer instead of growing it.
-fn compact<S>(conn: &mut Conn<S>) {
+pub fn compact<S>(conn: &mut Conn<S>) {
     if conn.consumed > 0 && conn.consumed == conn.rbuf.len() {
         conn.rbuf.clear();
         conn.consumed = 0;

@@ -1,7 +1,8 @@
 //! One request: build its protocol-neutral context, select the route from the shard's current
 //! snapshot (the connection keeps the listener settings it was accepted with; routes and
 //! clusters are per request), run the route's request filters, then answer locally or
-//! [`forward`](super::forward) to a cluster.
+//! forward to a cluster: [`forward`](super::forward) for HTTP/1 clusters,
+//! [`to_h2`](super::to_h2) for `protocol: http2` ones.
 
 use std::time::Instant;
 
@@ -10,8 +11,9 @@ use super::forward;
 use super::local;
 use super::outcome::{Facts, Next};
 use super::target;
+use super::to_h2;
 use super::Env;
-use crate::config::HttpSettings;
+use crate::config::{HttpSettings, UpstreamProtocol};
 use crate::ctx::Snapshot;
 use crate::http::Method;
 use crate::io::Stream;
@@ -127,5 +129,8 @@ async fn route_and_forward<S: Stream>(
         mark,
         path: normalized,
     };
-    forward::forward(conn, settings, env, fwd, facts, started).await
+    match balancer.cluster().protocol {
+        UpstreamProtocol::Http1 => forward::forward(conn, settings, env, fwd, facts, started).await,
+        UpstreamProtocol::Http2 => to_h2::forward(conn, settings, env, fwd, facts, started).await,
+    }
 }

@@ -18,6 +18,7 @@ pub mod attempt;
 pub mod body;
 pub mod chunked;
 pub mod conn;
+pub mod dechunk;
 pub mod encode;
 pub mod exchange;
 pub mod forward;
@@ -29,6 +30,7 @@ pub mod response_head;
 pub mod scan;
 pub mod server;
 pub mod target;
+pub mod to_h2;
 
 pub use server::serve;
 

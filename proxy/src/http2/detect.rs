@@ -27,9 +27,59 @@ pub fn sniff(first: &[u8]) -> Sniff {
     }
 }
 
+/// What the first bytes of a `protocol: auto` connection are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Http2,
+    Http1,
+    /// A TLS record (a ClientHello) or anything that is no HTTP request line.
+    Opaque,
+    NeedMore,
+}
+
+/// Longest method token an HTTP/1 request line may start with before we call it opaque.
+const MAX_METHOD: usize = 20;
+
+/// Classifies a connection's first bytes: the HTTP/2 preface, an HTTP/1 request line (a
+/// method token of upper-case letters or `-` and a space), or opaque (TLS records start with
+/// 0x16, other protocols with anything else).
+pub fn classify(first: &[u8]) -> Kind {
+    match sniff(first) {
+        Sniff::Http2 => return Kind::Http2,
+        Sniff::NeedMore => return Kind::NeedMore,
+        Sniff::Http1 => {}
+    }
+    for (i, &b) in first.iter().enumerate().take(MAX_METHOD + 1) {
+        match b {
+            b' ' if i > 0 => return Kind::Http1,
+            b'A'..=b'Z' | b'-' => {}
+            _ => return Kind::Opaque,
+        }
+    }
+    if first.len() > MAX_METHOD {
+        Kind::Opaque
+    } else {
+        Kind::NeedMore
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_tells_h2_h1_tls_and_opaque_apart() {
+        assert_eq!(classify(PREFACE), Kind::Http2);
+        assert_eq!(classify(b"PRI"), Kind::NeedMore);
+        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Kind::Http1);
+        assert_eq!(classify(b"M-SEARCH * HTTP/1.1"), Kind::Http1);
+        assert_eq!(classify(b"OPTI"), Kind::NeedMore);
+        assert_eq!(classify(b"\x16\x03\x01\x02\x00\x01"), Kind::Opaque);
+        assert_eq!(classify(b"get / HTTP/1.1"), Kind::Opaque);
+        assert_eq!(classify(b" GET"), Kind::Opaque);
+        assert_eq!(classify(b"\x00\x00\x00\x01"), Kind::Opaque);
+        assert_eq!(classify(&[b'A'; 21]), Kind::Opaque);
+    }
 
     #[test]
     fn preface_prefixes_and_http1() {

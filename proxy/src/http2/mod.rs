@@ -7,7 +7,7 @@
 //! selection, filters, retry decisions ([`crate::http::retry::Retrier`]) and failure mapping
 //! as HTTP/1, then to an HTTP/1 ([`to_h1`]) or HTTP/2 ([`to_h2`]) upstream. [`respond`] sends
 //! within the client's flow-control window and answers gRPC requests' errors as trailers-only
-//! statuses; [`dechunk`] turns an HTTP/1 chunked body into DATA frames and trailers.
+//! statuses; `crate::http1::dechunk` turns an HTTP/1 chunked body into DATA frames and trailers.
 //!
 //! # Flood guards (each closes only the abusing connection)
 //! - Rapid reset (CVE-2023-44487): `max_resets_per_second` ([`guard`] counts RST_STREAM
@@ -24,14 +24,13 @@
 //! The `h2` crate keeps its stream store behind an `Arc<Mutex>`; on a shard it is only ever
 //! taken by the shard's own thread, so it is uncontended (a compare-and-swap per operation).
 
-pub mod dechunk;
 pub mod detect;
 pub mod guard;
 pub mod respond;
 mod server;
 pub mod stream;
 mod to_h1;
-mod to_h2;
+pub mod to_h2;
 
 pub use server::serve;
 

@@ -2,7 +2,6 @@
 //! peer's flow-control window, trailers, and locally generated answers — plain text for HTTP,
 //! trailers-only gRPC statuses (`grpc-status`, `grpc-message`) for gRPC requests.
 
-use std::future::poll_fn;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,50 +11,7 @@ use http::{HeaderMap, HeaderValue, Response};
 
 use crate::http::{grpc, Failure};
 
-/// The other side of a stream went away (reset, connection closed, or no window for the
-/// stream idle timeout).
-#[derive(Debug)]
-pub struct Gone;
-
-impl From<h2::Error> for Gone {
-    fn from(_: h2::Error) -> Gone {
-        Gone
-    }
-}
-
-/// Sends `data` on `send`, in pieces as the peer's window allows. `idle`: how long to wait for
-/// window before giving up (a zero-window stall).
-pub async fn send_data(
-    send: &mut SendStream<Bytes>,
-    mut data: Bytes,
-    end: bool,
-    idle: Option<Duration>,
-) -> Result<(), Gone> {
-    if data.is_empty() {
-        if end {
-            send.send_data(data, true)?;
-        }
-        return Ok(());
-    }
-    while !data.is_empty() {
-        send.reserve_capacity(data.len());
-        let wait = poll_fn(|cx| send.poll_capacity(cx));
-        let got = match idle {
-            Some(t) => monoio::time::timeout(t, wait).await.map_err(|_| Gone)?,
-            None => wait.await,
-        };
-        let cap = match got {
-            Some(Ok(n)) => n,
-            Some(Err(_)) | None => return Err(Gone),
-        };
-        if cap == 0 {
-            continue;
-        }
-        let piece = data.split_to(cap.min(data.len()));
-        send.send_data(piece, end && data.is_empty())?;
-    }
-    Ok(())
-}
+pub use crate::upstream::h2::{send_data, Gone};
 
 /// One stream's response side.
 pub struct Downstream {

@@ -16,7 +16,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use super::dechunk::{Dechunker, Pieces};
 use super::respond::{Downstream, Gone};
 use super::stream::{idle_bounded, Head, StreamEnv};
 use crate::cluster::{Balancer, CleanEnd, InFlight, PooledConn};
@@ -27,6 +26,7 @@ use crate::http::{Failure, Method};
 use crate::http1::attempt::{recv_head, within, Timing};
 use crate::http1::chunked::ChunkedScanner;
 use crate::http1::conn::{read_onto, write_range};
+use crate::http1::dechunk::{Dechunker, Pieces};
 use crate::http1::encode::{self, Forwarding, Source};
 use crate::http1::head::Framing;
 use crate::http1::response_head::ResponseHead;

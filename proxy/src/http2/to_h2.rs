@@ -6,7 +6,6 @@
 //! through. A stream the upstream never processed (REFUSED_STREAM, above a GOAWAY's last
 //! stream id) is retried when nothing of its body was consumed.
 
-use std::future::poll_fn;
 use std::pin::pin;
 use std::time::Instant;
 
@@ -17,9 +16,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 
 use super::respond::{send_data, Downstream, Gone};
 use super::stream::{idle_bounded, Head, StreamEnv};
-use crate::cluster::{Balancer, InFlight, StreamSlot};
-use crate::ctx::UpstreamAddr;
-use crate::http::header::{classify, is_hop_by_hop, uuid_v4, Known};
+use crate::cluster::Balancer;
+use crate::http::header::{classify, is_hop_by_hop, Known};
 use crate::http::retry::{Retrier, Step};
 use crate::http::Failure;
 use crate::http1::attempt::{within, Timing};
@@ -61,35 +59,19 @@ fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> Reques
         }
         h.append(n.clone(), v.clone());
     }
-    xff.extend_from_slice(env.peer_ip);
-    if let Ok(v) = HeaderValue::from_bytes(&xff) {
-        h.insert("x-forwarded-for", v);
-    }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if !has_request_id {
-        let rng = &env.svc.rng;
-        let mut id = [0u8; 36];
-        uuid_v4(
-            (u128::from(rng.next()) << 64) | u128::from(rng.next()),
-            &mut id,
-        );
-        if let Ok(v) = HeaderValue::from_bytes(&id) {
-            h.insert("x-request-id", v);
-        }
-    }
-    for (n, v) in filters.request_adds() {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(n.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            h.append(n, v);
-        }
-    }
+    crate::http::h2_request::finish_headers(
+        h,
+        xff,
+        has_request_id,
+        filters,
+        env.peer_ip,
+        &env.svc.rng,
+    );
     req
 }
 
 /// The response head for the client: the route's response edits applied.
-fn response_head(up: &Response<RecvStream>, filters: &FilterChain) -> Response<()> {
+pub(crate) fn response_head(up: &Response<RecvStream>, filters: &FilterChain) -> Response<()> {
     let mut out = Response::new(());
     *out.status_mut() = up.status();
     let h = out.headers_mut();
@@ -129,7 +111,7 @@ pub async fn exchange(
     let rng = &env.svc.rng;
     loop {
         let try_start = Instant::now();
-        let r = attempt(balancer, mark, &req, no_body).await;
+        let r = up_h2::open_stream(balancer, mark, &req, no_body).await;
         let (slot, _in_flight, response, mut send) = match r {
             Ok(x) => x,
             Err(f) => match retrier.on_failure(f, no_body, rng.next()) {
@@ -206,43 +188,6 @@ pub async fn exchange(
         }
         drop(slot);
         return Ok(());
-    }
-}
-
-type Opened = (
-    StreamSlot,
-    InFlight,
-    h2::client::ResponseFuture,
-    Option<SendStream<Bytes>>,
-);
-
-/// A stream slot, the request head out; a request with a body keeps its send stream.
-async fn attempt(
-    balancer: &Balancer,
-    mark: Option<u32>,
-    req: &Request<()>,
-    no_body: bool,
-) -> Result<Opened, Failure> {
-    let (ep_idx, ep, in_flight) = balancer.pick_healthy().ok_or(Failure::NoHealthy)?;
-    let slot = up_h2::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
-        .await
-        .map_err(|_| Failure::Connect)?;
-    let mut send = slot.conn.send.clone();
-    let ready = poll_fn(|cx| send.poll_ready(cx)).await;
-    let sent = ready.and_then(|()| {
-        let mut r = Request::new(());
-        *r.method_mut() = req.method().clone();
-        *r.uri_mut() = req.uri().clone();
-        *r.headers_mut() = req.headers().clone();
-        send.send_request(r, no_body)
-    });
-    match sent {
-        Ok((response, stream)) => Ok((slot, in_flight, response, (!no_body).then_some(stream))),
-        Err(_) => {
-            // Closed or going away: never chosen again; this request never left.
-            slot.conn.gone.set(true);
-            Err(Failure::Stale)
-        }
     }
 }
 

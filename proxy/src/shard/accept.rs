@@ -175,8 +175,14 @@ fn spawn_connection(shard: &Rc<Shard>, idx: usize, stream: TcpStream, peer: std:
     monoio::spawn(async move {
         let s = &guard.shard;
         match protocol {
-            Protocol::Tcp => crate::l4::serve(conn, stream, &s.svc, &s.l4).await,
+            Protocol::Tcp => crate::l4::serve(conn, stream, None, &s.svc, &s.l4).await,
             Protocol::Http => crate::detect::http(*conn, stream, &s.svc, &s.h1, &s.h2, &s.l4).await,
+            Protocol::Auto => {
+                Box::pin(crate::detect::auto(
+                    *conn, stream, &s.svc, &s.h1, &s.h2, &s.l4,
+                ))
+                .await
+            }
             Protocol::Http2 => {
                 Box::pin(crate::http2::serve(*conn, stream, &s.svc, &s.h1, &s.h2)).await
             }

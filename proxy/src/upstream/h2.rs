@@ -13,11 +13,14 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
+use h2::SendStream;
+use http::Request;
 
 use super::{connect, ConnectError, ConnectOpts};
-use crate::cluster::{Balancer, H2Conn, StreamSlot};
+use crate::cluster::{Balancer, H2Conn, InFlight, StreamSlot};
 use crate::config::H2Settings;
 use crate::ctx::UpstreamAddr;
 use crate::http::Failure;
@@ -117,8 +120,10 @@ async fn connect_new(
         cap,
     });
     let watch = Rc::downgrade(&shared);
+    let pings = cluster.h2.keepalive.zip(conn.ping_pong());
+    let name = cluster.name.clone();
     monoio::spawn(async move {
-        let _ = poll_fn(|cx| {
+        let drive = poll_fn(|cx| {
             let p = Pin::new(&mut conn).poll(cx);
             match watch.upgrade() {
                 Some(c) => c.peer_max.set(conn.max_concurrent_send_streams() as u32),
@@ -126,13 +131,45 @@ async fn connect_new(
                 None => return Poll::Ready(Ok(())),
             }
             p
-        })
-        .await;
+        });
+        match pings {
+            Some(((interval, timeout), pp)) => {
+                let drive = std::pin::pin!(drive);
+                let ping = std::pin::pin!(keepalive(pp, interval, timeout));
+                if let futures_util::future::Either::Right(_) =
+                    futures_util::future::select(drive, ping).await
+                {
+                    crate::warn_limited!(
+                        "h2 upstream keepalive timed out",
+                        cluster = %name,
+                        endpoint = %addr,
+                        timeout_ms = timeout.as_millis() as u64,
+                        "no PONG from the HTTP/2 upstream within keepalive_timeout; connection closed"
+                    );
+                }
+            }
+            None => {
+                let _ = drive.await;
+            }
+        }
+        // Marked before the connection drops, so no new stream picks it.
         if let Some(c) = watch.upgrade() {
             c.gone.set(true);
         }
     });
     Ok(balancer.h2.add(ep_idx, shared))
+}
+
+/// PINGs every `interval`; returns when one is not answered within `timeout` (the
+/// connection is then dead) or the connection is gone.
+async fn keepalive(mut pp: h2::PingPong, interval: Duration, timeout: Duration) {
+    loop {
+        monoio::time::sleep(interval).await;
+        match monoio::time::timeout(timeout, pp.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
 }
 
 /// The failure a stream error means, for retries and the client's status.
@@ -143,5 +180,87 @@ pub fn classify(e: &h2::Error, sent_body: bool) -> Failure {
         Failure::Refused
     } else {
         Failure::Reset
+    }
+}
+
+/// The other side of a stream went away (reset, connection closed, or no window for the
+/// stream idle timeout).
+#[derive(Debug)]
+pub struct Gone;
+
+impl From<h2::Error> for Gone {
+    fn from(_: h2::Error) -> Gone {
+        Gone
+    }
+}
+
+/// Sends `data` on `send`, in pieces as the peer's window allows. `idle`: how long to wait for
+/// window before giving up (a zero-window stall).
+pub async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    idle: Option<Duration>,
+) -> Result<(), Gone> {
+    if data.is_empty() {
+        if end {
+            send.send_data(data, true)?;
+        }
+        return Ok(());
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let wait = poll_fn(|cx| send.poll_capacity(cx));
+        let got = match idle {
+            Some(t) => monoio::time::timeout(t, wait).await.map_err(|_| Gone)?,
+            None => wait.await,
+        };
+        let cap = match got {
+            Some(Ok(n)) => n,
+            Some(Err(_)) | None => return Err(Gone),
+        };
+        if cap == 0 {
+            continue;
+        }
+        let piece = data.split_to(cap.min(data.len()));
+        send.send_data(piece, end && data.is_empty())?;
+    }
+    Ok(())
+}
+
+pub type Opened = (
+    StreamSlot,
+    InFlight,
+    h2::client::ResponseFuture,
+    Option<SendStream<Bytes>>,
+);
+
+/// A stream slot, the request head out; a request with a body keeps its send stream.
+pub async fn open_stream(
+    balancer: &Balancer,
+    mark: Option<u32>,
+    req: &Request<()>,
+    no_body: bool,
+) -> Result<Opened, Failure> {
+    let (ep_idx, ep, in_flight) = balancer.pick_healthy().ok_or(Failure::NoHealthy)?;
+    let slot = checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
+        .await
+        .map_err(|_| Failure::Connect)?;
+    let mut send = slot.conn.send.clone();
+    let ready = poll_fn(|cx| send.poll_ready(cx)).await;
+    let sent = ready.and_then(|()| {
+        let mut r = Request::new(());
+        *r.method_mut() = req.method().clone();
+        *r.uri_mut() = req.uri().clone();
+        *r.headers_mut() = req.headers().clone();
+        send.send_request(r, no_body)
+    });
+    match sent {
+        Ok((response, stream)) => Ok((slot, in_flight, response, (!no_body).then_some(stream))),
+        Err(_) => {
+            // Closed or going away: never chosen again; this request never left.
+            slot.conn.gone.set(true);
+            Err(Failure::Stale)
+        }
     }
 }

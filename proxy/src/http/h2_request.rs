@@ -1,0 +1,44 @@
+//! The headers every HTTP/2 upstream request gets besides the client's own, whichever codec
+//! the client spoke (HTTP/2 streams and HTTP/1 requests to `protocol: http2` clusters).
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::ctx::Rng;
+use crate::http::header::uuid_v4;
+use crate::route::FilterChain;
+
+/// The headers every HTTP/2 upstream request gets after the client's own: `x-forwarded-for`
+/// (`xff` holds the client's list, each entry followed by ", "), `x-forwarded-proto`, an
+/// `x-request-id` unless the client sent one, and the route's request header adds.
+pub fn finish_headers(
+    h: &mut HeaderMap,
+    mut xff: Vec<u8>,
+    has_request_id: bool,
+    filters: &FilterChain,
+    peer_ip: &[u8],
+    rng: &Rng,
+) {
+    xff.extend_from_slice(peer_ip);
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !has_request_id {
+        let mut id = [0u8; 36];
+        uuid_v4(
+            (u128::from(rng.next()) << 64) | u128::from(rng.next()),
+            &mut id,
+        );
+        if let Ok(v) = HeaderValue::from_bytes(&id) {
+            h.insert("x-request-id", v);
+        }
+    }
+    for (n, v) in filters.request_adds() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.append(n, v);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Rendering a compiled [`Format`] for one request or connection into a caller-owned buffer
+//! (the shard's per-shard log buffer), with Envoy's conventions: a missing value is `-`,
+//! durations are whole milliseconds, `START_TIME` is RFC 3339 UTC with milliseconds.
+
+use std::io::Write as _;
+use std::time::{Duration, SystemTime};
+
+use super::format::{Format, Op, Source};
+
+/// Header access for `%REQ(..)%` / `%RESP(..)%` without copying heads (the codecs implement it
+/// over their parsed spans). `name` is lower case.
+pub trait HeaderLookup {
+    fn header(&self, name: &str) -> Option<&[u8]>;
+}
+
+/// No headers (TCP logs, or a request that failed before a response head).
+impl HeaderLookup for () {
+    fn header(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// What one log line can say. Fields a path does not know stay `None`/empty and render `-`.
+pub struct Entry<'a> {
+    pub start: SystemTime,
+    pub method: Option<&'a [u8]>,
+    pub path: Option<&'a [u8]>,
+    pub authority: Option<&'a [u8]>,
+    pub scheme: Option<&'a [u8]>,
+    pub req: &'a dyn HeaderLookup,
+    pub resp: &'a dyn HeaderLookup,
+    /// `HTTP/1.1`, `HTTP/2`; `None` for TCP.
+    pub protocol: Option<&'a str>,
+    pub status: Option<u16>,
+    /// Envoy response flags (`UF`, `UT`, …); empty renders `-`.
+    pub flags: &'a str,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub duration: Duration,
+    /// Start to the end of the request body.
+    pub request_duration: Option<Duration>,
+    /// Start to the first byte of the upstream response.
+    pub response_duration: Option<Duration>,
+    pub upstream_host: Option<std::net::SocketAddr>,
+    pub upstream_cluster: Option<&'a str>,
+    pub downstream_remote: Option<std::net::SocketAddr>,
+    pub peer_uri_san: Option<&'a str>,
+    pub upstream_failure: Option<&'a str>,
+    pub termination: Option<&'a str>,
+}
+
+impl Format {
+    /// Append one line (text formats end as written; JSON gets a trailing newline).
+    pub fn render(&self, e: &Entry<'_>, out: &mut Vec<u8>) {
+        match self {
+            Format::Text(ops) => ops.iter().for_each(|op| op_into(op, e, out)),
+            Format::Json(fields) => {
+                out.push(b'{');
+                for (i, (k, ops)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_str(k.as_bytes(), out);
+                    out.push(b':');
+                    let start = out.len();
+                    if let [op] = ops.as_slice() {
+                        op_into(op, e, out);
+                        if op.is_numeric() && &out[start..] != b"-" {
+                            continue;
+                        }
+                        let raw = out.split_off(start);
+                        if raw == b"-" {
+                            out.extend_from_slice(b"null");
+                        } else {
+                            json_str(&raw, out);
+                        }
+                        continue;
+                    }
+                    let mut raw = Vec::new();
+                    ops.iter().for_each(|op| op_into(op, e, &mut raw));
+                    json_str(&raw, out);
+                }
+                out.extend_from_slice(b"}\n");
+            }
+        }
+    }
+}
+
+fn op_into(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) {
+    match op {
+        Op::Literal(s) => out.extend_from_slice(s.as_bytes()),
+        Op::StartTime => rfc3339_millis(e.start, out),
+        Op::Req { first, alt, max } => header_op(e, e.req, first, alt.as_ref(), *max, out),
+        Op::Resp { first, alt, max } => header_op(e, e.resp, first, alt.as_ref(), *max, out),
+        Op::ResponseCode => match e.status {
+            Some(s) => num(s as u64, out),
+            None => out.push(b'0'),
+        },
+        Op::ResponseFlags => opt(Some(e.flags).filter(|f| !f.is_empty()), out),
+        Op::BytesReceived => num(e.bytes_received, out),
+        Op::BytesSent => num(e.bytes_sent, out),
+        Op::Duration => num(e.duration.as_millis() as u64, out),
+        Op::RequestDuration => ms(e.request_duration, out),
+        Op::ResponseDuration => ms(e.response_duration, out),
+        Op::UpstreamHost => addr(e.upstream_host, out),
+        Op::UpstreamCluster => opt(e.upstream_cluster, out),
+        Op::DownstreamRemoteAddress => addr(e.downstream_remote, out),
+        Op::DownstreamPeerUriSan => opt(e.peer_uri_san, out),
+        Op::Protocol => opt(e.protocol, out),
+        Op::UpstreamTransportFailureReason => opt(e.upstream_failure, out),
+        Op::ConnectionTerminationDetails => opt(e.termination, out),
+    }
+}
+
+fn lookup<'a>(e: &Entry<'a>, h: &'a dyn HeaderLookup, s: &Source) -> Option<&'a [u8]> {
+    match s {
+        Source::Method => e.method,
+        Source::Path => e.path,
+        Source::Authority => e.authority,
+        Source::Scheme => e.scheme,
+        Source::Header(n) => h.header(n),
+    }
+}
+
+fn header_op<'a>(
+    e: &Entry<'a>,
+    h: &'a dyn HeaderLookup,
+    first: &Source,
+    alt: Option<&Source>,
+    max: Option<usize>,
+    out: &mut Vec<u8>,
+) {
+    let v = lookup(e, h, first).or_else(|| alt.and_then(|a| lookup(e, h, a)));
+    match v {
+        Some(v) => out.extend_from_slice(&v[..max.unwrap_or(usize::MAX).min(v.len())]),
+        None => out.push(b'-'),
+    }
+}
+
+fn opt(v: Option<&str>, out: &mut Vec<u8>) {
+    out.extend_from_slice(v.unwrap_or("-").as_bytes());
+}
+
+fn num(n: u64, out: &mut Vec<u8>) {
+    let _ = write!(out, "{n}");
+}
+
+fn ms(d: Option<Duration>, out: &mut Vec<u8>) {
+    match d {
+        Some(d) => num(d.as_millis() as u64, out),
+        None => out.push(b'-'),
+    }
+}
+
+fn addr(a: Option<std::net::SocketAddr>, out: &mut Vec<u8>) {
+    match a {
+        Some(a) => {
+            let _ = write!(out, "{a}");
+        }
+        None => out.push(b'-'),
+    }
+}
+
+/// `2026-12-02T07:10:01.123Z` (Envoy's default START_TIME).
+pub fn rfc3339_millis(t: SystemTime, out: &mut Vec<u8>) {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, sod) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, dd) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        d.subsec_millis()
+    );
+}
+
+/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A JSON string literal with RFC 8259 escapes; invalid UTF-8 bytes become U+FFFD.
+fn json_str(raw: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for ch in String::from_utf8_lossy(raw).chars() {
+        match ch {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}

@@ -1,0 +1,177 @@
+//! Trace-context codecs: W3C `traceparent` and B3 (single `b3` header and the `x-b3-*`
+//! multi headers), parsed into one [`TraceContext`] and written back for the next hop with a
+//! new span id (the caller supplies the id, so the shard's own RNG stays the only source).
+//! Pure functions over byte slices, no allocation; not yet wired into the request paths.
+
+/// A trace as seen by one hop: the trace id, the span id of the caller (our parent) and
+/// whether the trace is sampled (`None` = the caller deferred the decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    pub parent_span: Option<[u8; 8]>,
+    pub sampled: Option<bool>,
+}
+
+impl TraceContext {
+    /// A new root trace (this hop starts it).
+    pub fn root(trace_id: u128, sampled: bool) -> TraceContext {
+        TraceContext {
+            trace_id: trace_id.to_be_bytes(),
+            parent_span: None,
+            sampled: Some(sampled),
+        }
+    }
+
+    /// `traceparent` for the next hop, whose parent is our span `span`.
+    pub fn write_traceparent(&self, span: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"00-");
+        hex(&self.trace_id, out);
+        out.push(b'-');
+        hex(&span.to_be_bytes(), out);
+        out.extend_from_slice(if self.sampled == Some(true) {
+            b"-01"
+        } else {
+            b"-00"
+        });
+    }
+
+    /// `b3` single header for the next hop: `trace-span-sampled-parent`.
+    pub fn write_b3(&self, span: u64, out: &mut Vec<u8>) {
+        hex(&self.trace_id, out);
+        out.push(b'-');
+        hex(&span.to_be_bytes(), out);
+        match self.sampled {
+            Some(true) => out.extend_from_slice(b"-1"),
+            Some(false) => out.extend_from_slice(b"-0"),
+            None => {}
+        }
+        if let (Some(p), Some(_)) = (self.parent_span, self.sampled) {
+            out.push(b'-');
+            hex(&p, out);
+        }
+    }
+}
+
+/// Parse W3C `traceparent` (version 00 exactly; later versions by their 00 prefix). Invalid
+/// shapes, version `ff`, or all-zero ids → `None` (the hop then starts a new trace).
+pub fn parse_traceparent(v: &[u8]) -> Option<TraceContext> {
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let version = unhex::<1>(&v[..2])?[0];
+    if version == 0xff || (version == 0 && v.len() != 55) || (v.len() > 55 && v[55] != b'-') {
+        return None;
+    }
+    let trace_id = unhex::<16>(&v[3..35])?;
+    let span = unhex::<8>(&v[36..52])?;
+    let flags = unhex::<1>(&v[53..55])?[0];
+    if trace_id == [0; 16] || span == [0; 8] {
+        return None;
+    }
+    Some(TraceContext {
+        trace_id,
+        parent_span: Some(span),
+        sampled: Some(flags & 1 == 1),
+    })
+}
+
+/// Parse a `b3` single header. A bare sampling decision (`0`, `1`, `d`) has no ids and
+/// returns `Err(sampled)` so the caller can start a trace honouring it.
+pub fn parse_b3_single(v: &[u8]) -> Result<TraceContext, Option<bool>> {
+    let mut parts = v.split(|&b| b == b'-');
+    let first = parts.next().unwrap_or_default();
+    if matches!(first, b"0" | b"1" | b"d") && v.len() == 1 {
+        return Err(Some(first != b"0"));
+    }
+    let trace_id = trace_id(first).ok_or(None)?;
+    let span = parts.next().and_then(unhex::<8>).ok_or(None)?;
+    let sampled = match parts.next() {
+        None => None,
+        Some(s) => Some(sampled(s).ok_or(None)?),
+    };
+    if let Some(p) = parts.next() {
+        unhex::<8>(p).ok_or(None)?;
+    }
+    if parts.next().is_some() {
+        return Err(None);
+    }
+    Ok(TraceContext {
+        trace_id,
+        parent_span: Some(span),
+        sampled,
+    })
+}
+
+/// Parse the `x-b3-*` multi headers (`x-b3-flags: 1` = debug = sampled).
+pub fn parse_b3_multi(
+    trace: Option<&[u8]>,
+    span: Option<&[u8]>,
+    sampled_h: Option<&[u8]>,
+    flags: Option<&[u8]>,
+) -> Option<TraceContext> {
+    let trace_id = trace_id(trace?)?;
+    let span = unhex::<8>(span?)?;
+    let sampled = if flags == Some(b"1") {
+        Some(true)
+    } else {
+        match sampled_h {
+            Some(s) => Some(sampled(s)?),
+            None => None,
+        }
+    };
+    Some(TraceContext {
+        trace_id,
+        parent_span: Some(span),
+        sampled,
+    })
+}
+
+fn sampled(s: &[u8]) -> Option<bool> {
+    match s {
+        b"1" | b"d" | b"true" => Some(true),
+        b"0" | b"false" => Some(false),
+        _ => None,
+    }
+}
+
+/// A 64- or 128-bit B3 trace id (64-bit ids are left-padded with zeros).
+fn trace_id(s: &[u8]) -> Option<[u8; 16]> {
+    let id = match s.len() {
+        32 => unhex::<16>(s)?,
+        16 => {
+            let mut id = [0u8; 16];
+            id[8..].copy_from_slice(&unhex::<8>(s)?);
+            id
+        }
+        _ => return None,
+    };
+    (id != [0; 16]).then_some(id)
+}
+
+/// Lower-case hex only (W3C forbids upper case; B3 emits lower case).
+fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = nib(s[2 * i])? << 4 | nib(s[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+fn hex(b: &[u8], out: &mut Vec<u8>) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        out.extend_from_slice(&[D[(x >> 4) as usize], D[(x & 15) as usize]]);
+    }
+}
+
+#[cfg(test)]
+#[path = "trace_tests.rs"]
+mod tests;
