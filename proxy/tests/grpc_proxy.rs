@@ -13,6 +13,11 @@ use support::tools::{have_python_modules, python, run, script};
 use support::DeadPort;
 
 fn proxy(upstream: SocketAddr) -> (Server, SocketAddr) {
+    proxy_with(upstream, "")
+}
+
+/// `route` is extra YAML for the route (indented for its keys).
+fn proxy_with(upstream: SocketAddr, route: &str) -> (Server, SocketAddr) {
     let yaml = format!(
         "listeners:
   - name: web
@@ -24,7 +29,7 @@ fn proxy(upstream: SocketAddr) -> (Server, SocketAddr) {
         routes:
           - match: {{prefix: \"/t.T/\"}}
             cluster: grpc
-clusters:
+{route}clusters:
   - name: grpc
     protocol: http2
     endpoints: [\"{upstream}\"]
@@ -58,6 +63,56 @@ fn unary_server_client_and_bidi_streams_of_1000_messages() {
 
 fn status(addr: SocketAddr, method: &str) -> serde_json::Value {
     client(&["status", &addr.to_string(), method])
+}
+
+/// A `Flaky` call whose first `fail` tries (for `key`) answer UNAVAILABLE, padded by `pad`.
+fn flaky(addr: SocketAddr, key: &str, fail: u32, pad: usize) -> serde_json::Value {
+    let payload = format!("{key}:{fail}");
+    let pad = pad.to_string();
+    client(&["status", &addr.to_string(), "/t.T/Flaky", &payload, &pad])
+}
+
+#[test]
+fn retry_on_grpc_statuses_resends_the_call_while_its_body_fits_the_buffer() {
+    if !usable() {
+        return;
+    }
+    let srv = GrpcServer::start();
+    let route =
+        "            retry_policy: {retry_on: [unavailable, resource-exhausted], num_retries: 3}\n";
+    let (_p, addr) = proxy_with(srv.addr, route);
+    // Two UNAVAILABLE answers, then OK: the third try succeeds.
+    let r = flaky(addr, "a", 2, 0);
+    assert_eq!(
+        (r["code"].as_str(), r["reply"].as_str()),
+        (Some("OK"), Some("ok after 3")),
+        "{r}"
+    );
+    // More failures than retries: 1 + 3 tries, the last answer is the client's.
+    let r = flaky(addr, "b", 9, 0);
+    assert_eq!(
+        (r["code"].as_str(), r["details"].as_str()),
+        (Some("UNAVAILABLE"), Some("call 4")),
+        "{r}"
+    );
+    // A body larger than retry_buffer_size (64 KiB) went up unbuffered: no retry.
+    let r = flaky(addr, "c", 1, 100 * 1024);
+    assert_eq!(
+        (r["code"].as_str(), r["details"].as_str()),
+        (Some("UNAVAILABLE"), Some("call 1")),
+        "{r}"
+    );
+    // A status the policy does not name is not retried.
+    let (_p2, addr2) = proxy_with(
+        srv.addr,
+        "            retry_policy: {retry_on: [cancelled], num_retries: 3}\n",
+    );
+    let r = flaky(addr2, "d", 1, 0);
+    assert_eq!(
+        (r["code"].as_str(), r["details"].as_str()),
+        (Some("UNAVAILABLE"), Some("call 1")),
+        "{r}"
+    );
 }
 
 #[test]

@@ -388,10 +388,14 @@ fn build_retry(at: &str, raw: &RawRetry) -> Result<RetryPolicy, ConfigError> {
             "connect-failure" => p.on_connect_failure = true,
             "reset" => p.on_reset = true,
             "retriable-status-codes" => on_codes = true,
+            "cancelled" => p.grpc_codes |= 1 << 1,
+            "deadline-exceeded" => p.grpc_codes |= 1 << 4,
+            "resource-exhausted" => p.grpc_codes |= 1 << 8,
+            "unavailable" => p.grpc_codes |= 1 << 14,
             o => {
                 return Err(ConfigError::new(
                     format!("{at}.retry_on[{k}]"),
-                    format!("unknown condition {o:?} (expected 5xx, gateway-error, connect-failure, reset or retriable-status-codes)"),
+                    format!("unknown condition {o:?} (expected 5xx, gateway-error, connect-failure, reset, retriable-status-codes, cancelled, deadline-exceeded, resource-exhausted or unavailable)"),
                 ))
             }
         }

@@ -268,7 +268,7 @@ fn route_errors_name_field_and_line() {
         (
             "retry_on: [5xx, reset, retriable-status-codes]",
             "retry_on: [5xx, sometimes, retriable-status-codes]",
-            "listeners[0].virtual_hosts[0].routes[1].retry_policy.retry_on[1]: unknown condition \"sometimes\" (expected 5xx, gateway-error, connect-failure, reset or retriable-status-codes) at line 18",
+            "listeners[0].virtual_hosts[0].routes[1].retry_policy.retry_on[1]: unknown condition \"sometimes\" (expected 5xx, gateway-error, connect-failure, reset, retriable-status-codes, cancelled, deadline-exceeded, resource-exhausted or unavailable) at line 18",
         ),
         (
             "retriable_status_codes: [503]",

@@ -18,6 +18,7 @@ pub fn retries_enabled(p: &RetryPolicy) -> bool {
             || p.on_gateway_error
             || p.on_connect_failure
             || p.on_reset
+            || p.grpc_codes != 0
             || !p.retriable_status_codes.is_empty())
 }
 
@@ -107,6 +108,21 @@ impl<'a> Retrier<'a> {
         if self.budget_left()
             && may_resend(Failure::Reset, replayable, self.idempotent, self.policy)
             && retry_on_status(self.policy, status)
+        {
+            self.spend(random)
+        } else {
+            Step::Stop
+        }
+    }
+
+    /// After a trailers-only gRPC response with status `code`. The route asked for these
+    /// gRPC conditions by name, and the server answered the call with that status, so the
+    /// call is sent again whatever its method (gRPC calls are all POSTs), when replayable.
+    pub fn on_grpc_status(&mut self, code: u32, replayable: bool, random: u64) -> Step {
+        if self.budget_left()
+            && replayable
+            && code < 32
+            && self.policy.grpc_codes & (1 << code) != 0
         {
             self.spend(random)
         } else {

@@ -6,6 +6,7 @@
 //! through. A stream the upstream never processed (REFUSED_STREAM, above a GOAWAY's last
 //! stream id) is retried when nothing of its body was consumed.
 
+use std::cell::RefCell;
 use std::pin::pin;
 use std::time::Instant;
 
@@ -109,12 +110,21 @@ pub async fn exchange(
     };
     let no_body = body.is_end_stream();
     let rng = &env.svc.rng;
+    // A copy of the body as it goes up, so a retry can send it again (Envoy's model: the
+    // upload is never held back; the copy is dropped once it outgrows the retry buffer).
+    let limit = if retrier.enabled() && !no_body {
+        env.settings.retry_buffer_bytes
+    } else {
+        0
+    };
+    let replay = RefCell::new(Replay::new(limit));
     loop {
+        let replayable = no_body || replay.borrow().replayable();
         let try_start = Instant::now();
         let r = up_h2::open_stream(balancer, mark, &req, no_body).await;
         let (slot, _in_flight, response, mut send) = match r {
             Ok(x) => x,
-            Err(f) => match retrier.on_failure(f, no_body, rng.next()) {
+            Err(f) => match retrier.on_failure(f, replayable, rng.next()) {
                 Step::Retry(p) => {
                     monoio::time::sleep(p).await;
                     continue;
@@ -129,7 +139,10 @@ pub async fn exchange(
         // Upload and download run together; the download decides the outcome.
         let upload = pin!(async {
             if let Some(send) = send.as_mut() {
-                if upload_body(&mut body, send, idle, env).await.is_err() {
+                if upload_body(&mut body, send, idle, env, &replay)
+                    .await
+                    .is_err()
+                {
                     send.send_reset(h2::Reason::CANCEL);
                 }
             }
@@ -154,11 +167,12 @@ pub async fn exchange(
             Either::Right((r, upload)) => (r, upload),
         };
         let (resp, upload) = resp; // the upload keeps running while the response streams
+        let replayable = no_body || replay.borrow().replayable();
         let resp = match resp {
             Ok(r) => r,
             Err(f) => {
                 drop(slot);
-                match retrier.on_failure(f, no_body, rng.next()) {
+                match retrier.on_failure(f, replayable, rng.next()) {
                     Step::Retry(p) => {
                         monoio::time::sleep(p).await;
                         continue;
@@ -167,7 +181,13 @@ pub async fn exchange(
                 }
             }
         };
-        if no_body && retrier.on_status(resp.status().as_u16(), true, rng.next()) != Step::Stop {
+        let step = match trailers_only_grpc_status(&resp) {
+            Some(code) => retrier.on_grpc_status(code, replayable, rng.next()),
+            None => retrier.on_status(resp.status().as_u16(), replayable, rng.next()),
+        };
+        if let Step::Retry(p) = step {
+            drop((resp, slot));
+            monoio::time::sleep(p).await;
             continue;
         }
         let head_out = response_head(&resp, &route.filters);
@@ -191,21 +211,88 @@ pub async fn exchange(
     }
 }
 
-/// Client DATA → upstream DATA, then the client's trailers (or END_STREAM).
+/// The `grpc-status` of a trailers-only response (HEADERS with END_STREAM), if any.
+fn trailers_only_grpc_status(resp: &Response<RecvStream>) -> Option<u32> {
+    if !resp.body().is_end_stream() {
+        return None;
+    }
+    resp.headers()
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// What of the client's body has gone up so far, kept for a retry while it fits `limit`.
+struct Replay {
+    chunks: Vec<Bytes>,
+    bytes: usize,
+    limit: usize,
+    /// Outgrew `limit` (or retries are off): a retry cannot resend the body.
+    dropped: bool,
+    /// The client's body ended; `trailers` are its trailers.
+    complete: bool,
+    trailers: Option<HeaderMap>,
+}
+
+impl Replay {
+    fn new(limit: usize) -> Replay {
+        Replay {
+            chunks: Vec::new(),
+            bytes: 0,
+            limit,
+            dropped: limit == 0,
+            complete: false,
+            trailers: None,
+        }
+    }
+    fn replayable(&self) -> bool {
+        !self.dropped
+    }
+    fn keep(&mut self, chunk: &Bytes) {
+        if self.dropped {
+            return;
+        }
+        self.bytes += chunk.len();
+        if self.bytes > self.limit {
+            self.dropped = true;
+            self.chunks = Vec::new();
+        } else {
+            self.chunks.push(chunk.clone()); // a reference count, not a copy
+        }
+    }
+}
+
+/// Client DATA → upstream DATA, then the client's trailers (or END_STREAM). A retry first
+/// resends what `replay` kept, then goes on reading the client.
 async fn upload_body(
     body: &mut RecvStream,
     send: &mut SendStream<Bytes>,
     idle: Option<std::time::Duration>,
     env: StreamEnv<'_>,
+    replay: &RefCell<Replay>,
 ) -> Result<(), Gone> {
-    while let Some(chunk) = idle_bounded(idle, body.data()).await.ok_or(Gone)? {
-        let chunk = chunk?;
-        let n = chunk.len();
+    let kept: Vec<Bytes> = replay.borrow().chunks.clone();
+    for chunk in kept {
         send_data(send, chunk, false, idle).await?;
-        let _ = body.flow_control().release_capacity(n);
-        env.watch.touch();
     }
-    match idle_bounded(idle, body.trailers()).await.ok_or(Gone)?? {
+    if !replay.borrow().complete {
+        while let Some(chunk) = idle_bounded(idle, body.data()).await.ok_or(Gone)? {
+            let chunk = chunk?;
+            let n = chunk.len();
+            replay.borrow_mut().keep(&chunk);
+            send_data(send, chunk, false, idle).await?;
+            let _ = body.flow_control().release_capacity(n);
+            env.watch.touch();
+        }
+        let t = idle_bounded(idle, body.trailers()).await.ok_or(Gone)??;
+        let mut r = replay.borrow_mut();
+        r.complete = true;
+        r.trailers = t;
+    }
+    let trailers = replay.borrow().trailers.clone();
+    match trailers {
         Some(t) => send.send_trailers(t)?,
         None => send.send_data(Bytes::new(), true)?,
     }

@@ -160,6 +160,10 @@ pub struct RetryPolicy {
     pub on_connect_failure: bool,
     pub on_reset: bool,
     pub retriable_status_codes: Vec<u16>,
+    /// gRPC statuses in a trailers-only response that are retried, a bit per code (1 <<
+    /// code): `cancelled` (1), `deadline-exceeded` (4), `resource-exhausted` (8),
+    /// `unavailable` (14), as Envoy's `retry_on` gRPC conditions.
+    pub grpc_codes: u32,
     /// Retries after the first try (default 1).
     pub num_retries: u32,
     /// Per attempt; `None` = only the route timeout applies.

@@ -7,11 +7,15 @@ client ADDR: runs unary, server-streaming (1,000 replies), client-streaming (1,0
         and ping-pong bidi (1,000 round trips, each request sent only after the previous
         reply arrived, so a proxy that buffers a stream deadlocks) through ADDR and prints a
         JSON summary.
-status ADDR METHOD: one unary call; prints the gRPC status code name and details as JSON.
+status ADDR METHOD [PAYLOAD [PAD]]: one unary call (request PAYLOAD, default "hi", then PAD
+        bytes of padding); prints the gRPC status code name, details and reply as JSON.
+Flaky: a request "KEY:N..." fails the first N calls with that KEY as UNAVAILABLE
+        (trailers-only), details "call <n>"; later calls answer "ok after <n>".
 """
 import json
 import queue
 import sys
+import threading
 import time
 from concurrent import futures
 
@@ -43,12 +47,26 @@ def serve():
         for m in it:
             yield m
 
+    calls = {}
+    lock = threading.Lock()
+
+    def flaky(req, ctx):
+        key, n = req.split(b":", 1)
+        fail = int(n.split(b" ", 1)[0])
+        with lock:
+            calls[key] = calls.get(key, 0) + 1
+            k = calls[key]
+        if k <= fail:
+            ctx.abort(grpc.StatusCode.UNAVAILABLE, "call %d" % k)
+        return b"ok after %d" % k
+
     h = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+        "Flaky": grpc.unary_unary_rpc_method_handler(flaky),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", h),))
@@ -85,11 +103,11 @@ def client(addr):
     print(json.dumps(out))
 
 
-def status(addr, method):
+def status(addr, method, payload=b"hi", pad=0):
     with grpc.insecure_channel(addr) as ch:
         try:
-            ch.unary_unary(method)(b"hi", timeout=10)
-            print(json.dumps({"code": "OK"}))
+            r = ch.unary_unary(method)(payload + b" " + b"x" * pad, timeout=10)
+            print(json.dumps({"code": "OK", "reply": r.decode()}))
         except grpc.RpcError as e:
             print(json.dumps({"code": e.code().name, "details": e.details()}))
 
@@ -99,4 +117,7 @@ if sys.argv[1] == "server":
 elif sys.argv[1] == "client":
     client(sys.argv[2])
 else:
-    status(sys.argv[2], sys.argv[3])
+    extra = sys.argv[4:]
+    payload = extra[0].encode() if extra else b"hi"
+    pad = int(extra[1]) if len(extra) > 1 else 0
+    status(sys.argv[2], sys.argv[3], payload, pad)

@@ -192,7 +192,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// A JSON string literal with RFC 8259 escapes; invalid UTF-8 bytes become U+FFFD.
-fn json_str(raw: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn json_str(raw: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     for ch in String::from_utf8_lossy(raw).chars() {
         match ch {
