@@ -7,10 +7,11 @@
 //! → [`cluster`] (per-shard load balancing, pools) → [`upstream`] (the one connect function).
 //! Beside the data path: [`config`] (two-stage YAML loading), [`shard`] (one runtime per core,
 //! state by layer, command channel), [`server`] (start, swap, stats, drain), [`intercept`]
-//! (iptables/nft capture rules) and [`sys`], the only module allowed `unsafe`. [`ctx`] holds
+//! (iptables/nft capture rules), [`admin`] (the control-side admin API) and [`sys`], the only module allowed `unsafe`. [`ctx`] holds
 //! what all layers share (addresses, snapshots, the connection sweeper) and imports none of them.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -190,6 +190,11 @@ fn run(cli: &Cli) -> ExitCode {
         // A stable, parseable line on stdout: tests and scripts read bound ports from it.
         println!("listening {name} {addr}");
     }
+    if let Err(e) = start_admin(&server) {
+        eprintln!("cannot start the admin server: {e}");
+        server.shutdown();
+        return ExitCode::FAILURE;
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     if let Some(sig) = signals.forever().next() {
@@ -201,4 +206,26 @@ fn run(cli: &Cli) -> ExitCode {
     server.shutdown();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Starts the admin and health servers the config asks for and prints their bound addresses
+/// (`listening admin …`, `listening admin-health …`).
+fn start_admin(server: &Server) -> std::io::Result<()> {
+    use shardcar::admin::{self, AdminCtx};
+    let ctx = AdminCtx {
+        server: server.handle(),
+        started: std::time::Instant::now(),
+    };
+    let settings = &server.config().admin;
+    for (name, addr, table) in [
+        ("admin", settings.address, admin::ADMIN),
+        ("admin-health", settings.health_address, admin::HEALTH),
+    ] {
+        if let Some(addr) = addr {
+            let bound = admin::serve(addr, table, ctx.clone())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{name} on {addr}: {e}")))?;
+            println!("listening {name} {}", bound.addr);
+        }
+    }
+    Ok(())
 }

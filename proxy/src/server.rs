@@ -125,6 +125,47 @@ impl Server {
 
     /// Every shard's counters, in shard order.
     pub fn stats(&self) -> Vec<ShardStats> {
+        self.handle().stats()
+    }
+
+    /// All shards' counters summed.
+    pub fn total_stats(&self) -> ShardStats {
+        self.handle().total_stats()
+    }
+
+    /// A cloneable, `Send` way to the shards for the admin threads.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shards: self.shards.clone(),
+        }
+    }
+
+    /// Stops accepting, drains open connections (up to `drain_timeout`), and joins the shards.
+    pub fn shutdown(self) {
+        for s in &self.shards {
+            let _ = s.send(ShardCommand::Drain);
+        }
+        drop(self.shards);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the admin side holds: the shards' command channels (queries only; swaps and drains
+/// stay with [`Server`]).
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    shards: Vec<CommandSender>,
+}
+
+impl ServerHandle {
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Every answering shard's counters, in shard order (a shard that is gone is left out).
+    pub fn stats(&self) -> Vec<ShardStats> {
         let replies: Vec<_> = self
             .shards
             .iter()
@@ -146,17 +187,6 @@ impl Server {
             total.merge(&s);
         }
         total
-    }
-
-    /// Stops accepting, drains open connections (up to `drain_timeout`), and joins the shards.
-    pub fn shutdown(self) {
-        for s in &self.shards {
-            let _ = s.send(ShardCommand::Drain);
-        }
-        drop(self.shards);
-        for t in self.threads {
-            let _ = t.join();
-        }
     }
 }
 

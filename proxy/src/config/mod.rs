@@ -5,6 +5,7 @@
 //! endpoints are resolved here, at load time, never on the data path. Every error names its field
 //! path and line ([`ConfigError`]).
 
+mod admin;
 mod auto;
 mod breaker;
 mod error;
@@ -21,6 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use admin::AdminSettings;
 pub use auto::AutoSettings;
 pub use breaker::Breakers;
 pub use error::ConfigError;
@@ -42,6 +44,8 @@ pub struct Config {
     pub upstream_mark: Option<u32>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Arc<Cluster>>,
+    /// The control-side admin API (the `admin:` block); off when the block is absent.
+    pub admin: AdminSettings,
 }
 
 /// What a listener speaks.

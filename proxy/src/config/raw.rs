@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub listeners: Vec<RawListener>,
     #[serde(default)]
     pub clusters: Vec<RawCluster>,
+    pub admin: Option<super::admin::RawAdmin>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -338,5 +338,6 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         )?,
         listeners,
         clusters,
+        admin: super::admin::build_admin(&raw.admin)?,
     })
 }

@@ -1,0 +1,221 @@
+//! The admin routing tables and the skeleton endpoints: `/ready`, `/server_info`, `/stats`,
+//! `/stats/prometheus` on the admin port, and `/healthz/ready`, `/stats/prometheus` on the
+//! health port. To add an endpoint, add one [`Route`] line here (see the `admin` module doc).
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::TcpStream;
+
+use super::{respond, AdminCtx, Request};
+
+/// A handler writes the whole response itself (so it may stream).
+pub type Handler = fn(&AdminCtx, &Request, &mut TcpStream) -> io::Result<()>;
+
+/// One admin path.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub handler: Handler,
+    /// One line for the 404 listing.
+    pub help: &'static str,
+}
+
+const fn get(path: &'static str, handler: Handler, help: &'static str) -> Route {
+    Route {
+        method: "GET",
+        path,
+        handler,
+        help,
+    }
+}
+
+/// Envoy's admin paths (admin.address).
+pub static ADMIN: &[Route] = &[
+    get("/ready", ready, "LIVE when every shard answers"),
+    get(
+        "/server_info",
+        server_info,
+        "version, uptime, shards, config generation",
+    ),
+    get("/stats", stats, "all counters as name: value"),
+    get(
+        "/stats/prometheus",
+        prometheus,
+        "all metrics, Prometheus text format",
+    ),
+];
+
+/// The Istio agent's paths (admin.health_address).
+pub static HEALTH: &[Route] = &[
+    get("/healthz/ready", ready, "200 when every shard answers"),
+    get(
+        "/stats/prometheus",
+        prometheus,
+        "all metrics, Prometheus text format",
+    ),
+];
+
+fn ready(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
+    let answered = ctx.server.stats().len();
+    if answered == ctx.server.shard_count() {
+        respond(out, 200, "text/plain", b"LIVE\n")
+    } else {
+        let body = format!(
+            "{answered} of {} shards answered\n",
+            ctx.server.shard_count()
+        );
+        respond(out, 503, "text/plain", body.as_bytes())
+    }
+}
+
+fn server_info(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
+    let total = ctx.server.total_stats();
+    let body = format!(
+        "{{\"version\":\"{}\",\"state\":\"LIVE\",\"uptime_seconds\":{},\"shards\":{},\"config_generation\":{}}}\n",
+        env!("CARGO_PKG_VERSION"),
+        ctx.started.elapsed().as_secs(),
+        ctx.server.shard_count(),
+        total.generation
+    );
+    respond(out, 200, "application/json", body.as_bytes())
+}
+
+/// The merged shard counters as `(name, help, value, is_gauge)`.
+fn counters(ctx: &AdminCtx) -> Vec<(&'static str, &'static str, u64, bool)> {
+    let t = ctx.server.total_stats();
+    vec![
+        (
+            "downstream_cx_total",
+            "connections accepted",
+            t.accepted,
+            false,
+        ),
+        (
+            "downstream_cx_active",
+            "open connections",
+            t.active_connections as u64,
+            true,
+        ),
+        (
+            "downstream_cx_accept_paused",
+            "accept paused at max_connections",
+            t.accept_paused,
+            false,
+        ),
+        (
+            "downstream_cx_accept_errors",
+            "accept errors",
+            t.accept_errors,
+            false,
+        ),
+        (
+            "downstream_cx_parked",
+            "idle connections that gave back their buffers",
+            t.parked,
+            false,
+        ),
+        (
+            "downstream_cx_idle_timeout",
+            "connections closed by idle_timeout",
+            t.idle_timeouts,
+            false,
+        ),
+        (
+            "downstream_cx_deadline_timeout",
+            "connections closed by a deadline",
+            t.deadline_timeouts,
+            false,
+        ),
+        (
+            "upstream_cx_pool_reused",
+            "upstream requests on a pooled connection",
+            t.pool_reused,
+            false,
+        ),
+        (
+            "upstream_cx_total",
+            "upstream HTTP/1 connections opened",
+            t.pool_connected,
+            false,
+        ),
+        (
+            "upstream_cx_pool_dropped_dead",
+            "pooled connections found dead",
+            t.pool_dropped_dead,
+            false,
+        ),
+        (
+            "upstream_cx_pool_expired",
+            "pooled connections closed idle",
+            t.pool_expired,
+            false,
+        ),
+        (
+            "downstream_h2_cx_total",
+            "downstream HTTP/2 connections",
+            t.h2_connections,
+            false,
+        ),
+        (
+            "downstream_h2_streams_total",
+            "downstream HTTP/2 streams",
+            t.h2_streams,
+            false,
+        ),
+        (
+            "downstream_h2_guard_closes",
+            "HTTP/2 connections closed by a flood guard",
+            t.h2_guard_closes,
+            false,
+        ),
+        (
+            "upstream_h2_cx_total",
+            "upstream HTTP/2 connections",
+            t.h2_upstream_connected,
+            false,
+        ),
+        (
+            "upstream_h2_multiplexed",
+            "upstream streams on a shared HTTP/2 connection",
+            t.h2_upstream_multiplexed,
+            false,
+        ),
+        (
+            "server_config_generation",
+            "config generation in force",
+            t.generation,
+            true,
+        ),
+        (
+            "server_uptime_seconds",
+            "seconds since start",
+            ctx.started.elapsed().as_secs(),
+            true,
+        ),
+    ]
+}
+
+fn stats(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
+    let mut body = String::new();
+    for (name, _, v, _) in counters(ctx) {
+        let _ = writeln!(body, "shardcar.{name}: {v}");
+    }
+    respond(out, 200, "text/plain", body.as_bytes())
+}
+
+fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
+    let mut body = String::new();
+    for (name, help, v, gauge) in counters(ctx) {
+        let (kind, suffix) = if gauge {
+            ("gauge", "")
+        } else {
+            ("counter", "_total")
+        };
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        let _ = writeln!(body, "# HELP shardcar_{base}{suffix} {help}");
+        let _ = writeln!(body, "# TYPE shardcar_{base}{suffix} {kind}");
+        let _ = writeln!(body, "shardcar_{base}{suffix} {v}");
+    }
+    respond(out, 200, "text/plain; version=0.0.4", body.as_bytes())
+}
