@@ -215,6 +215,7 @@ fn start_admin(server: &Server) -> std::io::Result<()> {
     let ctx = AdminCtx {
         server: server.handle(),
         started: std::time::Instant::now(),
+        health_failed: Default::default(),
     };
     let settings = &server.config().admin;
     for (name, addr, table) in [

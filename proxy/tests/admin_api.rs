@@ -17,7 +17,10 @@ impl Proxy {
     fn spawn(config: &str) -> Proxy {
         let dir = std::env::temp_dir().join(format!("shardcar-admin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("config.yaml");
+        // One file per proxy: tests run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = dir.join(format!("config-{n}.yaml"));
         std::fs::write(&p, config).unwrap();
         let mut child = Command::new(BIN)
             .args(["--shards", "2", "--config"])
@@ -154,4 +157,35 @@ fn bad_admin_address_names_the_field() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("admin.address"), "{err}");
+}
+
+/// `curl -X POST`: (status, body).
+fn curl_post(addr: SocketAddr, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "20", "-X", "POST", "-w", "\n%{http_code}"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("curl is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn healthcheck_fail_makes_healthz_ready_fail_until_ok() {
+    let origin = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = Proxy::spawn(&config(origin.local_addr().unwrap()));
+    let (admin, health) = (p.addr("admin"), p.addr("admin-health"));
+    assert_eq!(curl(health, "/healthz/ready").0, 200);
+    // GET is not enough to change state.
+    assert_eq!(curl(admin, "/healthcheck/fail").0, 405);
+    assert_eq!(curl(health, "/healthz/ready").0, 200);
+    assert_eq!(curl_post(admin, "/healthcheck/fail"), (200, "OK\n".into()));
+    let (code, body) = curl(health, "/healthz/ready");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("/healthcheck/fail"), "{body}");
+    // The proxy itself keeps running: /ready is about the shards.
+    assert_eq!(curl(admin, "/ready").0, 200);
+    assert_eq!(curl_post(admin, "/healthcheck/ok").0, 200);
+    assert_eq!(curl(health, "/healthz/ready").0, 200);
 }

@@ -33,6 +33,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AdminCtx {
     pub server: ServerHandle,
     pub started: Instant,
+    /// Set by `POST /healthcheck/fail`, cleared by `POST /healthcheck/ok`: the health port's
+    /// `/healthz/ready` then answers 503 so the orchestrator stops sending traffic (shared by
+    /// the admin and health servers, which clone this context).
+    pub health_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A parsed admin request.

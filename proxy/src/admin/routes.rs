@@ -1,6 +1,6 @@
-//! The admin routing tables and the skeleton endpoints: `/ready`, `/server_info`, `/stats`,
-//! `/stats/prometheus` on the admin port, and `/healthz/ready`, `/stats/prometheus` on the
-//! health port. To add an endpoint, add one [`Route`] line here (see the `admin` module doc).
+//! The admin routing tables and the endpoints: `/ready`, `/server_info`, `/stats`,
+//! `/stats/prometheus`, `POST /healthcheck/fail|ok` on the admin port, and `/healthz/ready`,
+//! `/stats/prometheus` on the health port. To add an endpoint, add one [`Route`] line here (see the `admin` module doc).
 
 use std::fmt::Write as _;
 use std::io;
@@ -30,6 +30,15 @@ const fn get(path: &'static str, handler: Handler, help: &'static str) -> Route 
     }
 }
 
+const fn post(path: &'static str, handler: Handler, help: &'static str) -> Route {
+    Route {
+        method: "POST",
+        path,
+        handler,
+        help,
+    }
+}
+
 /// Envoy's admin paths (admin.address).
 pub static ADMIN: &[Route] = &[
     get("/ready", ready, "LIVE when every shard answers"),
@@ -44,11 +53,21 @@ pub static ADMIN: &[Route] = &[
         prometheus,
         "all metrics, Prometheus text format",
     ),
+    post(
+        "/healthcheck/fail",
+        healthcheck_fail,
+        "make /healthz/ready fail (503) until /healthcheck/ok",
+    ),
+    post("/healthcheck/ok", healthcheck_ok, "undo /healthcheck/fail"),
 ];
 
 /// The Istio agent's paths (admin.health_address).
 pub static HEALTH: &[Route] = &[
-    get("/healthz/ready", ready, "200 when every shard answers"),
+    get(
+        "/healthz/ready",
+        healthz_ready,
+        "200 when every shard answers and /healthcheck/fail is not in force",
+    ),
     get(
         "/stats/prometheus",
         prometheus,
@@ -67,6 +86,28 @@ fn ready(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
         );
         respond(out, 503, "text/plain", body.as_bytes())
     }
+}
+
+fn healthz_ready(ctx: &AdminCtx, req: &Request, out: &mut TcpStream) -> io::Result<()> {
+    if ctx.health_failed.load(std::sync::atomic::Ordering::Relaxed) {
+        let body = b"health check failed by POST /healthcheck/fail\n";
+        return respond(out, 503, "text/plain", body);
+    }
+    ready(ctx, req, out)
+}
+
+fn healthcheck_fail(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
+    ctx.health_failed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!("health checks set to fail by POST /healthcheck/fail");
+    respond(out, 200, "text/plain", b"OK\n")
+}
+
+fn healthcheck_ok(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
+    ctx.health_failed
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!("health checks restored by POST /healthcheck/ok");
+    respond(out, 200, "text/plain", b"OK\n")
 }
 
 fn server_info(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
