@@ -56,8 +56,18 @@ impl Drop for Proxy {
 
 /// `curl -s -w '\n%{http_code}'`: (status, body).
 fn curl(addr: SocketAddr, path: &str) -> (u16, String) {
+    curl_with(addr, path, &[])
+}
+
+/// `curl -X POST`: (status, body).
+fn curl_post(addr: SocketAddr, path: &str) -> (u16, String) {
+    curl_with(addr, path, &["-X", "POST"])
+}
+
+fn curl_with(addr: SocketAddr, path: &str, extra: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "-m", "20", "-w", "\n%{http_code}"])
+        .args(extra)
         .arg(format!("http://{addr}{path}"))
         .output()
         .expect("curl is installed");
@@ -157,18 +167,6 @@ fn bad_admin_address_names_the_field() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("admin.address"), "{err}");
-}
-
-/// `curl -X POST`: (status, body).
-fn curl_post(addr: SocketAddr, path: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "20", "-X", "POST", "-w", "\n%{http_code}"])
-        .arg(format!("http://{addr}{path}"))
-        .output()
-        .expect("curl is installed");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 #[test]

@@ -293,8 +293,8 @@ fn request<S>(conn: &Conn<S>, to: &Upstream<'_>, env: Env<'_>) -> Option<Request
 /// `token` is one of the comma-separated elements of `list` (case-insensitive).
 fn has_token(list: &[u8], token: &[u8]) -> bool {
     list.split(|b| *b == b',').any(|t| {
-        let t = t.trim_ascii();
-        t.eq_ignore_ascii_case(token) || t.split(|b| *b == b';').next() == Some(token)
+        let name = t.split(|b| *b == b';').next().unwrap_or(t); // drop `;q=` parameters
+        name.trim_ascii().eq_ignore_ascii_case(token)
     })
 }
 
