@@ -41,7 +41,6 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
         }
     };
     conn.rec.start = started;
-    conn.rec.start_wall = std::time::SystemTime::now();
     let next = route_and_forward(
         conn,
         settings,

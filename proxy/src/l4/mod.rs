@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use futures_util::future::{select, try_join, Either};
 use monoio::io::Splitable;
@@ -219,7 +219,6 @@ impl Tally {
     fn record(&self, dst: Option<UpstreamAddr>, flag: Option<&str>, bytes: (u64, u64)) -> Record {
         let mut r = Record::new(self.listener, Protocol::Tcp);
         r.start = self.started;
-        r.start_wall = SystemTime::now() - self.started.elapsed();
         r.cluster = Some(self.cluster as u16);
         r.upstream_host = dst.map(|d| d.0);
         if let Some(f) = flag {

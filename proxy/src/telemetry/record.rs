@@ -46,6 +46,10 @@ const FLAG_CODES: [&str; 24] = [
 
 impl Flags {
     pub const NONE: Flags = Flags(0);
+    /// Upstream connect failure (the bit of `"UF"` in `FLAG_CODES`).
+    pub const UF: Flags = Flags(1 << 1);
+    /// Upstream request timeout (`"UT"`).
+    pub const UT: Flags = Flags(1 << 5);
 
     /// The bit for one flag code; a code Envoy does not define maps to nothing.
     pub fn of(code: &str) -> Flags {
@@ -97,8 +101,6 @@ pub struct Record {
     /// The request was gRPC (`content-type: application/grpc…`).
     pub grpc: bool,
     pub start: Instant,
-    /// Wall-clock start (`%START_TIME%`).
-    pub start_wall: SystemTime,
     /// The status sent downstream; 0 when none was (client gone, or TCP).
     pub status: u16,
     /// The `grpc-status` sent downstream (trailers or trailers-only), when one was.
@@ -132,7 +134,6 @@ impl Record {
             protocol,
             grpc: false,
             start: Instant::now(),
-            start_wall: SystemTime::now(),
             status: 0,
             grpc_status: None,
             flags: Flags::NONE,
@@ -190,6 +191,12 @@ impl Record {
         self.upstream_first_byte = Some(self.start.elapsed());
     }
 
+    /// Wall-clock start (`%START_TIME%`), derived from the monotonic start when asked (a
+    /// consumer that prints it pays for the clock read; recording a request does not).
+    pub fn start_wall(&self) -> SystemTime {
+        SystemTime::now() - self.start.elapsed()
+    }
+
     /// Fixes the duration at hand-off.
     pub fn finish(&mut self) {
         self.duration = self.start.elapsed();
@@ -216,6 +223,12 @@ mod tests {
         f.add("URX");
         f.add("UH");
         assert_eq!(f.to_string(), "UH,UF,URX");
+    }
+
+    #[test]
+    fn constants_match_their_codes() {
+        assert_eq!(Flags::UF, Flags::of("UF"));
+        assert_eq!(Flags::UT, Flags::of("UT"));
     }
 
     #[test]

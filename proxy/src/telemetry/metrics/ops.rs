@@ -85,10 +85,10 @@ impl OpsTables {
         self.listener(rec.listener as usize).rq[class] += 1;
         let Some(c) = rec.cluster else { return };
         let s = self.cluster(c, snap);
-        if rec.flags.0 & Flags::of("UF").0 != 0 {
+        if rec.flags.0 & Flags::UF.0 != 0 {
             s.cx_connect_fail += 1;
         }
-        if rec.flags.0 & Flags::of("UT").0 != 0 {
+        if rec.flags.0 & Flags::UT.0 != 0 {
             s.rq_timeout += 1;
         }
         s.rq_retry += u64::from(rec.retries);
@@ -110,7 +110,7 @@ impl OpsTables {
 
     pub fn tcp_close(&mut self, rec: &Record, snap: &Snapshot) {
         let Some(c) = rec.cluster else { return };
-        if rec.flags.0 & Flags::of("UF").0 != 0 {
+        if rec.flags.0 & Flags::UF.0 != 0 {
             self.cluster(c, snap).cx_connect_fail += 1;
         }
     }

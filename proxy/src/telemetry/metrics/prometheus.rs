@@ -24,60 +24,57 @@ fn family(out: &mut String, f: &Family) {
     };
     let _ = writeln!(out, "# HELP {name} {}", escape_help(f.help));
     let _ = writeln!(out, "# TYPE {name} {kind}");
+    // A series' labels are escaped once and reused for each of its bucket lines.
+    let mut labels = String::with_capacity(256);
     for (values, v) in &f.series {
+        labels.clear();
+        for (i, (n, v)) in f.labels.iter().zip(values).enumerate() {
+            if i > 0 {
+                labels.push(',');
+            }
+            labels.push_str(n);
+            labels.push_str("=\"");
+            escape_value(&mut labels, v);
+            labels.push('"');
+        }
+        let braced = |out: &mut String| {
+            if !labels.is_empty() {
+                out.push('{');
+                out.push_str(&labels);
+                out.push('}');
+            }
+        };
         match v {
             Value::Int(n) => {
                 out.push_str(&name);
-                labels(out, f.labels, values, None);
+                braced(out);
                 let _ = writeln!(out, " {n}");
             }
             Value::Hist(h) => {
                 let scale = h.buckets.scale();
-                let mut cumulative = 0u64;
                 let bounds = h.buckets.bounds();
+                let sep = if labels.is_empty() { "" } else { "," };
+                let mut cumulative = 0u64;
                 for (i, c) in h.counts.iter().enumerate() {
                     cumulative += c;
-                    let le = match bounds.get(i) {
-                        Some(b) => format_float(*b as f64 / scale),
-                        None => "+Inf".to_string(),
-                    };
-                    let _ = write!(out, "{name}_bucket");
-                    labels(out, f.labels, values, Some(&le));
-                    let _ = writeln!(out, " {cumulative}");
+                    let _ = write!(out, "{name}_bucket{{{labels}{sep}le=\"");
+                    match bounds.get(i) {
+                        Some(b) => write_float(out, *b as f64 / scale),
+                        None => out.push_str("+Inf"),
+                    }
+                    let _ = writeln!(out, "\"}} {cumulative}");
                 }
                 let _ = write!(out, "{name}_sum");
-                labels(out, f.labels, values, None);
-                let _ = writeln!(out, " {}", format_float(h.sum as f64 / scale));
+                braced(out);
+                out.push(' ');
+                write_float(out, h.sum as f64 / scale);
+                out.push('\n');
                 let _ = write!(out, "{name}_count");
-                labels(out, f.labels, values, None);
+                braced(out);
                 let _ = writeln!(out, " {cumulative}");
             }
         }
     }
-}
-
-fn labels(out: &mut String, names: &[&str], values: &[String], le: Option<&str>) {
-    if names.is_empty() && le.is_none() {
-        return;
-    }
-    out.push('{');
-    let mut first = true;
-    for (n, v) in names.iter().zip(values) {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        let _ = write!(out, "{n}=\"");
-        escape_value(out, v);
-        out.push('"');
-    }
-    if let Some(le) = le {
-        if !first {
-            out.push(',');
-        }
-        let _ = write!(out, "le=\"{le}\"");
-    }
-    out.push('}');
 }
 
 /// Label value escaping: backslash, double quote and line feed.
@@ -98,11 +95,11 @@ fn escape_help(h: &str) -> String {
 }
 
 /// A float as Prometheus reads it (`0.5`, `1`, `2500`).
-fn format_float(v: f64) -> String {
+fn write_float(out: &mut String, v: f64) {
     if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
+        let _ = write!(out, "{}", v as i64);
     } else {
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }
 
