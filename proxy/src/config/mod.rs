@@ -16,6 +16,7 @@ mod raw;
 mod raw_http;
 mod routes;
 mod scalar;
+mod tls;
 mod typed;
 
 use std::net::{IpAddr, SocketAddr};
@@ -170,6 +171,8 @@ pub struct Listener {
     pub http: Option<Arc<HttpSettings>>,
     /// Present exactly when `protocol` is `Auto`.
     pub auto: Option<AutoSettings>,
+    /// TLS termination (STRICT or PERMISSIVE), when the listener has a `tls:` block.
+    pub tls: Option<crate::tls::config::ListenerTlsConf>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.
@@ -211,6 +214,8 @@ pub struct Cluster {
     pub h2: H2Settings,
     /// `circuit_breakers:` thresholds (process-wide; see `cluster::breaker`).
     pub breakers: Breakers,
+    /// TLS origination to the endpoints, when the cluster has a `tls:` block.
+    pub tls: Option<crate::tls::config::ClusterTlsConf>,
 }
 
 impl Listener {
