@@ -59,6 +59,8 @@ pub struct ShardStats {
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
     /// TLS handshakes and failures by reason, both directions.
     pub tls: crate::tls::stats::TlsCounts,
+    /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
+    pub metrics: crate::telemetry::metrics::MetricsSnapshot,
 }
 
 impl ShardStats {
@@ -84,5 +86,6 @@ impl ShardStats {
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
         self.tls.merge(&o.tls);
+        self.metrics.merge(&o.metrics);
     }
 }
