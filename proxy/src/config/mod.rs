@@ -6,6 +6,7 @@
 //! path and line ([`ConfigError`]).
 
 mod admin;
+mod authz;
 mod auto;
 mod breaker;
 mod error;
@@ -170,6 +171,9 @@ pub struct Listener {
     pub http: Option<Arc<HttpSettings>>,
     /// Present exactly when `protocol` is `Auto`.
     pub auto: Option<AutoSettings>,
+    /// Authorization policies and JWT rules that select this listener (also compiled into
+    /// every route's filter chain); `None` when none does.
+    pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.

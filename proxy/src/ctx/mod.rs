@@ -37,4 +37,6 @@ pub struct Services {
     pub draining: Cell<bool>,
     /// The proxy's own listening addresses (loop detection).
     pub own: OwnAddrs,
+    /// Authorization decisions on this shard.
+    pub authz: crate::authz::AuthzStats,
 }

@@ -136,6 +136,11 @@ pub async fn serve(
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if let Some(authz) = &listener.authz {
+        if !authz.admit_connection(&conn, &svc.authz) {
+            return; // dropping the client closes it
+        }
+    }
     // Both phases are boxed: the connect phase (with its 640-byte timer) is freed once the
     // upstream is up, and the task (336 bytes) and the transfer (≤1 KiB) each stay within
     // glibc's small-allocation classes. Measured: an idle copy connection costs 2.5 KB of RSS

@@ -57,6 +57,8 @@ pub struct ShardStats {
     pub h2_upstream_multiplexed: u64,
     /// Circuit-breaker fullness and overflows per cluster that has thresholds.
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
+    /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
+    pub authz: [u64; 5],
 }
 
 impl ShardStats {
@@ -81,5 +83,8 @@ impl ShardStats {
         self.h2_upstream_connected += o.h2_upstream_connected;
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
+        for (a, b) in self.authz.iter_mut().zip(o.authz) {
+            *a += b;
+        }
     }
 }

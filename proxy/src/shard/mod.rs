@@ -83,6 +83,7 @@ impl Shard {
                 rng: Rng::for_shard(id),
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
+                authz: Default::default(),
             },
             l4,
             h1: H1State::default(),
@@ -120,6 +121,14 @@ impl Shard {
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
+        let a = &self.svc.authz;
+        s.authz = [
+            a.allowed.get(),
+            a.denied.get(),
+            a.tcp_allowed.get(),
+            a.tcp_denied.get(),
+            a.jwt_rejected.get(),
+        ];
         s
     }
 
