@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub authorization_policies: Vec<super::authz::RawAuthzPolicy>,
     #[serde(default)]
     pub request_authentication: Vec<super::authz::RawRequestAuthn>,
+    pub metrics: Option<super::metrics::RawMetrics>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -39,4 +39,6 @@ pub struct Services {
     pub own: OwnAddrs,
     /// Authorization decisions on this shard.
     pub authz: crate::authz::AuthzStats,
+    /// Metrics (and the other per-request consumers), fed one `Record` per request.
+    pub telemetry: crate::telemetry::ShardTelemetry,
 }

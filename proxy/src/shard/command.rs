@@ -59,6 +59,8 @@ pub struct ShardStats {
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
     /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
     pub authz: [u64; 5],
+    /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
+    pub metrics: crate::telemetry::metrics::MetricsSnapshot,
 }
 
 impl ShardStats {
@@ -86,5 +88,6 @@ impl ShardStats {
         for (a, b) in self.authz.iter_mut().zip(o.authz) {
             *a += b;
         }
+        self.metrics.merge(&o.metrics);
     }
 }

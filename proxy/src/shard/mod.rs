@@ -84,6 +84,7 @@ impl Shard {
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
                 authz: Default::default(),
+                telemetry: Default::default(),
             },
             l4,
             h1: H1State::default(),
@@ -129,6 +130,7 @@ impl Shard {
             a.tcp_denied.get(),
             a.jwt_rejected.get(),
         ];
+        s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
         s
     }
 
