@@ -6,6 +6,7 @@
 //! path and line ([`ConfigError`]).
 
 mod admin;
+mod authz;
 mod auto;
 mod breaker;
 mod error;
@@ -177,6 +178,9 @@ pub struct Listener {
     pub auto: Option<AutoSettings>,
     /// TLS termination (STRICT or PERMISSIVE), when the listener has a `tls:` block.
     pub tls: Option<crate::tls::config::ListenerTlsConf>,
+    /// Authorization policies and JWT rules that select this listener (also compiled into
+    /// every route's filter chain); `None` when none does.
+    pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.

@@ -240,6 +240,7 @@ fn build_listener(
         http,
         auto,
         tls: super::tls::listener_tls(&at("tls"), raw)?,
+        authz: None,
     })
 }
 
@@ -291,12 +292,13 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         .enumerate()
         .map(|(i, c)| build_cluster(i, c).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let listeners = raw
+    let mut listeners = raw
         .listeners
         .iter()
         .enumerate()
         .map(|(i, l)| build_listener(i, l, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
+    super::authz::attach(&raw, &mut listeners)?;
     if listeners.is_empty() {
         return Err(ConfigError::new(
             "listeners",

@@ -102,7 +102,7 @@ async fn route_and_forward<S: Stream>(
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
-    let (route, facts) = {
+    let (route, facts, verdict) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
         let facts = Facts {
             method: req.method,
@@ -112,12 +112,14 @@ async fn route_and_forward<S: Stream>(
             tunnel: conn.head.upgrade || req.method == Method::Connect,
             minor: conn.head.minor,
         };
-        (routes.select(&req), facts)
+        let route = routes.select(&req);
+        let verdict = route.map(|r| r.filters.on_request(&req, &env.svc.authz));
+        (route, facts, verdict)
     };
     let Some(route) = route else {
         return local::respond(conn, env, 404, Some("NR"), b"no route\n", started).await;
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Some(Verdict::Respond { status, body, flag }) = verdict {
         return local::respond(conn, env, status, Some(flag), body, started).await;
     }
     let cluster = match &route.action {

@@ -136,6 +136,9 @@ impl Downstream {
         let mut b = Response::builder();
         if let Some(f) = flag {
             b = b.header("x-shardcar-flag", f);
+            if let Some(c) = crate::authz::challenge(f) {
+                b = b.header("www-authenticate", c);
+            }
             if crate::http::failure::is_overload(f) {
                 b = b.header(crate::http::failure::OVERLOADED_HEADER, "true");
             }

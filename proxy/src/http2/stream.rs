@@ -170,12 +170,14 @@ async fn route_and_forward(
         head.content_length
             .map_or(BodyKind::Streamed, BodyKind::Sized)
     };
-    let route: Option<&Route> = routes.select(&head.request_ctx(env.ctx, kind));
+    let req = head.request_ctx(env.ctx, kind);
+    let route: Option<&Route> = routes.select(&req);
     let Some(route) = route else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Verdict::Respond { status, body, flag } = route.filters.on_request(&req, &env.svc.authz)
+    {
         ds.local(status, Some(flag), body).await;
         return Ok(());
     }

@@ -139,6 +139,11 @@ pub async fn serve(
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if let Some(authz) = &listener.authz {
+        if !authz.admit_connection(&conn, &svc.authz) {
+            return; // dropping the client closes it
+        }
+    }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
     let tally = Box::new(Tally {
         started: Instant::now(),

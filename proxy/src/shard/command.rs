@@ -59,6 +59,8 @@ pub struct ShardStats {
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
     /// TLS handshakes and failures by reason, both directions.
     pub tls: crate::tls::stats::TlsCounts,
+    /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
+    pub authz: [u64; 5],
     /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
     pub metrics: crate::telemetry::metrics::MetricsSnapshot,
 }
@@ -86,6 +88,9 @@ impl ShardStats {
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
         self.tls.merge(&o.tls);
+        for (a, b) in self.authz.iter_mut().zip(o.authz) {
+            *a += b;
+        }
         self.metrics.merge(&o.metrics);
     }
 }

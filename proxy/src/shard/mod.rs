@@ -83,6 +83,7 @@ impl Shard {
                 rng: Rng::for_shard(id),
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
+                authz: Default::default(),
                 telemetry: Default::default(),
             },
             l4,
@@ -122,6 +123,14 @@ impl Shard {
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
         s.tls = crate::tls::stats::snapshot();
+        let a = &self.svc.authz;
+        s.authz = [
+            a.allowed.get(),
+            a.denied.get(),
+            a.tcp_allowed.get(),
+            a.tcp_denied.get(),
+            a.jwt_rejected.get(),
+        ];
         s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
         s
     }
