@@ -28,6 +28,8 @@ pub struct Balancer {
     ejected_until: Box<[Cell<Option<Instant>>]>,
     /// This shard's view of the cluster's TLS client config (`tls:` block), if any.
     pub tls: Option<crate::tls::live::LocalLive<rustls::ClientConfig>>,
+    /// `protocol: auto`: what ALPN chose on this shard's first connection.
+    pub learned: Cell<Option<crate::config::UpstreamProtocol>>,
 }
 
 /// Consecutive connect failures after which an endpoint is ejected (per shard).
@@ -66,6 +68,7 @@ impl Balancer {
             ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
+            learned: Cell::new(None),
             tls: cluster
                 .tls
                 .as_ref()

@@ -77,6 +77,9 @@ pub enum UpstreamProtocol {
     Http1,
     /// h2c with prior knowledge: one multiplexed connection per endpoint per shard.
     Http2,
+    /// TLS clusters only: ALPN (`h2`, `http/1.1`) chooses, learned per shard at first use
+    /// (see [`crate::upstream::auto_protocol`]).
+    Auto,
 }
 
 /// Settings of a `protocol: http` listener.
@@ -288,3 +291,5 @@ mod tests_http;
 mod tests_limits;
 #[cfg(test)]
 mod tests_path;
+#[cfg(test)]
+mod tests_tls;
