@@ -4,8 +4,8 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use super::outlier::{Outcome, Outlier};
 use super::{H2Pool, Pools};
 
 use crate::config::{Cluster, ClusterKind, Endpoint, LbPolicy};
@@ -23,15 +23,9 @@ pub struct Balancer {
     pub h2: H2Pool,
     /// Circuit breaker (this shard's share of the cluster's thresholds).
     pub breaker: super::Breaker,
-    /// Passive health: consecutive connect failures and ejection deadline per endpoint.
-    failures: Box<[Cell<u32>]>,
-    ejected_until: Box<[Cell<Option<Instant>>]>,
+    /// Passive health (outlier detection), this shard's view.
+    pub outlier: Outlier,
 }
-
-/// Consecutive connect failures after which an endpoint is ejected (per shard).
-pub const EJECT_AFTER_FAILURES: u32 = 5;
-/// How long an ejected endpoint is skipped.
-pub const EJECTION_TIME: Duration = Duration::from_secs(10);
 
 /// Marks a request/connection in flight on an endpoint until dropped.
 #[derive(Debug)]
@@ -43,6 +37,11 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// The endpoint (index in the cluster) this request went to.
+    pub fn endpoint(&self) -> usize {
+        self.idx
+    }
+
     /// Ties a circuit-breaker slot to this request's lifetime.
     pub fn hold(mut self, slot: super::Admitted) -> InFlight {
         self.admitted = Some(slot);
@@ -67,12 +66,11 @@ impl Balancer {
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
             breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
+            outlier: Outlier::new(cluster.outlier, n),
             cluster,
             cursor: Cell::new(0),
             in_flight: (0..n).map(|_| Cell::new(0)).collect(),
             rng: Cell::new(seed | 1),
-            failures: (0..n).map(|_| Cell::new(0)).collect(),
-            ejected_until: (0..n).map(|_| Cell::new(None)).collect(),
         }
     }
 
@@ -105,8 +103,8 @@ impl Balancer {
         let ClusterKind::Static(eps) = &self.cluster.kind else {
             return None;
         };
-        let now = Instant::now();
-        let healthy = |i: usize| self.ejected_until[i].get().is_none_or(|t| t <= now);
+        self.outlier.poll();
+        let healthy = |i: usize| !self.outlier.is_ejected(i);
         let first = self.choose(eps.len());
         let idx = (0..eps.len())
             .map(|k| (first + k) % eps.len())
@@ -114,20 +112,32 @@ impl Balancer {
         Some((idx, &eps[idx], self.mark_in_flight(idx)))
     }
 
-    /// Records a failed connect; ejects the endpoint after [`EJECT_AFTER_FAILURES`] in a row.
+    /// A connect to endpoint `idx` failed (refused, unreachable, timed out).
     pub fn connect_failed(&self, idx: usize) {
-        let f = self.failures[idx].get() + 1;
-        self.failures[idx].set(f);
-        if f >= EJECT_AFTER_FAILURES {
-            self.failures[idx].set(0);
-            self.ejected_until[idx].set(Some(Instant::now() + EJECTION_TIME));
-            tracing::warn!(cluster = %self.cluster.name, endpoint = idx, "endpoint ejected after repeated connect failures");
-        }
+        self.outlier.record(idx, Outcome::LocalFailure);
     }
 
+    /// An HTTP connect to endpoint `idx` succeeded (the response decides the rest).
     pub fn connect_succeeded(&self, idx: usize) {
-        self.failures[idx].set(0);
-        self.ejected_until[idx].set(None);
+        self.outlier.record(idx, Outcome::Connected { last: false });
+    }
+
+    /// An L4 connect to endpoint `idx` succeeded: all the proxy learns about this connection.
+    pub fn l4_connected(&self, idx: usize) {
+        self.outlier.record(idx, Outcome::Connected { last: true });
+    }
+
+    /// How one HTTP try against endpoint `idx` ended: a response head with a status, or a
+    /// failure. Failures that say nothing about the endpoint (a dead pooled connection, the
+    /// client, the proxy's own limits) and connect failures (already counted) are not recorded.
+    pub fn answered(&self, idx: usize, result: Result<u16, crate::http::Failure>) {
+        use crate::http::Failure as F;
+        let outcome = match result {
+            Ok(status) => Outcome::Status(status),
+            Err(F::Reset | F::Timeout | F::Protocol | F::TooManyHeaders) => Outcome::LocalFailure,
+            Err(_) => return,
+        };
+        self.outlier.record(idx, outcome);
     }
 
     fn mark_in_flight(&self, idx: usize) -> InFlight {
@@ -198,6 +208,7 @@ mod tests {
             protocol: Default::default(),
             h2: Default::default(),
             breakers: Default::default(),
+            outlier: Default::default(),
         })
     }
 

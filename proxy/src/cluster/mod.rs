@@ -8,6 +8,7 @@
 pub mod breaker;
 pub mod h2pool;
 mod lb;
+pub mod outlier;
 pub mod pool;
 
 pub use breaker::{Admitted, Breaker};

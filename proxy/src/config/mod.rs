@@ -12,6 +12,7 @@ mod error;
 mod h2;
 mod http;
 mod lines;
+mod outlier;
 mod raw;
 mod raw_http;
 mod routes;
@@ -27,6 +28,7 @@ pub use auto::AutoSettings;
 pub use breaker::Breakers;
 pub use error::ConfigError;
 pub use h2::H2Settings;
+pub use outlier::{OutlierPolicy, SuccessRate};
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
 /// The most headers a header-count limit (`max_request_headers`, `max_response_headers`) may
@@ -211,6 +213,8 @@ pub struct Cluster {
     pub h2: H2Settings,
     /// `circuit_breakers:` thresholds (process-wide; see `cluster::breaker`).
     pub breakers: Breakers,
+    /// `outlier_detection:` policy (per shard; see `cluster::outlier`).
+    pub outlier: OutlierPolicy,
 }
 
 impl Listener {

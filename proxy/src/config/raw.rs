@@ -88,6 +88,8 @@ pub struct RawCluster {
     pub http2: Option<RawH2>,
     /// Circuit-breaker thresholds (process-wide, divided among shards).
     pub circuit_breakers: Option<super::breaker::RawBreakers>,
+    /// Passive health checking (Envoy's `outlier_detection`).
+    pub outlier_detection: Option<super::outlier::RawOutlier>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -136,6 +136,10 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             &at("circuit_breakers"),
             raw.circuit_breakers.as_ref(),
         )?,
+        outlier: super::outlier::build_outlier(
+            &at("outlier_detection"),
+            raw.outlier_detection.as_ref(),
+        )?,
     })
 }
 

@@ -57,6 +57,8 @@ pub struct ShardStats {
     pub h2_upstream_multiplexed: u64,
     /// Circuit-breaker fullness and overflows per cluster that has thresholds.
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
+    /// Outlier-detection ejections (gauge and counters) per static cluster.
+    pub outlier: Vec<crate::cluster::outlier::OutlierStats>,
 }
 
 impl ShardStats {
@@ -81,5 +83,6 @@ impl ShardStats {
         self.h2_upstream_connected += o.h2_upstream_connected;
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
+        crate::cluster::outlier::merge_stats(&mut self.outlier, &o.outlier);
     }
 }

@@ -116,6 +116,9 @@ impl Shard {
             s.h2_upstream_connected += b.h2.connected.get();
             s.h2_upstream_multiplexed += b.h2.multiplexed.get();
             s.breakers.extend(b.breaker.stats(&b.cluster().name));
+            if let crate::config::ClusterKind::Static(_) = b.cluster().kind {
+                s.outlier.push(b.outlier.stats(&b.cluster().name));
+            }
         }
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
