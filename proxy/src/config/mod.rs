@@ -9,6 +9,7 @@ mod admin;
 mod auto;
 mod breaker;
 mod error;
+mod fault;
 mod h2;
 mod http;
 mod lines;

@@ -37,4 +37,6 @@ pub struct Services {
     pub draining: Cell<bool>,
     /// The proxy's own listening addresses (loop detection).
     pub own: OwnAddrs,
+    /// Fault-injection counters (route `fault:` filters).
+    pub faults: crate::http::fault::FaultStats,
 }

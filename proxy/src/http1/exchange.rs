@@ -92,7 +92,7 @@ async fn route_and_forward<S: Stream>(
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
-    let (route, facts) = {
+    let (route, facts, fault) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
         let facts = Facts {
             method: req.method,
@@ -102,13 +102,21 @@ async fn route_and_forward<S: Stream>(
             tunnel: conn.head.upgrade || req.method == Method::Connect,
             minor: conn.head.minor,
         };
-        (routes.select(&req), facts)
+        let route = routes.select(&req);
+        let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
+        (route, facts, fault.unwrap_or_default())
     };
     let Some(route) = route else {
         return local::respond(conn, env, 404, Some("NR"), b"no route\n", started).await;
     };
     if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
         return local::respond(conn, env, status, Some(flag), body, started).await;
+    }
+    if !fault.is_none() {
+        use crate::http::fault::{apply, ABORT_BODY, ABORT_FLAG};
+        if let Some((status, _)) = apply(fault, &env.svc.faults).await {
+            return local::respond(conn, env, status, Some(ABORT_FLAG), ABORT_BODY, started).await;
+        }
     }
     let cluster = match &route.action {
         Action::Direct { status, body } => {

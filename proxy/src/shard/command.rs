@@ -59,6 +59,10 @@ pub struct ShardStats {
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
     /// Outlier-detection ejections (gauge and counters) per static cluster.
     pub outlier: Vec<crate::cluster::outlier::OutlierStats>,
+    /// Fault injection: requests delayed, requests aborted, delays running now (gauge).
+    pub fault_delays_injected: u64,
+    pub fault_aborts_injected: u64,
+    pub fault_active_delays: u64,
 }
 
 impl ShardStats {
@@ -84,5 +88,8 @@ impl ShardStats {
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
         crate::cluster::outlier::merge_stats(&mut self.outlier, &o.outlier);
+        self.fault_delays_injected += o.fault_delays_injected;
+        self.fault_aborts_injected += o.fault_aborts_injected;
+        self.fault_active_delays += o.fault_active_delays;
     }
 }

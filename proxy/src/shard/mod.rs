@@ -83,6 +83,7 @@ impl Shard {
                 rng: Rng::for_shard(id),
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
+                faults: Default::default(),
             },
             l4,
             h1: H1State::default(),
@@ -120,6 +121,10 @@ impl Shard {
                 s.outlier.push(b.outlier.stats(&b.cluster().name));
             }
         }
+        let f = &self.svc.faults;
+        s.fault_delays_injected = f.delays_injected.get();
+        s.fault_aborts_injected = f.aborts_injected.get();
+        s.fault_active_delays = f.active_delays.get();
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
