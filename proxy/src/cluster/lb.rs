@@ -25,6 +25,8 @@ pub struct Balancer {
     pub breaker: super::Breaker,
     /// Passive health (outlier detection), this shard's view.
     pub outlier: Outlier,
+    /// Active health, as the health checker last reported it.
+    pub health: super::health::ActiveHealth,
 }
 
 /// Marks a request/connection in flight on an endpoint until dropped.
@@ -67,6 +69,7 @@ impl Balancer {
             h2: H2Pool::new(n),
             breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
             outlier: Outlier::new(cluster.outlier, n),
+            health: super::health::ActiveHealth::new(n),
             cluster,
             cursor: Cell::new(0),
             in_flight: (0..n).map(|_| Cell::new(0)).collect(),
@@ -97,18 +100,30 @@ impl Balancer {
         Some((&eps[idx], self.mark_in_flight(idx)))
     }
 
-    /// Like [`pick`](Self::pick) but skipping ejected endpoints; `None` when none is healthy
-    /// (HTTP answers 503 `UH`). Returns the endpoint index for pooling and health reports.
+    /// Like [`pick`](Self::pick) but skipping endpoints ejected by outlier detection or failing
+    /// active health checks — unless fewer than `healthy_panic_threshold` percent are left, then
+    /// over all of them (panic mode, `cluster::health`); `None` when none is available and panic
+    /// mode is off (HTTP answers 503 `UH`). Returns the endpoint index for pooling and health reports.
     pub fn pick_healthy(&self) -> Option<(usize, &Endpoint, InFlight)> {
         let ClusterKind::Static(eps) = &self.cluster.kind else {
             return None;
         };
         self.outlier.poll();
-        let healthy = |i: usize| !self.outlier.is_ejected(i);
         let first = self.choose(eps.len());
-        let idx = (0..eps.len())
-            .map(|k| (first + k) % eps.len())
-            .find(|i| healthy(*i))?;
+        if self.outlier.ejected_now() == 0 && self.health.down_count() == 0 {
+            return Some((first, &eps[first], self.mark_in_flight(first)));
+        }
+        let healthy = |i: usize| !self.outlier.is_ejected(i) && !self.health.is_down(i);
+        let n = eps.len();
+        let available = (0..n).filter(|i| healthy(*i)).count();
+        let idx = if available * 100 < self.cluster.panic_threshold as usize * n {
+            // Panic mode (see `cluster::health`): every endpoint is a candidate.
+            let p = &self.health.panics;
+            p.set(p.get() + 1);
+            first
+        } else {
+            (0..n).map(|k| (first + k) % n).find(|i| healthy(*i))?
+        };
         Some((idx, &eps[idx], self.mark_in_flight(idx)))
     }
 
@@ -209,6 +224,8 @@ mod tests {
             h2: Default::default(),
             breakers: Default::default(),
             outlier: Default::default(),
+            health: None,
+            panic_threshold: 50,
         })
     }
 

@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod h2pool;
+pub mod health;
 mod lb;
 pub mod outlier;
 pub mod pool;

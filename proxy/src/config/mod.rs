@@ -11,6 +11,7 @@ mod breaker;
 mod error;
 mod fault;
 mod h2;
+mod health;
 mod http;
 mod lines;
 mod outlier;
@@ -29,6 +30,7 @@ pub use auto::AutoSettings;
 pub use breaker::Breakers;
 pub use error::ConfigError;
 pub use h2::H2Settings;
+pub use health::{HealthCheck, Probe};
 pub use outlier::{OutlierPolicy, SuccessRate};
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
@@ -216,6 +218,10 @@ pub struct Cluster {
     pub breakers: Breakers,
     /// `outlier_detection:` policy (per shard; see `cluster::outlier`).
     pub outlier: OutlierPolicy,
+    /// `health_check:` (run off the data path; see `crate::health`).
+    pub health: Option<HealthCheck>,
+    /// `healthy_panic_threshold` in percent (default 50; 0 turns panic mode off).
+    pub panic_threshold: u32,
 }
 
 impl Listener {

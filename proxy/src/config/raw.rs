@@ -90,6 +90,10 @@ pub struct RawCluster {
     pub circuit_breakers: Option<super::breaker::RawBreakers>,
     /// Passive health checking (Envoy's `outlier_detection`).
     pub outlier_detection: Option<super::outlier::RawOutlier>,
+    /// Active health checking (Envoy's `health_checks`, one per cluster).
+    pub health_check: Option<super::health::RawHealthCheck>,
+    /// Percent of endpoints that must be healthy, else balance over all (default 50; 0: never).
+    pub healthy_panic_threshold: Option<u32>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -21,6 +21,8 @@ pub enum ShardCommand {
     Drain,
     /// Reply with this shard's counters.
     StatsSnapshot(oneshot::Sender<ShardStats>),
+    /// The health checker's verdicts for one cluster's endpoints.
+    Health(Arc<crate::health::HealthUpdate>),
 }
 
 pub type CommandSender = mpsc::UnboundedSender<ShardCommand>;
@@ -63,6 +65,8 @@ pub struct ShardStats {
     pub fault_delays_injected: u64,
     pub fault_aborts_injected: u64,
     pub fault_active_delays: u64,
+    /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
+    pub health: Vec<crate::cluster::health::HealthStats>,
 }
 
 impl ShardStats {
@@ -91,5 +95,6 @@ impl ShardStats {
         self.fault_delays_injected += o.fault_delays_injected;
         self.fault_aborts_injected += o.fault_aborts_injected;
         self.fault_active_delays += o.fault_active_delays;
+        crate::cluster::health::merge_stats(&mut self.health, &o.health);
     }
 }

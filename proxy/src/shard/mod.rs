@@ -119,6 +119,11 @@ impl Shard {
             s.breakers.extend(b.breaker.stats(&b.cluster().name));
             if let crate::config::ClusterKind::Static(_) = b.cluster().kind {
                 s.outlier.push(b.outlier.stats(&b.cluster().name));
+                s.health.push(crate::cluster::health::HealthStats {
+                    cluster: b.cluster().name.clone(),
+                    unhealthy: u64::from(b.health.down_count()),
+                    lb_healthy_panic: b.health.panics.get(),
+                });
             }
         }
         let f = &self.svc.faults;
@@ -129,6 +134,14 @@ impl Shard {
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
         s
+    }
+
+    /// Applies the health checker's verdicts to the current snapshot's balancer of that cluster.
+    fn health(&self, h: &crate::health::HealthUpdate) {
+        let snap = self.svc.snapshots.current();
+        if let Some(b) = snap.clusters.iter().find(|b| b.cluster().name == h.cluster) {
+            b.health.apply(&h.healthy);
+        }
     }
 
     fn swap(&self, config: Arc<Config>) {
@@ -200,6 +213,7 @@ pub async fn run(
                 ShardCommand::StatsSnapshot(reply) => {
                     let _ = reply.send(shard.stats());
                 }
+                ShardCommand::Health(h) => shard.health(&h),
                 ShardCommand::Drain => break,
             }
         }
