@@ -132,6 +132,11 @@ impl Balancer {
         self.outlier.record(idx, Outcome::LocalFailure);
     }
 
+    /// Endpoints ejected now (the `outlier_detection_ejections_active` gauge).
+    pub fn ejected_now(&self) -> usize {
+        self.outlier.ejected_now() as usize
+    }
+
     /// An HTTP connect to endpoint `idx` succeeded (the response decides the rest).
     pub fn connect_succeeded(&self, idx: usize) {
         self.outlier.record(idx, Outcome::Connected { last: false });

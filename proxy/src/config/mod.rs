@@ -6,6 +6,7 @@
 //! path and line ([`ConfigError`]).
 
 mod admin;
+mod authz;
 mod auto;
 mod breaker;
 mod error;
@@ -14,6 +15,7 @@ mod h2;
 mod health;
 mod http;
 mod lines;
+mod metrics;
 mod outlier;
 mod raw;
 mod raw_http;
@@ -31,6 +33,7 @@ pub use breaker::Breakers;
 pub use error::ConfigError;
 pub use h2::H2Settings;
 pub use health::{HealthCheck, Probe};
+pub use metrics::MetricsSettings;
 pub use outlier::{OutlierPolicy, SuccessRate};
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
@@ -51,6 +54,8 @@ pub struct Config {
     pub clusters: Vec<Arc<Cluster>>,
     /// The control-side admin API (the `admin:` block); off when the block is absent.
     pub admin: AdminSettings,
+    /// Where Istio's workload labels come from (the `metrics:` block).
+    pub metrics: MetricsSettings,
 }
 
 /// What a listener speaks.
@@ -175,6 +180,9 @@ pub struct Listener {
     pub http: Option<Arc<HttpSettings>>,
     /// Present exactly when `protocol` is `Auto`.
     pub auto: Option<AutoSettings>,
+    /// Authorization policies and JWT rules that select this listener (also compiled into
+    /// every route's filter chain); `None` when none does.
+    pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.

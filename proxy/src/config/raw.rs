@@ -21,6 +21,12 @@ pub struct RawConfig {
     #[serde(default)]
     pub clusters: Vec<RawCluster>,
     pub admin: Option<super::admin::RawAdmin>,
+    /// Istio-shaped authorization policies and JWT rules (see `config::authz`).
+    #[serde(default)]
+    pub authorization_policies: Vec<super::authz::RawAuthzPolicy>,
+    #[serde(default)]
+    pub request_authentication: Vec<super::authz::RawRequestAuthn>,
+    pub metrics: Option<super::metrics::RawMetrics>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -251,6 +251,7 @@ fn build_listener(
         transparent: raw.transparent,
         http,
         auto,
+        authz: None,
     })
 }
 
@@ -302,12 +303,13 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         .enumerate()
         .map(|(i, c)| build_cluster(i, c).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let listeners = raw
+    let mut listeners = raw
         .listeners
         .iter()
         .enumerate()
         .map(|(i, l)| build_listener(i, l, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
+    super::authz::attach(&raw, &mut listeners)?;
     if listeners.is_empty() {
         return Err(ConfigError::new(
             "listeners",
@@ -349,6 +351,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             &raw.drain_timeout,
             DEFAULT_DRAIN_TIMEOUT,
         )?,
+        metrics: super::metrics::build_metrics(&raw.metrics, &listeners)?,
         listeners,
         clusters,
         admin: super::admin::build_admin(&raw.admin)?,

@@ -39,4 +39,8 @@ pub struct Services {
     pub own: OwnAddrs,
     /// Fault-injection counters (route `fault:` filters).
     pub faults: crate::http::fault::FaultStats,
+    /// Authorization decisions on this shard.
+    pub authz: crate::authz::AuthzStats,
+    /// Metrics (and the other per-request consumers), fed one `Record` per request.
+    pub telemetry: crate::telemetry::ShardTelemetry,
 }

@@ -95,6 +95,7 @@ pub async fn run<S: Stream>(
     let got = within(timing.limit(per_try_from), receiving).await;
     balancer.answered(in_flight.endpoint(), got.map(|()| resp.status));
     got?;
+    conn.rec.upstream_answered();
     Ok(Answered {
         conn: up,
         _in_flight: in_flight,
@@ -112,6 +113,7 @@ async fn send<S: Stream>(
 ) -> Result<(PooledConn, InFlight), Failure> {
     let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
     let addr = UpstreamAddr(ep.addr);
+    conn.rec.upstream_host = Some(ep.addr);
     let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark)
         .await
         .map_err(|_| Failure::Connect)?;

@@ -225,6 +225,9 @@ pub fn local_response(
     );
     if let Some(f) = flag {
         let _ = write!(out, "x-shardcar-flag: {f}\r\n");
+        if let Some(c) = crate::authz::challenge(f) {
+            let _ = write!(out, "www-authenticate: {c}\r\n");
+        }
         if crate::http::failure::is_overload(f) {
             let _ = write!(out, "{}: true\r\n", crate::http::failure::OVERLOADED_HEADER);
         }

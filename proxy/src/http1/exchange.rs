@@ -19,6 +19,7 @@ use crate::http::Method;
 use crate::io::Stream;
 use crate::route::normalize::{normalize, PathError};
 use crate::route::{Action, RouteTable, Verdict};
+use crate::telemetry::Protocol;
 
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
@@ -39,6 +40,8 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
             return local::respond(conn, env, 400, Some("DPE"), body, started).await;
         }
     };
+    conn.rec.start = started;
+    conn.rec.start_wall = std::time::SystemTime::now();
     let next = route_and_forward(
         conn,
         settings,
@@ -52,6 +55,13 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
     if let Some(buf) = normalized {
         env.h1.scratch.give(buf);
     }
+    conn.rec.protocol = if conn.head.minor == 0 {
+        Protocol::Http10
+    } else {
+        Protocol::Http11
+    };
+    env.svc.telemetry.http_done(&mut conn.rec, &conn.ctx, &snap);
+    conn.rec.restart();
     next
 }
 
@@ -92,7 +102,7 @@ async fn route_and_forward<S: Stream>(
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
-    let (route, facts, fault) = {
+    let (route, facts, verdict, fault) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
         let facts = Facts {
             method: req.method,
@@ -103,13 +113,14 @@ async fn route_and_forward<S: Stream>(
             minor: conn.head.minor,
         };
         let route = routes.select(&req);
+        let verdict = route.map(|r| r.filters.on_request(&req, &env.svc.authz));
         let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
-        (route, facts, fault.unwrap_or_default())
+        (route, facts, verdict, fault.unwrap_or_default())
     };
     let Some(route) = route else {
         return local::respond(conn, env, 404, Some("NR"), b"no route\n", started).await;
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Some(Verdict::Respond { status, body, flag }) = verdict {
         return local::respond(conn, env, status, Some(flag), body, started).await;
     }
     if !fault.is_none() {
@@ -129,6 +140,7 @@ async fn route_and_forward<S: Stream>(
             }
         },
     };
+    conn.rec.cluster = Some(cluster as u16);
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
     let fwd = forward::Upstream {

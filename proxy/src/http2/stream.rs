@@ -122,11 +122,16 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
     let head = Head::of(&parts);
     let grpc = grpc::is_grpc(parts.headers.get("content-type").map(|v| v.as_bytes()));
     let mut ds = Downstream::new(respond, grpc, env.settings.h2.stream_idle_timeout);
+    ds.rec.listener = env.ctx.listener as u16;
+    ds.rec.grpc = grpc;
+    ds.rec.start = started;
+    ds.rec.bytes_received = head.content_length.unwrap_or(0);
+    let snap = env.svc.snapshots.current();
     let deadline = grpc
         .then(|| parts.headers.get("grpc-timeout"))
         .flatten()
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
-    let work = route_and_forward(&mut ds, &head, body, env);
+    let work = route_and_forward(&mut ds, &head, body, &snap, env);
     let outcome = match deadline {
         Some(t) => monoio::time::timeout(t, work)
             .await
@@ -145,15 +150,16 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
         );
         ds.failure(f).await;
     }
+    env.svc.telemetry.http_done(&mut ds.rec, env.ctx, &snap);
 }
 
 async fn route_and_forward(
     ds: &mut Downstream,
     head: &Head<'_>,
     body: RecvStream,
+    snap: &crate::ctx::Snapshot,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let snap = env.svc.snapshots.current();
     let Some(routes) = snap.routes[env.ctx.listener].as_ref() else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
@@ -171,7 +177,8 @@ async fn route_and_forward(
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Verdict::Respond { status, body, flag } = route.filters.on_request(&req, &env.svc.authz)
+    {
         ds.local(status, Some(flag), body).await;
         return Ok(());
     }
@@ -194,6 +201,7 @@ async fn route_and_forward(
             }
         },
     };
+    ds.rec.cluster = Some(cluster as u16);
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
     match balancer.cluster().protocol {

@@ -8,9 +8,17 @@
 //! the same answers to its header list, with no intermediate copy. Filters that decide (authz,
 //! fault injection, rate limits) return a [`Verdict`] from [`FilterChain::on_request`].
 
+use std::sync::Arc;
+
+use crate::authz::{AuthzStats, ListenerAuthz};
+use crate::http::RequestCtx;
+
 /// A request-side filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestFilter {
+    /// The listener's authorization policies and JWT rules ([`crate::authz`]); first in the
+    /// chain when present.
+    Authz(Arc<ListenerAuthz>),
     /// Replace the Host (`:authority`) sent upstream.
     SetHost(Box<str>),
     /// Drop every header with this lower-case name.
@@ -49,9 +57,18 @@ pub struct FilterChain {
 }
 
 impl FilterChain {
-    /// Runs the deciding request filters. Header edits never refuse a request.
+    /// Runs the deciding request filters (authz); the first refusal wins. Header edits never
+    /// refuse a request. `stats` are the shard's authz counters.
     #[inline]
-    pub fn on_request(&self) -> Verdict {
+    pub fn on_request(&self, req: &RequestCtx<'_>, stats: &AuthzStats) -> Verdict {
+        for f in self.request.iter() {
+            if let RequestFilter::Authz(a) = f {
+                let v = a.check_request(req, stats);
+                if v != Verdict::Continue {
+                    return v;
+                }
+            }
+        }
         Verdict::Continue
     }
 
@@ -127,7 +144,6 @@ mod tests {
             .into(),
             response: vec![ResponseFilter::RemoveHeader("server".into())].into(),
         };
-        assert_eq!(c.on_request(), Verdict::Continue);
         assert!(c.drops_request_header(b"X-Internal"));
         assert!(!c.drops_request_header(b"x-other"));
         assert_eq!(c.host_rewrite(), Some("backend"));

@@ -77,6 +77,7 @@ impl ConnGuard {
         shard.active.set(shard.active.get() + 1);
         let slot = &shard.slots[listener];
         slot.active.set(slot.active.get() + 1);
+        shard.svc.telemetry.accepted(listener);
         ConnGuard { shard, listener }
     }
 }
@@ -87,6 +88,7 @@ impl Drop for ConnGuard {
         s.active.set(s.active.get() - 1);
         let slot = &s.slots[self.listener];
         slot.active.set(slot.active.get() - 1);
+        s.svc.telemetry.closed(self.listener);
         if let Some(w) = slot.waiter.take() {
             w.wake();
         }

@@ -67,6 +67,10 @@ pub struct ShardStats {
     pub fault_active_delays: u64,
     /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
     pub health: Vec<crate::cluster::health::HealthStats>,
+    /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
+    pub authz: [u64; 5],
+    /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
+    pub metrics: crate::telemetry::metrics::MetricsSnapshot,
 }
 
 impl ShardStats {
@@ -96,5 +100,9 @@ impl ShardStats {
         self.fault_aborts_injected += o.fault_aborts_injected;
         self.fault_active_delays += o.fault_active_delays;
         crate::cluster::health::merge_stats(&mut self.health, &o.health);
+        for (a, b) in self.authz.iter_mut().zip(o.authz) {
+            *a += b;
+        }
+        self.metrics.merge(&o.metrics);
     }
 }

@@ -84,6 +84,8 @@ impl Shard {
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
                 faults: Default::default(),
+                authz: Default::default(),
+                telemetry: Default::default(),
             },
             l4,
             h1: H1State::default(),
@@ -133,6 +135,15 @@ impl Shard {
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
+        let a = &self.svc.authz;
+        s.authz = [
+            a.allowed.get(),
+            a.denied.get(),
+            a.tcp_allowed.get(),
+            a.tcp_denied.get(),
+            a.jwt_rejected.get(),
+        ];
+        s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
         s
     }
 
