@@ -243,7 +243,7 @@ pub fn conn_attrs(conn: &ConnCtx) -> Attrs<'_> {
         dest_port: dest.port(),
         principal: tls
             .and_then(|t| t.peer.as_ref())
-            .map(|p| p.0.strip_prefix("spiffe://").unwrap_or(&p.0)),
+            .map(|p| p.as_str().strip_prefix("spiffe://").unwrap_or(p.as_str())),
         sni: tls.and_then(|t| t.sni.as_deref()),
         http: None,
     }

@@ -27,6 +27,8 @@ pub struct Balancer {
     pub outlier: Outlier,
     /// Active health, as the health checker last reported it.
     pub health: super::health::ActiveHealth,
+    /// This shard's view of the cluster's TLS client config (`tls:` block), if any.
+    pub tls: Option<crate::tls::live::LocalLive<rustls::ClientConfig>>,
 }
 
 /// Marks a request/connection in flight on an endpoint until dropped.
@@ -65,6 +67,10 @@ impl Balancer {
             ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
+            tls: cluster
+                .tls
+                .as_ref()
+                .map(|t| crate::tls::live::LocalLive::new(&t.live)),
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
             breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
@@ -231,6 +237,7 @@ mod tests {
             outlier: Default::default(),
             health: None,
             panic_threshold: 50,
+            tls: None,
         })
     }
 

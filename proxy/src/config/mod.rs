@@ -21,6 +21,7 @@ mod raw;
 mod raw_http;
 mod routes;
 mod scalar;
+mod tls;
 mod typed;
 
 use std::net::{IpAddr, SocketAddr};
@@ -180,6 +181,8 @@ pub struct Listener {
     pub http: Option<Arc<HttpSettings>>,
     /// Present exactly when `protocol` is `Auto`.
     pub auto: Option<AutoSettings>,
+    /// TLS termination (STRICT or PERMISSIVE), when the listener has a `tls:` block.
+    pub tls: Option<crate::tls::config::ListenerTlsConf>,
     /// Authorization policies and JWT rules that select this listener (also compiled into
     /// every route's filter chain); `None` when none does.
     pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
@@ -230,6 +233,8 @@ pub struct Cluster {
     pub health: Option<HealthCheck>,
     /// `healthy_panic_threshold` in percent (default 50; 0 turns panic mode off).
     pub panic_threshold: u32,
+    /// TLS origination to the endpoints, when the cluster has a `tls:` block.
+    pub tls: Option<crate::tls::config::ClusterTlsConf>,
 }
 
 impl Listener {

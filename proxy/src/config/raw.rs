@@ -68,6 +68,8 @@ pub struct RawListener {
     /// `auto` only: see [`super::AutoSettings`].
     pub sniff_timeout: Option<Scalar>,
     pub opaque_ports: Option<Vec<u16>>,
+    /// TLS termination (see [`crate::tls::config`]): `http`, `http2`, `tcp` and `auto`.
+    pub tls: Option<crate::tls::config::RawListenerTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +102,8 @@ pub struct RawCluster {
     pub health_check: Option<super::health::RawHealthCheck>,
     /// Percent of endpoints that must be healthy, else balance over all (default 50; 0: never).
     pub healthy_panic_threshold: Option<u32>,
+    /// TLS / mTLS to the endpoints (see [`crate::tls::config`]).
+    pub tls: Option<crate::tls::config::RawClusterTls>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -149,6 +149,7 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             &at("healthy_panic_threshold"),
             raw.healthy_panic_threshold,
         )?,
+        tls: super::tls::cluster_tls(&at("tls"), raw)?,
     })
 }
 
@@ -251,6 +252,7 @@ fn build_listener(
         transparent: raw.transparent,
         http,
         auto,
+        tls: super::tls::listener_tls(&at("tls"), raw)?,
         authz: None,
     })
 }

@@ -67,6 +67,8 @@ pub struct ShardStats {
     pub fault_active_delays: u64,
     /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
     pub health: Vec<crate::cluster::health::HealthStats>,
+    /// TLS handshakes and failures by reason, both directions.
+    pub tls: crate::tls::stats::TlsCounts,
     /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
     pub authz: [u64; 5],
     /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
@@ -100,6 +102,7 @@ impl ShardStats {
         self.fault_aborts_injected += o.fault_aborts_injected;
         self.fault_active_delays += o.fault_active_delays;
         crate::cluster::health::merge_stats(&mut self.health, &o.health);
+        self.tls.merge(&o.tls);
         for (a, b) in self.authz.iter_mut().zip(o.authz) {
             *a += b;
         }
