@@ -9,6 +9,7 @@ mod admin;
 mod authz;
 mod auto;
 mod breaker;
+mod budget;
 mod error;
 mod fault;
 mod h2;
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use admin::AdminSettings;
 pub use auto::AutoSettings;
 pub use breaker::Breakers;
+pub use budget::RetryBudgetSettings;
 pub use error::ConfigError;
 pub use h2::H2Settings;
 pub use health::{HealthCheck, Probe};
@@ -233,6 +235,8 @@ pub struct Cluster {
     pub health: Option<HealthCheck>,
     /// `healthy_panic_threshold` in percent (default 50; 0 turns panic mode off).
     pub panic_threshold: u32,
+    /// `retry_budget:` (per shard; see `cluster::budget`).
+    pub retry_budget: Option<RetryBudgetSettings>,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
     pub tls: Option<crate::tls::config::ClusterTlsConf>,
 }

@@ -149,6 +149,7 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             &at("healthy_panic_threshold"),
             raw.healthy_panic_threshold,
         )?,
+        retry_budget: super::budget::build_budget(&at("retry_budget"), raw.retry_budget.as_ref())?,
         tls: super::tls::cluster_tls(&at("tls"), raw)?,
     })
 }
