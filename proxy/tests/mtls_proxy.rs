@@ -525,6 +525,29 @@ fn tls_terminated_l4_tunnel_carries_bytes_both_ways() {
 }
 
 #[test]
+fn two_sidecars_carry_tcp_over_mtls() {
+    let pki = Pki::new();
+    let echo = support::EchoServer::start();
+    let tls = pki.server_block(
+        "STRICT",
+        &format!("      require_client_certificate: true\n      allowed_identities: [{{exact: \"{A_ID}\"}}]\n"),
+    );
+    let b = start(&format!(
+        "listeners:\n  - name: l4\n    address: 127.0.0.1:0\n    protocol: tcp\n    cluster: echo\n{tls}clusters:\n{}",
+        cluster("echo", echo.addr, "")
+    ));
+    let a = start(&format!(
+        "listeners:\n  - name: l4\n    address: 127.0.0.1:0\n    protocol: tcp\n    cluster: b\nclusters:\n{}",
+        cluster("b", b.addr("l4").unwrap(), &pki.client_block("a", B_ID))
+    ));
+    let data = Arc::new(support::payload(128 * 1024, 11));
+    let got = support::round_trip(support::connect(a.addr("l4").unwrap()), data.clone());
+    assert!(got == *data, "echoed {} of {} bytes", got.len(), data.len());
+    assert_eq!(b.total_stats().tls.handshakes, 1);
+    assert_eq!(a.total_stats().tls.upstream_handshakes, 1);
+}
+
+#[test]
 fn rotation_new_handshakes_see_the_new_serial_and_a_bad_file_keeps_the_old() {
     let pki = Pki::new();
     let origin = xfcc_origin();

@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use futures_util::future::{select, try_join, Either};
-use monoio::io::Splitable;
+use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Split, Splitable};
 use monoio::net::TcpStream;
 
 use crate::cluster::{Balancer, InFlight};
@@ -35,7 +35,6 @@ use crate::config::{ClusterKind, L4Mode};
 use crate::ctx::{ConnCtx, ConnWatch, Services, UpstreamAddr};
 use crate::sys::{self, BufArena};
 use crate::telemetry::{Protocol, Record};
-use crate::tls_io::ServerTls;
 use crate::upstream::{self, ConnectError, ConnectOpts};
 use pipe_pool::PipePool;
 
@@ -144,6 +143,10 @@ pub async fn serve(
             return; // dropping the client closes it
         }
     }
+    if balancer.cluster().tls.is_some() {
+        // TLS origination: the copy path over a TLS upstream (boxed: a pointer here).
+        return Box::pin(serve_tls(conn, client, prefix, svc, l4)).await;
+    }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
     let tally = Box::new(Tally {
         started: Instant::now(),
@@ -211,10 +214,20 @@ pub async fn serve(
     }
 }
 
-/// Proxies a TLS-terminated connection (a `protocol: tcp` listener with a `tls:` block) to
-/// the listener's cluster in copy mode: splice needs a plain socket on both ends. Like
-/// [`serve`], the context is freed once the upstream is connected.
-pub async fn serve_tls(conn: Box<ConnCtx>, client: ServerTls, svc: &Services, l4: &L4State) {
+/// Proxies a connection that has TLS on either side: a TLS-terminated client (a `protocol:
+/// tcp` listener with a `tls:` block) and/or a cluster with a `tls:` block (TLS origination,
+/// the mesh's L4 hop), in copy mode: splice needs plain sockets on both ends. Like [`serve`],
+/// the context is freed once the upstream is connected. The caller ran connection-level
+/// authorization.
+pub async fn serve_tls<C>(
+    conn: Box<ConnCtx>,
+    client: C,
+    prefix: Option<Box<Vec<u8>>>,
+    svc: &Services,
+    l4: &L4State,
+) where
+    C: Split + AsyncWriteRent + CancelableAsyncReadRent + AsRawFd,
+{
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
@@ -227,17 +240,47 @@ pub async fn serve_tls(conn: Box<ConnCtx>, client: ServerTls, svc: &Services, l4
     let peer_id = conn.peer_identity().map(|p| p.to_string());
     drop(conn);
     let watch = svc.sweeper.register(listener.idle_timeout);
-    let end = Box::pin(run_copy_tls(client, upstream, &watch, l4)).await;
+    let end = if balancer.cluster().tls.is_some() {
+        let up = match upstream::tls_client(balancer, dst, upstream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(listener = %listener.name, %peer, endpoint = %dst, error = %e, "upstream tls failed; closing client");
+                return;
+            }
+        };
+        Box::pin(run_copy_any(client, up, prefix.map(|p| *p), &watch, l4)).await
+    } else {
+        Box::pin(run_copy_any(
+            client,
+            upstream,
+            prefix.map(|p| *p),
+            &watch,
+            l4,
+        ))
+        .await
+    };
     let peer_id = peer_id.as_deref().unwrap_or("-");
     tracing::debug!(listener = %listener.name, %peer, peer_id, endpoint = %dst, end = ?end, "tls tunnel closed");
 }
 
-async fn run_copy_tls(
-    client: ServerTls,
-    upstream: TcpStream,
+async fn run_copy_any<C, U>(
+    client: C,
+    mut upstream: U,
+    prefix: Option<Vec<u8>>,
     watch: &ConnWatch,
     l4: &L4State,
-) -> End {
+) -> End
+where
+    C: Split + AsyncWriteRent + CancelableAsyncReadRent + AsRawFd,
+    U: Split + AsyncWriteRent + CancelableAsyncReadRent + AsRawFd,
+{
+    if let Some(p) = prefix {
+        use monoio::io::AsyncWriteRentExt;
+        if let Err(e) = upstream.write_all(p).await.0 {
+            return End::Reset(e);
+        }
+    }
+    let (cfd, ufd) = (client.as_raw_fd(), upstream.as_raw_fd());
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
     let end = until_idle(
@@ -248,12 +291,10 @@ async fn run_copy_tls(
         watch,
     )
     .await;
-    let Ok(upstream) = ur.reunite(uw) else {
-        unreachable!("halves come from the same stream");
-    };
     if matches!(end, End::Reset(_)) {
-        // The client side ends with the TLS stream; the upstream learns of the reset.
-        let _ = sys::set_linger_zero(upstream.as_raw_fd());
+        // Before the halves drop (and close the sockets): both peers see a reset.
+        let _ = sys::set_linger_zero(cfd);
+        let _ = sys::set_linger_zero(ufd);
     }
     end
 }

@@ -22,7 +22,7 @@ use super::UpStream;
 use crate::cluster::Balancer;
 use crate::ctx::UpstreamAddr;
 use crate::sys;
-use crate::tls_io::{CancelIo, TlsIo};
+use crate::tls_io::{CancelIo, ClientTls, TlsIo};
 
 /// How to connect upstream: from the cluster (timeout) and the config (mark).
 #[derive(Debug, Clone, Copy)]
@@ -67,8 +67,27 @@ pub async fn connect_stream(
         mark,
     };
     let tcp = connect(addr, opts).await?;
-    let (Some(tls), Some(live)) = (&cluster.tls, &balancer.tls) else {
+    if cluster.tls.is_none() {
         return Ok(UpStream::Tcp(tcp));
+    }
+    tls_client(balancer, addr, tcp)
+        .await
+        .map(|s| UpStream::Tls(Box::new(s)))
+}
+
+/// The TLS client handshake on a connected socket to endpoint `addr` of `balancer`'s cluster
+/// (which has a `tls:` block), within the cluster's connect timeout; logged and counted.
+pub async fn tls_client(
+    balancer: &Balancer,
+    addr: UpstreamAddr,
+    tcp: TcpStream,
+) -> Result<ClientTls, ConnectError> {
+    let cluster = balancer.cluster();
+    let timeout = cluster.connect_timeout;
+    let (Some(tls), Some(live)) = (&cluster.tls, &balancer.tls) else {
+        return Err(ConnectError::Io(io::Error::other(
+            "the cluster has no tls: block",
+        )));
     };
     let Some(config) = live.get() else {
         return Err(ConnectError::Io(io::Error::other(
@@ -80,7 +99,7 @@ pub async fn connect_stream(
     let slot = io.slot();
     let name = tls.settings.server_name(addr.0.ip());
     let handshake = crate::tls::connect(config, name, io);
-    match monoio::time::timeout(opts.timeout, handshake).await {
+    match monoio::time::timeout(timeout, handshake).await {
         Ok(Ok((s, facts))) => {
             crate::tls::stats::upstream_ok();
             tracing::debug!(
@@ -90,7 +109,7 @@ pub async fn connect_stream(
                 peer_id = %facts.peer.as_ref().map_or("-".to_string(), |p| p.to_string()),
                 "upstream tls handshake done"
             );
-            Ok(UpStream::Tls(Box::new(TlsIo::new(s, slot, fd))))
+            Ok(TlsIo::new(s, slot, fd))
         }
         Ok(Err(e)) => {
             crate::tls::stats::upstream_failed(e.label());
@@ -106,7 +125,7 @@ pub async fn connect_stream(
         }
         Err(_) => {
             crate::tls::stats::upstream_failed("timeout");
-            Err(ConnectError::Timeout(opts.timeout))
+            Err(ConnectError::Timeout(timeout))
         }
     }
 }

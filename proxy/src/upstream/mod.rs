@@ -13,5 +13,5 @@ pub mod h2;
 mod stream;
 
 pub use auto::auto_protocol;
-pub use connect::{connect, connect_stream, ConnectError, ConnectOpts};
+pub use connect::{connect, connect_stream, tls_client, ConnectError, ConnectOpts};
 pub use stream::UpStream;
