@@ -31,6 +31,8 @@ pub struct Balancer {
     pub budget: super::budget::RetryBudget,
     /// This shard's view of the cluster's TLS client config (`tls:` block), if any.
     pub tls: Option<crate::tls::live::LocalLive<rustls::ClientConfig>>,
+    /// `protocol: auto`: what ALPN chose on this shard's first connection.
+    pub learned: Cell<Option<crate::config::UpstreamProtocol>>,
 }
 
 /// Marks a request/connection in flight on an endpoint until dropped.
@@ -69,6 +71,7 @@ impl Balancer {
             ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
+            learned: Cell::new(None),
             tls: cluster
                 .tls
                 .as_ref()

@@ -84,6 +84,9 @@ pub enum UpstreamProtocol {
     Http1,
     /// h2c with prior knowledge: one multiplexed connection per endpoint per shard.
     Http2,
+    /// TLS clusters only: ALPN (`h2`, `http/1.1`) chooses, learned per shard at first use
+    /// (see [`crate::upstream::auto_protocol`]).
+    Auto,
 }
 
 /// Settings of a `protocol: http` listener.
@@ -303,3 +306,5 @@ mod tests_http;
 mod tests_limits;
 #[cfg(test)]
 mod tests_path;
+#[cfg(test)]
+mod tests_tls;
