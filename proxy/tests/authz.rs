@@ -426,3 +426,90 @@ fn jwks_rotation_takes_effect_on_reload() {
     p.swap(Config::from_yaml(&yaml).unwrap()).expect("swap");
     assert_eq!((get("rs256"), get("rotated")), (401, 200));
 }
+
+/// Serves `body` as JSON to every request, counting them; stops when dropped.
+struct KeyServer {
+    addr: SocketAddr,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl KeyServer {
+    fn start(path: std::path::PathBuf) -> KeyServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let n = c.read(&mut buf).unwrap_or(0);
+                if !buf[..n].starts_with(b"GET /keys HTTP/1.0\r\n") {
+                    let _ = c.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n");
+                    continue;
+                }
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = std::fs::read(&path).unwrap();
+                let _ = write!(c, "HTTP/1.0 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+                let _ = c.write_all(&body);
+            }
+        });
+        KeyServer { addr, hits }
+    }
+}
+
+#[test]
+fn jwks_is_fetched_through_a_cluster_at_load_and_again_on_reload() {
+    if !have_python_modules("jwt, cryptography") {
+        return;
+    }
+    let dir = TempDir::new("authz-jwks-uri");
+    let t = mint(&dir);
+    let served = dir.file("served.json");
+    std::fs::copy(dir.file("jwks.json"), &served).unwrap();
+    let keys = KeyServer::start(served.clone());
+    let origin = Origin::start("app");
+    let extra = format!(
+        "  - name: idp
+    endpoints: [\"{}\"]
+    connect_timeout: 2s
+request_authentication:
+  - name: jwt
+    jwtRules:
+      - issuer: https://issuer.test
+        jwksUri: http://idp.test/keys
+        jwksCluster: idp
+authorization_policies:
+  - name: need-token
+    rules: [{{from: [{{source: {{requestPrincipals: [\"https://issuer.test/*\"]}}}}]}}]
+",
+        keys.addr
+    );
+    let yaml = http_yaml(origin.addr, 0, &extra);
+    let (mut p, addr) = {
+        let s = Server::start(Config::from_yaml(&yaml).unwrap(), 1).unwrap();
+        let a = s.addr("web").unwrap();
+        (s, a)
+    };
+    assert_eq!(keys.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let get = |name: &str| {
+        let b = format!("Bearer {}", t[name].as_str().unwrap());
+        status(addr, "GET", "/x", &[("authorization", &b)])
+    };
+    assert_eq!((get("rs256"), get("rotated")), (200, 401));
+    assert_eq!(
+        status(addr, "GET", "/x", &[]),
+        403,
+        "no token: requestPrincipals unmet"
+    );
+    std::fs::copy(dir.file("jwks2.json"), &served).unwrap();
+    p.swap(Config::from_yaml(&yaml).unwrap()).expect("swap");
+    assert_eq!((get("rs256"), get("rotated")), (401, 200));
+    // An unreachable key server is a config error naming the field.
+    let dead = support::DeadPort::new();
+    let bad = yaml.replace(&keys.addr.to_string(), &dead.addr.to_string());
+    let e = Config::from_yaml(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("request_authentication[0].jwtRules[0].jwksUri") && e.contains("line"),
+        "{e}"
+    );
+}

@@ -50,12 +50,15 @@
 //!     jwtRules:
 //!       - issuer: https://issuer.example
 //!         audiences: [api]          # optional
-//!         jwksFile: /etc/shardcar/jwks.json   # or jwks: '<inline JSON>'
+//!         jwksFile: /etc/shardcar/jwks.json   # or jwks: '<inline JSON>', or:
+//!         # jwksUri: http://idp.local/keys    # fetched at load / reload from
+//!         # jwksCluster: idp                  #   this cluster's first endpoint
 //!         fromHeaders: [{name: authorization, prefix: "Bearer "}]  # default, with:
 //!         fromParams: [access_token]                                # default
 //!         clockSkew: 60s            # ours; default 60s
 //! ```
 
+pub mod fetch;
 pub mod jwt;
 pub mod matcher;
 pub mod policy;
