@@ -27,11 +27,13 @@ pub mod l4;
 pub mod listener;
 pub mod logging;
 pub mod route;
+pub mod secure;
 pub mod server;
 pub mod shard;
 pub mod sys;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_io;
 pub mod upstream;
 
 pub use config::Config;

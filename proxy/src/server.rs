@@ -26,6 +26,8 @@ pub struct Server {
     config: Arc<Config>,
     shards: Vec<CommandSender>,
     threads: Vec<JoinHandle<()>>,
+    /// The certificate watchers of the current config's `tls:` blocks.
+    tls: crate::tls::runtime::TlsRuntime,
 }
 
 /// Why a new config was not installed (the running one stays in force).
@@ -35,6 +37,8 @@ pub enum SwapError {
     Listeners(String),
     #[error("shard {0} is gone")]
     ShardGone(usize),
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Server {
@@ -43,6 +47,7 @@ impl Server {
     pub fn start(config: Config, shards: usize) -> io::Result<Server> {
         let shards = shards.max(1);
         let config = Arc::new(config);
+        let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
         let mut senders = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -76,6 +81,7 @@ impl Server {
             config,
             shards: senders,
             threads,
+            tls,
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -114,13 +120,20 @@ impl Server {
     /// are; anything else — routes, clusters, timeouts — may change.
     pub fn swap(&mut self, config: Config) -> Result<(), SwapError> {
         same_listeners(&self.config, &config).map_err(SwapError::Listeners)?;
+        let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
         let config = Arc::new(config);
         for (i, s) in self.shards.iter().enumerate() {
             s.send(ShardCommand::Swap(config.clone()))
                 .map_err(|_| SwapError::ShardGone(i))?;
         }
         self.config = config;
+        self.tls = tls;
         Ok(())
+    }
+
+    /// The certificate watchers (reload counters) of the current config's `tls:` blocks.
+    pub fn tls(&self) -> &crate::tls::runtime::TlsRuntime {
+        &self.tls
     }
 
     /// Every shard's counters, in shard order.

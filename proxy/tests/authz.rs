@@ -1,10 +1,11 @@
 //! Authorization policies and JWT authentication end to end: a real proxy on 127.0.0.1, a
-//! real origin, HTTP/1.1 (raw client), HTTP/2 (curl), gRPC (grpcio) and raw TCP clients.
-//! Principals are covered by the evaluator's unit tests (`authz::tests`) until mTLS carries
-//! peer identities into the data path; here: IP blocks, ports, methods, paths, hosts,
-//! headers, claims, DENY-over-ALLOW, default deny, TCP deny and the JWT matrix.
+//! real origin, HTTP/1.1 (raw client), HTTP/2 (curl), gRPC (grpcio), raw TCP and TLS clients:
+//! principals over mTLS (sidecar → sidecar for HTTP, a TLS client for TCP), IP blocks, ports,
+//! methods, paths, hosts, headers, claims, DENY-over-ALLOW, default deny, TCP deny and the
+//! JWT matrix (tokens minted by PyJWT).
 
 mod support;
+mod tls_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -512,4 +513,160 @@ authorization_policies:
         e.contains("request_authentication[0].jwtRules[0].jwksUri") && e.contains("line"),
         "{e}"
     );
+}
+
+const CLIENT_ID: &str = tls_support::CLIENT_ID;
+const EVIL_ID: &str = "spiffe://example.org/ns/default/sa/evil";
+
+/// The dev CA with `server` (also DNS localhost), `client` and `evil` SVIDs on disk.
+fn pki() -> tls_support::TestPki {
+    let t = tls_support::TestPki::new();
+    let evil = t.ca.issue(&t.spec(EVIL_ID)).unwrap();
+    t.write_issued("evil", &evil);
+    t
+}
+
+fn p(t: &tls_support::TestPki, f: &str) -> String {
+    t.path(f).display().to_string()
+}
+
+/// A STRICT mTLS listener block (client certificate required) serving `server`'s SVID.
+fn strict(t: &tls_support::TestPki) -> String {
+    format!(
+        "    tls:
+      mode: STRICT
+      cert: {}
+      key: {}
+      trust_bundles: {{example.org: {}}}
+      require_client_certificate: true
+",
+        p(t, "server.pem"),
+        p(t, "server-key.pem"),
+        p(t, "ca.pem")
+    )
+}
+
+#[test]
+fn principals_from_mtls_peers_decide_http_requests_sidecar_to_sidecar() {
+    let t = pki();
+    let origin = Origin::start("app");
+    // Sidecar B: inbound, STRICT mTLS, only the client workload may call.
+    let b_yaml = format!(
+        "listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: app
+{}clusters:
+  - name: app
+    endpoints: [\"{}\"]
+authorization_policies:
+  - name: only-client
+    rules:
+      - from: [{{source: {{principals: [\"{CLIENT_ID}\"]}}}}]
+      - from: [{{source: {{namespaces: [default]}}}}]
+        to: [{{operation: {{paths: [/public]}}}}]
+",
+        strict(&t),
+        origin.addr
+    );
+    let b = Server::start(Config::from_yaml(&b_yaml).unwrap(), 1).unwrap();
+    let b_addr = b.addr("inbound").unwrap();
+    // Sidecar A: two outbound listeners, one presenting `client`, one `evil`.
+    let out = |name: &str, who: &str| {
+        format!(
+            "  - name: {name}
+    endpoints: [\"{b_addr}\"]
+    tls:
+      sni: localhost
+      cert: {}
+      key: {}
+      trust_bundles: {{example.org: {}}}
+      expected_identities: [{{exact: \"{}\"}}]
+",
+            p(&t, &format!("{who}.pem")),
+            p(&t, &format!("{who}-key.pem")),
+            p(&t, "ca.pem"),
+            tls_support::SERVER_ID
+        )
+    };
+    let listener = |name: &str, cluster: &str| {
+        format!(
+            "  - name: {name}
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: {cluster}
+"
+        )
+    };
+    let a_yaml = format!(
+        "listeners:\n{}{}clusters:\n{}{}",
+        listener("as-client", "to-b"),
+        listener("as-evil", "to-b-evil"),
+        out("to-b", "client"),
+        out("to-b-evil", "evil")
+    );
+    let a = Server::start(Config::from_yaml(&a_yaml).unwrap(), 1).unwrap();
+    let good = a.addr("as-client").unwrap();
+    let evil = a.addr("as-evil").unwrap();
+    assert_eq!(
+        status(good, "GET", "/anything", &[]),
+        200,
+        "exact principal"
+    );
+    assert_denied(&req(evil, "GET", "/anything", &[]), "other principal");
+    assert_eq!(status(evil, "GET", "/public", &[]), 200, "namespace + path");
+    assert_eq!(counters(&b)[..2], [2, 1]);
+}
+
+/// One TLS connection presenting `who`'s SVID: whether `ping` came back.
+fn tls_echoes(t: &tls_support::TestPki, addr: SocketAddr, who: &str) -> bool {
+    let issued = shardcar::tls::devca::Issued {
+        cert_pem: std::fs::read_to_string(t.path(&format!("{who}.pem"))).unwrap(),
+        key_pem: std::fs::read_to_string(t.path(&format!("{who}-key.pem"))).unwrap(),
+        ..t.client.clone()
+    };
+    let mut s = shardcar::tls::ClientSettings::new(t.bundles());
+    s.client_cert = Some(tls_support::certified(&issued));
+    let r = tls_support::client(addr, s.build().unwrap(), "localhost");
+    assert!(r.handshake.is_ok(), "{who}: {:?}", r.handshake);
+    matches!(r.echo, Some(Ok(ref b)) if b == b"ping")
+}
+
+#[test]
+fn tcp_principals_from_mtls_are_checked_after_the_handshake() {
+    let t = pki();
+    let echo = EchoServer::start();
+    let yaml = format!(
+        "listeners:
+  - name: l4
+    address: 127.0.0.1:0
+    protocol: tcp
+    cluster: echo
+{}clusters:
+  - name: echo
+    endpoints: [\"{}\"]
+authorization_policies:
+  - name: default-ns-but-evil
+    rules:
+      - from: [{{source: {{principals: [\"example.org/ns/default/*\"], notPrincipals: [\"*/sa/evil\"]}}}}]
+",
+        strict(&t),
+        echo.addr
+    );
+    let srv = Server::start(Config::from_yaml(&yaml).unwrap(), 1).unwrap();
+    let addr = srv.addr("l4").unwrap();
+    assert!(tls_echoes(&t, addr, "client"), "prefix principal");
+    assert!(!tls_echoes(&t, addr, "evil"), "notPrincipals: closed");
+    assert_eq!(counters(&srv)[2..4], [1, 1]);
 }

@@ -16,7 +16,8 @@
 //! puts it first in every route of a listener that policies or JWT rules select, so HTTP/1
 //! and HTTP/2 enforce through the same `FilterChain::on_request`. A request that matches no
 //! route is answered 404 before the filter runs. TCP enforcement runs at the start of
-//! [`crate::l4::serve`] (tcp listeners and the opaque side of `auto` ones) with the
+//! [`crate::l4::serve`] (tcp listeners and the opaque side of `auto` ones) and of
+//! [`crate::l4::serve_tls`] (TLS-terminated tunnels, after the handshake) with the
 //! connection's attributes (peer principal, source IP, destination port).
 //!
 //! # Cost
@@ -246,7 +247,7 @@ pub fn conn_attrs(conn: &ConnCtx) -> Attrs<'_> {
         dest_port: dest.port(),
         principal: tls
             .and_then(|t| t.peer.as_ref())
-            .map(|p| p.0.strip_prefix("spiffe://").unwrap_or(&p.0)),
+            .map(|p| p.as_str().strip_prefix("spiffe://").unwrap_or(p.as_str())),
         sni: tls.and_then(|t| t.sni.as_deref()),
         http: None,
     }

@@ -26,6 +26,8 @@ pub struct Balancer {
     /// Passive health: consecutive connect failures and ejection deadline per endpoint.
     failures: Box<[Cell<u32>]>,
     ejected_until: Box<[Cell<Option<Instant>>]>,
+    /// This shard's view of the cluster's TLS client config (`tls:` block), if any.
+    pub tls: Option<crate::tls::live::LocalLive<rustls::ClientConfig>>,
 }
 
 /// Consecutive connect failures after which an endpoint is ejected (per shard).
@@ -64,6 +66,10 @@ impl Balancer {
             ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
+            tls: cluster
+                .tls
+                .as_ref()
+                .map(|t| crate::tls::live::LocalLive::new(&t.live)),
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
             breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
@@ -207,6 +213,7 @@ mod tests {
             protocol: Default::default(),
             h2: Default::default(),
             breakers: Default::default(),
+            tls: None,
         })
     }
 

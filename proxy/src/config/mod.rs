@@ -18,6 +18,7 @@ mod raw;
 mod raw_http;
 mod routes;
 mod scalar;
+mod tls;
 mod typed;
 
 use std::net::{IpAddr, SocketAddr};
@@ -175,6 +176,8 @@ pub struct Listener {
     pub http: Option<Arc<HttpSettings>>,
     /// Present exactly when `protocol` is `Auto`.
     pub auto: Option<AutoSettings>,
+    /// TLS termination (STRICT or PERMISSIVE), when the listener has a `tls:` block.
+    pub tls: Option<crate::tls::config::ListenerTlsConf>,
     /// Authorization policies and JWT rules that select this listener (also compiled into
     /// every route's filter chain); `None` when none does.
     pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
@@ -219,6 +222,8 @@ pub struct Cluster {
     pub h2: H2Settings,
     /// `circuit_breakers:` thresholds (process-wide; see `cluster::breaker`).
     pub breakers: Breakers,
+    /// TLS origination to the endpoints, when the cluster has a `tls:` block.
+    pub tls: Option<crate::tls::config::ClusterTlsConf>,
 }
 
 impl Listener {

@@ -68,6 +68,8 @@ pub struct RawListener {
     /// `auto` only: see [`super::AutoSettings`].
     pub sniff_timeout: Option<Scalar>,
     pub opaque_ports: Option<Vec<u16>>,
+    /// TLS termination (see [`crate::tls::config`]): `http`, `http2`, `tcp` and `auto`.
+    pub tls: Option<crate::tls::config::RawListenerTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +96,8 @@ pub struct RawCluster {
     pub http2: Option<RawH2>,
     /// Circuit-breaker thresholds (process-wide, divided among shards).
     pub circuit_breakers: Option<super::breaker::RawBreakers>,
+    /// TLS / mTLS to the endpoints (see [`crate::tls::config`]).
+    pub tls: Option<crate::tls::config::RawClusterTls>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

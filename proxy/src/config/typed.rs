@@ -136,6 +136,7 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             &at("circuit_breakers"),
             raw.circuit_breakers.as_ref(),
         )?,
+        tls: super::tls::cluster_tls(&at("tls"), raw)?,
     })
 }
 
@@ -238,6 +239,7 @@ fn build_listener(
         transparent: raw.transparent,
         http,
         auto,
+        tls: super::tls::listener_tls(&at("tls"), raw)?,
         authz: None,
     })
 }

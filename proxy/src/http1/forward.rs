@@ -78,6 +78,7 @@ pub async fn forward<S: Stream>(
                 request_id: &request_id,
                 framing: facts.framing,
                 te_trailers: false,
+                tls: conn.ctx.tls.as_deref(),
             },
         );
     }

@@ -10,11 +10,11 @@
 
 use std::time::Instant;
 
+use crate::upstream::UpStream;
 use bytes::Bytes;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 
 use super::respond::{Downstream, Gone};
 use super::stream::{idle_bounded, Head, StreamEnv};
@@ -93,6 +93,7 @@ pub async fn exchange(
             request_id: &request_id,
             framing,
             te_trailers: head.te_trailers,
+            tls: env.ctx.tls.as_deref(),
         },
     );
     let mut timing = Timing {
@@ -210,7 +211,7 @@ async fn attempt(
 /// DATA frames → the upstream body (chunked with the client's trailers, or as declared).
 async fn send_body(
     rs: &mut RecvStream,
-    up: &mut TcpStream,
+    up: &mut UpStream,
     chunked: bool,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
@@ -342,7 +343,7 @@ impl From<Gone> for Side {
 
 async fn relay_body(
     ds: &mut Downstream,
-    up: &mut TcpStream,
+    up: &mut UpStream,
     ubuf: &mut Vec<u8>,
     pos: &mut usize,
     framing: Framing,

@@ -57,6 +57,8 @@ pub struct ShardStats {
     pub h2_upstream_multiplexed: u64,
     /// Circuit-breaker fullness and overflows per cluster that has thresholds.
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
+    /// TLS handshakes and failures by reason, both directions.
+    pub tls: crate::tls::stats::TlsCounts,
     /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
     pub authz: [u64; 5],
     /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
@@ -85,6 +87,7 @@ impl ShardStats {
         self.h2_upstream_connected += o.h2_upstream_connected;
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
+        self.tls.merge(&o.tls);
         for (a, b) in self.authz.iter_mut().zip(o.authz) {
             *a += b;
         }

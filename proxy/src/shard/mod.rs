@@ -122,6 +122,7 @@ impl Shard {
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
+        s.tls = crate::tls::stats::snapshot();
         let a = &self.svc.authz;
         s.authz = [
             a.allowed.get(),

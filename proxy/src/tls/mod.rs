@@ -10,6 +10,9 @@
 //! - [`sniff`]: [`looks_like_tls`], for PERMISSIVE listeners.
 //! - [`source`] / [`watch`]: certificate files → checked material; inotify-driven rebuilds
 //!   handed to a callback, bad files rejected with the old material kept.
+//! - [`live`]: the config in force per listener / cluster, swapped by rotation, cached per shard.
+//! - [`runtime`]: loads every `tls:` block of a config and starts its watchers.
+//! - [`stats`]: per-shard handshake counters by reason.
 //! - [`config`]: the `tls:` blocks of listeners and clusters (raw YAML → typed → rustls config).
 //! - [`devca`] / [`devca_files`]: a development CA for `shardcar certs` and the tests.
 //!
@@ -42,10 +45,13 @@ pub mod config;
 pub mod devca;
 pub mod devca_files;
 pub mod handshake;
+pub mod live;
+pub mod runtime;
 pub mod server;
 pub mod sniff;
 pub mod source;
 pub mod spiffe_id;
+pub mod stats;
 pub mod svid;
 pub mod verify;
 pub mod watch;

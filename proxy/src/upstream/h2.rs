@@ -19,7 +19,7 @@ use bytes::Bytes;
 use h2::SendStream;
 use http::Request;
 
-use super::{connect, ConnectError, ConnectOpts};
+use super::{connect_stream, ConnectError};
 use crate::cluster::{Balancer, H2Conn, InFlight, StreamSlot};
 use crate::config::H2Settings;
 use crate::ctx::UpstreamAddr;
@@ -80,11 +80,7 @@ async fn connect_new(
     mark: Option<u32>,
 ) -> Result<StreamSlot, CheckoutError> {
     let cluster = balancer.cluster();
-    let opts = ConnectOpts {
-        timeout: cluster.connect_timeout,
-        mark,
-    };
-    let tcp = match connect(addr, opts).await {
+    let tcp = match connect_stream(balancer, addr, mark).await {
         Ok(s) => s,
         Err(e) => {
             balancer.connect_failed(ep_idx);

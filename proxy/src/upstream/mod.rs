@@ -1,5 +1,5 @@
 //! Upstream connections, whatever the protocol above them: [`connect`] is the single place a
-//! socket to an upstream is made (mark, timeout, later TLS), and [`h1`] checks connections out
+//! socket to an upstream is made (mark, timeout; TLS in [`connect_stream`]), [`UpStream`] is a plain or TLS connection, and [`h1`] checks connections out
 //! of and back into a cluster's per-shard HTTP/1 pool.
 //!
 //! The pool interface is protocol-shaped on purpose: HTTP/1 connections are exclusive (one
@@ -9,5 +9,7 @@
 mod connect;
 pub mod h1;
 pub mod h2;
+mod stream;
 
-pub use connect::{connect, ConnectError, ConnectOpts};
+pub use connect::{connect, connect_stream, ConnectError, ConnectOpts};
+pub use stream::UpStream;
