@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod ctx;
 pub mod detect;
+pub mod health;
 pub mod http;
 pub mod http1;
 pub mod http2;

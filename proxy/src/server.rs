@@ -26,6 +26,8 @@ pub struct Server {
     config: Arc<Config>,
     shards: Vec<CommandSender>,
     threads: Vec<JoinHandle<()>>,
+    /// The active health checker (its own thread), while any cluster is health-checked.
+    health: Option<crate::health::Checker>,
     /// The certificate watchers of the current config's `tls:` blocks.
     tls: crate::tls::runtime::TlsRuntime,
 }
@@ -76,11 +78,12 @@ impl Server {
             let (sockets, commands, ready) = payload;
             shard::run(id, shards, cfg.clone(), sockets, commands, ready)
         })?;
-        let server = Server {
+        let mut server = Server {
             addrs,
             config,
             shards: senders,
             threads,
+            health: None,
             tls,
         };
         for _ in 0..shards {
@@ -98,7 +101,17 @@ impl Server {
                 }
             }
         }
+        server.start_health()?;
         Ok(server)
+    }
+
+    /// Starts the health checker if the config asks for one and none runs.
+    fn start_health(&mut self) -> io::Result<()> {
+        if self.health.is_none() && crate::health::wanted(&self.config) {
+            let c = crate::health::Checker::start(self.config.clone(), self.shards.clone())?;
+            self.health = Some(c);
+        }
+        Ok(())
     }
 
     /// The bound address of the listener called `name`.
@@ -125,6 +138,15 @@ impl Server {
         for (i, s) in self.shards.iter().enumerate() {
             s.send(ShardCommand::Swap(config.clone()))
                 .map_err(|_| SwapError::ShardGone(i))?;
+        }
+        match &self.health {
+            Some(h) => h.swap(config.clone()),
+            None => {
+                self.config = config.clone();
+                if let Err(e) = self.start_health() {
+                    tracing::error!(error = %e, "health checker failed to start; endpoints count as healthy");
+                }
+            }
         }
         self.config = config;
         self.tls = tls;
@@ -155,6 +177,7 @@ impl Server {
 
     /// Stops accepting, drains open connections (up to `drain_timeout`), and joins the shards.
     pub fn shutdown(self) {
+        drop(self.health);
         for s in &self.shards {
             let _ = s.send(ShardCommand::Drain);
         }

@@ -7,7 +7,7 @@
 //!
 //! Only TLS connections pay for this (one `Rc` per connection); plain TCP never sees it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
@@ -18,8 +18,19 @@ use monoio::BufResult;
 
 use crate::io::Stream;
 
-/// The cancel handle a [`TlsIo`] read lends to the [`CancelIo`] under it.
-pub type Slot = Rc<RefCell<Option<CancelHandle>>>;
+/// The cancel handle a [`TlsIo`] read lends to the [`CancelIo`] under it, and whether the
+/// socket read it guarded was cancelled.
+pub type Slot = Rc<SlotInner>;
+
+#[derive(Default)]
+pub struct SlotInner {
+    handle: RefCell<Option<CancelHandle>>,
+    cancelled: Cell<bool>,
+}
+
+fn is_cancel(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ECANCELED)
+}
 
 /// A socket whose reads are cancelable through a shared slot.
 pub struct CancelIo<S> {
@@ -59,19 +70,27 @@ impl<T> std::fmt::Debug for TlsIo<T> {
 
 impl<S: CancelableAsyncReadRent> AsyncReadRent for CancelIo<S> {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        let h = self.cancel.borrow().clone();
-        match h {
-            Some(h) => self.inner.cancelable_read(buf, h).await,
-            None => self.inner.read(buf).await,
+        let h = self.cancel.handle.borrow().clone();
+        let Some(h) = h else {
+            return self.inner.read(buf).await;
+        };
+        let (r, buf) = self.inner.cancelable_read(buf, h).await;
+        if r.as_ref().is_err_and(is_cancel) {
+            self.cancel.cancelled.set(true);
         }
+        (r, buf)
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        let h = self.cancel.borrow().clone();
-        match h {
-            Some(h) => self.inner.cancelable_readv(buf, h).await,
-            None => self.inner.readv(buf).await,
+        let h = self.cancel.handle.borrow().clone();
+        let Some(h) = h else {
+            return self.inner.readv(buf).await;
+        };
+        let (r, buf) = self.inner.cancelable_readv(buf, h).await;
+        if r.as_ref().is_err_and(is_cancel) {
+            self.cancel.cancelled.set(true);
         }
+        (r, buf)
     }
 }
 
@@ -144,9 +163,31 @@ impl<T: AsyncReadRent> AsyncReadRent for TlsIo<T> {
 /// Clears the slot when the read ends or is dropped.
 struct Armed<'a>(&'a Slot);
 
+impl<'a> Armed<'a> {
+    fn new(slot: &'a Slot, c: CancelHandle) -> Armed<'a> {
+        *slot.handle.borrow_mut() = Some(c);
+        slot.cancelled.set(false);
+        Armed(slot)
+    }
+
+    /// monoio-rustls reports a socket error by its kind only (the OS code is lost; it keeps
+    /// the original for the next read): give a cancelled read its `ECANCELED` back, which is
+    /// how every caller recognises a park. The stored original comes back as `ECANCELED` on
+    /// the next read too, which callers treat as one more park and read again.
+    fn result<B>(&self, (r, b): BufResult<usize, B>) -> BufResult<usize, B> {
+        match r {
+            Err(e) if !is_cancel(&e) && self.0.cancelled.get() => {
+                (Err(std::io::Error::from_raw_os_error(libc::ECANCELED)), b)
+            }
+            r => (r, b),
+        }
+    }
+}
+
 impl Drop for Armed<'_> {
     fn drop(&mut self) {
-        self.0.borrow_mut().take();
+        self.0.handle.borrow_mut().take();
+        self.0.cancelled.set(false);
     }
 }
 
@@ -156,9 +197,8 @@ impl<T: AsyncReadRent> CancelableAsyncReadRent for TlsIo<T> {
         buf: B,
         c: CancelHandle,
     ) -> BufResult<usize, B> {
-        *self.cancel.borrow_mut() = Some(c);
-        let _armed = Armed(&self.cancel);
-        self.stream.read(buf).await
+        let armed = Armed::new(&self.cancel, c);
+        armed.result(self.stream.read(buf).await)
     }
 
     async fn cancelable_readv<B: IoVecBufMut>(
@@ -166,9 +206,8 @@ impl<T: AsyncReadRent> CancelableAsyncReadRent for TlsIo<T> {
         buf: B,
         c: CancelHandle,
     ) -> BufResult<usize, B> {
-        *self.cancel.borrow_mut() = Some(c);
-        let _armed = Armed(&self.cancel);
-        self.stream.readv(buf).await
+        let armed = Armed::new(&self.cancel, c);
+        armed.result(self.stream.readv(buf).await)
     }
 }
 

@@ -7,7 +7,9 @@
 
 pub mod breaker;
 pub mod h2pool;
+pub mod health;
 mod lb;
+pub mod outlier;
 pub mod pool;
 
 pub use breaker::{Admitted, Breaker};

@@ -10,10 +10,13 @@ mod authz;
 mod auto;
 mod breaker;
 mod error;
+mod fault;
 mod h2;
+mod health;
 mod http;
 mod lines;
 mod metrics;
+mod outlier;
 mod raw;
 mod raw_http;
 mod routes;
@@ -30,7 +33,9 @@ pub use auto::AutoSettings;
 pub use breaker::Breakers;
 pub use error::ConfigError;
 pub use h2::H2Settings;
+pub use health::{HealthCheck, Probe};
 pub use metrics::MetricsSettings;
+pub use outlier::{OutlierPolicy, SuccessRate};
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
 /// The most headers a header-count limit (`max_request_headers`, `max_response_headers`) may
@@ -222,6 +227,12 @@ pub struct Cluster {
     pub h2: H2Settings,
     /// `circuit_breakers:` thresholds (process-wide; see `cluster::breaker`).
     pub breakers: Breakers,
+    /// `outlier_detection:` policy (per shard; see `cluster::outlier`).
+    pub outlier: OutlierPolicy,
+    /// `health_check:` (run off the data path; see `crate::health`).
+    pub health: Option<HealthCheck>,
+    /// `healthy_panic_threshold` in percent (default 50; 0 turns panic mode off).
+    pub panic_threshold: u32,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
     pub tls: Option<crate::tls::config::ClusterTlsConf>,
 }

@@ -96,6 +96,12 @@ pub struct RawCluster {
     pub http2: Option<RawH2>,
     /// Circuit-breaker thresholds (process-wide, divided among shards).
     pub circuit_breakers: Option<super::breaker::RawBreakers>,
+    /// Passive health checking (Envoy's `outlier_detection`).
+    pub outlier_detection: Option<super::outlier::RawOutlier>,
+    /// Active health checking (Envoy's `health_checks`, one per cluster).
+    pub health_check: Option<super::health::RawHealthCheck>,
+    /// Percent of endpoints that must be healthy, else balance over all (default 50; 0: never).
+    pub healthy_panic_threshold: Option<u32>,
     /// TLS / mTLS to the endpoints (see [`crate::tls::config`]).
     pub tls: Option<crate::tls::config::RawClusterTls>,
 }

@@ -136,6 +136,19 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             &at("circuit_breakers"),
             raw.circuit_breakers.as_ref(),
         )?,
+        outlier: super::outlier::build_outlier(
+            &at("outlier_detection"),
+            raw.outlier_detection.as_ref(),
+        )?,
+        health: super::health::build_health(
+            &at("health_check"),
+            &raw.name,
+            raw.health_check.as_ref(),
+        )?,
+        panic_threshold: super::health::build_panic_threshold(
+            &at("healthy_panic_threshold"),
+            raw.healthy_panic_threshold,
+        )?,
         tls: super::tls::cluster_tls(&at("tls"), raw)?,
     })
 }

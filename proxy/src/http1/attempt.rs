@@ -92,7 +92,9 @@ pub async fn run<S: Stream>(
     let max_headers = balancer.cluster().max_response_headers;
     let is_head = facts.method == crate::http::Method::Head;
     let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, &conn.watch);
-    within(timing.limit(per_try_from), receiving).await?;
+    let got = within(timing.limit(per_try_from), receiving).await;
+    balancer.answered(in_flight.endpoint(), got.map(|()| resp.status));
+    got?;
     conn.rec.upstream_answered();
     Ok(Answered {
         conn: up,

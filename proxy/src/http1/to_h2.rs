@@ -107,7 +107,7 @@ pub async fn forward<S: Stream>(
     let outcome = loop {
         let try_start = Instant::now();
         let no_body = matches!(upload, Upload::None);
-        let (slot, _in_flight, response, send) =
+        let (slot, in_flight, response, send) =
             match up_h2::open_stream(to.balancer, to.mark, &req, no_body).await {
                 Ok(x) => x,
                 Err(f) => match retrier.on_failure(f, replayable, rng.next()) {
@@ -170,6 +170,10 @@ pub async fn forward<S: Stream>(
                 }
             }
         };
+        to.balancer.answered(
+            in_flight.endpoint(),
+            result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f),
+        );
         match result {
             Ok(resp) => {
                 if replayable {

@@ -172,6 +172,7 @@ async fn route_and_forward(
     };
     let req = head.request_ctx(env.ctx, kind);
     let route: Option<&Route> = routes.select(&req);
+    let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
     let Some(route) = route else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
@@ -180,6 +181,12 @@ async fn route_and_forward(
     {
         ds.local(status, Some(flag), body).await;
         return Ok(());
+    }
+    if let Some(f) = fault.filter(|f| !f.is_none()) {
+        if let Some((status, grpc)) = crate::http::fault::apply(f, &env.svc.faults).await {
+            ds.fault_abort(status, grpc).await;
+            return Ok(());
+        }
     }
     let cluster = match &route.action {
         Action::Direct { status, body } => {

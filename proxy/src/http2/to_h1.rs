@@ -204,7 +204,9 @@ async fn attempt(
     let per_try_from = if streamed { Instant::now() } else { try_start };
     let max_headers = balancer.cluster().max_response_headers;
     let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, env.watch);
-    within(timing.limit(per_try_from), receiving).await?;
+    let got = within(timing.limit(per_try_from), receiving).await;
+    balancer.answered(in_flight.endpoint(), got.map(|()| resp.status));
+    got?;
     Ok((up, in_flight))
 }
 

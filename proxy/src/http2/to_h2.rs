@@ -122,7 +122,7 @@ pub async fn exchange(
         let replayable = no_body || replay.borrow().replayable();
         let try_start = Instant::now();
         let r = up_h2::open_stream(balancer, mark, &req, no_body).await;
-        let (slot, _in_flight, response, mut send) = match r {
+        let (slot, in_flight, response, mut send) = match r {
             Ok(x) => x,
             Err(f) => match retrier.on_failure(f, replayable, rng.next()) {
                 Step::Retry(p) => {
@@ -167,6 +167,10 @@ pub async fn exchange(
             Either::Right((r, upload)) => (r, upload),
         };
         let (resp, upload) = resp; // the upload keeps running while the response streams
+        balancer.answered(
+            in_flight.endpoint(),
+            resp.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f),
+        );
         let replayable = no_body || replay.borrow().replayable();
         let resp = match resp {
             Ok(r) => r,

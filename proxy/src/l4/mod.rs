@@ -332,7 +332,7 @@ async fn connect_upstream(
     match result {
         Ok(upstream) => {
             if let Some(i) = ep_idx {
-                balancer.connect_succeeded(i);
+                balancer.l4_connected(i);
             }
             Some((upstream, dst, in_flight))
         }

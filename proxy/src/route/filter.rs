@@ -25,6 +25,8 @@ pub enum RequestFilter {
     RemoveHeader(Box<str>),
     /// Append a header (lower-case name).
     AddHeader(Box<str>, Box<str>),
+    /// Delay or abort a share of requests ([`super::fault`]).
+    Fault(Box<super::fault::Fault>),
 }
 
 /// A response-side filter.
@@ -68,6 +70,15 @@ impl FilterChain {
             }
         }
         Verdict::Continue
+    }
+
+    /// The route's fault filter, if it has one.
+    #[inline]
+    pub fn fault(&self) -> Option<&super::fault::Fault> {
+        self.request.iter().find_map(|f| match f {
+            RequestFilter::Fault(x) => Some(&**x),
+            _ => None,
+        })
     }
 
     /// The Host value to send instead of the client's, if a filter rewrites it.
