@@ -138,6 +138,13 @@ impl<T> TlsIo<T> {
     }
 }
 
+impl<S> TlsIo<crate::tls::handshake::ClientStream<S>> {
+    /// The ALPN protocol the handshake chose.
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        self.stream.alpn_protocol()
+    }
+}
+
 impl<T> AsRawFd for TlsIo<T> {
     fn as_raw_fd(&self) -> RawFd {
         self.fd

@@ -442,9 +442,15 @@ impl KeyServer {
         let h = hits.clone();
         std::thread::spawn(move || {
             for mut c in l.incoming().flatten() {
-                let mut buf = [0u8; 4096];
-                let n = c.read(&mut buf).unwrap_or(0);
-                if !buf[..n].starts_with(b"GET /keys HTTP/1.0\r\n") {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if !buf.starts_with(b"GET /keys HTTP/1.0\r\n") {
                     let _ = c.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n");
                     continue;
                 }

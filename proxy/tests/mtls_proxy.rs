@@ -203,6 +203,65 @@ fn two_sidecars_carry_a_request_over_mtls_and_b_sees_a_identity() {
     assert_eq!(out, format!("URI={A_ID} https"));
 }
 
+#[test]
+fn an_http2_cluster_over_mtls_uses_alpn_h2_to_the_next_sidecar() {
+    if !have("curl", &["--version"]) {
+        eprintln!("SKIPPED: curl not installed");
+        return;
+    }
+    let pki = Pki::new();
+    let origin = xfcc_origin();
+    let b = start(&sidecar_b(&pki, origin.addr));
+    let b_addr = b.addr("inbound").unwrap();
+    let a_yaml = sidecar_a(&pki, b_addr, "a", B_ID).replace(
+        "    connect_timeout: 2s\n    tls:",
+        "    connect_timeout: 2s\n    protocol: http2\n    tls:",
+    );
+    assert!(a_yaml.contains("protocol: http2"), "{a_yaml}");
+    let a = start(&a_yaml);
+    let a_addr = a.addr("outbound").unwrap();
+    for i in 0..3 {
+        let (ok, out) = curl(&[&format!("http://{a_addr}/x")]);
+        assert!(ok, "request {i}: {out}");
+        assert_eq!(out, format!("URI={A_ID} https"), "request {i}");
+    }
+    // B's HTTP/2 server took one multiplexed connection (ALPN h2) for all three.
+    assert_eq!(b.total_stats().h2_connections, 1);
+    assert_eq!(a.total_stats().tls.upstream_handshakes, 1);
+}
+
+#[test]
+fn an_auto_cluster_speaks_what_alpn_chose() {
+    if !have("curl", &["--version"]) {
+        eprintln!("SKIPPED: curl not installed");
+        return;
+    }
+    let pki = Pki::new();
+    let origin = xfcc_origin();
+    for (alpn, h2) in [("", true), ("      alpn: [http/1.1]\n", false)] {
+        let b_yaml = sidecar_b(&pki, origin.addr).replace(
+            "      require_client_certificate: true\n",
+            &format!("      require_client_certificate: true\n{alpn}"),
+        );
+        let b = start(&b_yaml);
+        let a_yaml = sidecar_a(&pki, b.addr("inbound").unwrap(), "a", B_ID).replace(
+            "    connect_timeout: 2s\n    tls:",
+            "    connect_timeout: 2s\n    protocol: auto\n    tls:",
+        );
+        let a = start(&a_yaml);
+        let a_addr = a.addr("outbound").unwrap();
+        for i in 0..3 {
+            let (ok, out) = curl(&[&format!("http://{a_addr}/x")]);
+            assert!(ok, "alpn {alpn:?} request {i}: {out}");
+            assert_eq!(out, format!("URI={A_ID} https"));
+        }
+        let (bs, as_) = (b.total_stats(), a.total_stats());
+        assert_eq!(bs.h2_connections, u64::from(h2), "B offers {alpn:?}");
+        // One probe, then one pooled (h1) or multiplexed (h2) connection for all three.
+        assert_eq!(as_.tls.upstream_handshakes, 2, "{:?}", as_.tls);
+    }
+}
+
 /// A sidecar process whose log (stderr) goes to a file.
 struct Proc {
     child: Child,

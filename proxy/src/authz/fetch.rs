@@ -29,11 +29,10 @@ pub fn fetch(endpoint: SocketAddr, uri: &str, timeout: Duration) -> Result<Strin
     let mut s = TcpStream::connect_timeout(&endpoint, timeout).map_err(io)?;
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;
-    write!(
-        s,
+    let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\nUser-Agent: shardcar\r\n\r\n"
-    )
-    .map_err(io)?;
+    );
+    s.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();
     s.take(MAX_BODY as u64 + 16 * 1024)
         .read_to_end(&mut raw)

@@ -27,8 +27,12 @@ pub struct Balancer {
     pub outlier: Outlier,
     /// Active health, as the health checker last reported it.
     pub health: super::health::ActiveHealth,
+    /// Retry budget (this shard's window).
+    pub budget: super::budget::RetryBudget,
     /// This shard's view of the cluster's TLS client config (`tls:` block), if any.
     pub tls: Option<crate::tls::live::LocalLive<rustls::ClientConfig>>,
+    /// `protocol: auto`: what ALPN chose on this shard's first connection.
+    pub learned: Cell<Option<crate::config::UpstreamProtocol>>,
 }
 
 /// Marks a request/connection in flight on an endpoint until dropped.
@@ -67,6 +71,7 @@ impl Balancer {
             ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
+            learned: Cell::new(None),
             tls: cluster
                 .tls
                 .as_ref()
@@ -76,6 +81,7 @@ impl Balancer {
             breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
             outlier: Outlier::new(cluster.outlier, n),
             health: super::health::ActiveHealth::new(n),
+            budget: super::budget::RetryBudget::new(cluster.retry_budget, shards),
             cluster,
             cursor: Cell::new(0),
             in_flight: (0..n).map(|_| Cell::new(0)).collect(),
@@ -111,16 +117,28 @@ impl Balancer {
     /// over all of them (panic mode, `cluster::health`); `None` when none is available and panic
     /// mode is off (HTTP answers 503 `UH`). Returns the endpoint index for pooling and health reports.
     pub fn pick_healthy(&self) -> Option<(usize, &Endpoint, InFlight)> {
+        self.pick_avoiding(None)
+    }
+
+    /// [`pick_healthy`](Self::pick_healthy) for a retry: another endpoint than `avoid` (the one
+    /// the previous try went to) when another is available.
+    pub fn pick_avoiding(&self, avoid: Option<usize>) -> Option<(usize, &Endpoint, InFlight)> {
         let ClusterKind::Static(eps) = &self.cluster.kind else {
             return None;
         };
         self.outlier.poll();
-        let first = self.choose(eps.len());
+        let n = eps.len();
+        let mut first = self.choose(n);
         if self.outlier.ejected_now() == 0 && self.health.down_count() == 0 {
+            if avoid == Some(first) && n > 1 {
+                first = (first + 1) % n;
+            }
             return Some((first, &eps[first], self.mark_in_flight(first)));
         }
+        if avoid == Some(first) && n > 1 {
+            first = (first + 1) % n;
+        }
         let healthy = |i: usize| !self.outlier.is_ejected(i) && !self.health.is_down(i);
-        let n = eps.len();
         let available = (0..n).filter(|i| healthy(*i)).count();
         let idx = if available * 100 < self.cluster.panic_threshold as usize * n {
             // Panic mode (see `cluster::health`): every endpoint is a candidate.
@@ -128,7 +146,10 @@ impl Balancer {
             p.set(p.get() + 1);
             first
         } else {
-            (0..n).map(|k| (first + k) % n).find(|i| healthy(*i))?
+            let other = (0..n)
+                .map(|k| (first + k) % n)
+                .find(|i| healthy(*i) && Some(*i) != avoid);
+            other.or(avoid.filter(|a| healthy(*a)))?
         };
         Some((idx, &eps[idx], self.mark_in_flight(idx)))
     }
@@ -237,6 +258,7 @@ mod tests {
             outlier: Default::default(),
             health: None,
             panic_threshold: 50,
+            retry_budget: None,
             tls: None,
         })
     }

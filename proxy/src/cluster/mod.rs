@@ -6,6 +6,7 @@
 //! even REUSEPORT spread).
 
 pub mod breaker;
+pub mod budget;
 pub mod h2pool;
 pub mod health;
 mod lb;

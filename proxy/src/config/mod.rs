@@ -9,6 +9,7 @@ mod admin;
 mod authz;
 mod auto;
 mod breaker;
+mod budget;
 mod error;
 mod fault;
 mod h2;
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use admin::AdminSettings;
 pub use auto::AutoSettings;
 pub use breaker::Breakers;
+pub use budget::RetryBudgetSettings;
 pub use error::ConfigError;
 pub use h2::H2Settings;
 pub use health::{HealthCheck, Probe};
@@ -82,6 +84,9 @@ pub enum UpstreamProtocol {
     Http1,
     /// h2c with prior knowledge: one multiplexed connection per endpoint per shard.
     Http2,
+    /// TLS clusters only: ALPN (`h2`, `http/1.1`) chooses, learned per shard at first use
+    /// (see [`crate::upstream::auto_protocol`]).
+    Auto,
 }
 
 /// Settings of a `protocol: http` listener.
@@ -233,6 +238,8 @@ pub struct Cluster {
     pub health: Option<HealthCheck>,
     /// `healthy_panic_threshold` in percent (default 50; 0 turns panic mode off).
     pub panic_threshold: u32,
+    /// `retry_budget:` (per shard; see `cluster::budget`).
+    pub retry_budget: Option<RetryBudgetSettings>,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
     pub tls: Option<crate::tls::config::ClusterTlsConf>,
 }
@@ -299,3 +306,5 @@ mod tests_http;
 mod tests_limits;
 #[cfg(test)]
 mod tests_path;
+#[cfg(test)]
+mod tests_tls;

@@ -102,6 +102,8 @@ pub struct RawCluster {
     pub health_check: Option<super::health::RawHealthCheck>,
     /// Percent of endpoints that must be healthy, else balance over all (default 50; 0: never).
     pub healthy_panic_threshold: Option<u32>,
+    /// Linkerd-style retry budget for requests to this cluster.
+    pub retry_budget: Option<super::budget::RawRetryBudget>,
     /// TLS / mTLS to the endpoints (see [`crate::tls::config`]).
     pub tls: Option<crate::tls::config::RawClusterTls>,
 }

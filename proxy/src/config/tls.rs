@@ -25,8 +25,10 @@ pub(super) fn cluster_tls(
         .map_err(|e| ConfigError::new(format!("{at}.{}", e.field), e.message))?;
     if settings.alpn.is_empty() {
         // An HTTP/2 cluster over TLS offers h2 (servers pick the protocol by ALPN).
-        if raw.protocol.as_deref() == Some("http2") {
-            settings.alpn = vec![b"h2".to_vec()];
+        match raw.protocol.as_deref() {
+            Some("http2") => settings.alpn = vec![b"h2".to_vec()],
+            Some("auto") => settings.alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            _ => {}
         }
     }
     Ok(Some(ClusterTlsConf::new(settings)))

@@ -124,10 +124,17 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
         protocol: match raw.protocol.as_deref() {
             None | Some("http1") => UpstreamProtocol::Http1,
             Some("http2") => UpstreamProtocol::Http2,
+            Some("auto") if raw.tls.is_some() => UpstreamProtocol::Auto,
+            Some("auto") => {
+                return Err(ConfigError::new(
+                    at("protocol"),
+                    "auto needs a tls: block (ALPN chooses between h2 and http/1.1)",
+                ))
+            }
             Some(o) => {
                 return Err(ConfigError::new(
                     at("protocol"),
-                    format!("unknown protocol {o:?} (expected http1 or http2)"),
+                    format!("unknown protocol {o:?} (expected http1, http2 or auto)"),
                 ))
             }
         },
@@ -149,6 +156,7 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             &at("healthy_panic_threshold"),
             raw.healthy_panic_threshold,
         )?,
+        retry_budget: super::budget::build_budget(&at("retry_budget"), raw.retry_budget.as_ref())?,
         tls: super::tls::cluster_tls(&at("tls"), raw)?,
     })
 }

@@ -72,6 +72,7 @@ pub struct Retrier<'a> {
     pub retries: u32,
     free_retries: u32,
     idempotent: bool,
+    budget: Option<&'a crate::cluster::budget::RetryBudget>,
 }
 
 impl<'a> Retrier<'a> {
@@ -87,7 +88,17 @@ impl<'a> Retrier<'a> {
             retries: 0,
             free_retries: 0,
             idempotent,
+            budget: None,
         }
+    }
+
+    /// Counts this request against the cluster's retry budget, and spends retries from it.
+    pub fn with_budget(mut self, b: &'a crate::cluster::budget::RetryBudget) -> Retrier<'a> {
+        if b.enabled() {
+            b.deposit();
+            self.budget = Some(b);
+        }
+        self
     }
 
     pub fn enabled(&self) -> bool {
@@ -99,6 +110,9 @@ impl<'a> Retrier<'a> {
     }
 
     fn spend(&mut self, random: u64) -> Step {
+        if self.budget.is_some_and(|b| !b.withdraw()) {
+            return Step::Stop;
+        }
         self.retries += 1;
         Step::Retry(backoff(self.retries - 1, random))
     }

@@ -149,8 +149,14 @@ async fn route_and_forward<S: Stream>(
         mark,
         path: normalized,
     };
-    match balancer.cluster().protocol {
-        UpstreamProtocol::Http1 => forward::forward(conn, settings, env, fwd, facts, started).await,
+    let protocol = match balancer.cluster().protocol {
+        UpstreamProtocol::Auto => Box::pin(crate::upstream::auto_protocol(balancer, mark)).await,
+        p => p,
+    };
+    match protocol {
+        UpstreamProtocol::Http1 | UpstreamProtocol::Auto => {
+            forward::forward(conn, settings, env, fwd, facts, started).await
+        }
         UpstreamProtocol::Http2 => to_h2::forward(conn, settings, env, fwd, facts, started).await,
     }
 }

@@ -77,7 +77,7 @@ pub async fn forward<S: Stream>(
     };
     conn.consumed = conn.head.len;
     let route = to.route;
-    let mut retrier = Retrier::new(&route.retry, facts.idempotent);
+    let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_budget(&to.balancer.budget);
     if conn.head.expect_continue && facts.framing != Framing::None {
         let (res, _) = conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
         if res.is_err() {
@@ -96,6 +96,7 @@ pub async fn forward<S: Stream>(
     };
     let replayable = !matches!(upload, Upload::Stream(_));
     let mut timing = Timing {
+        tried: Default::default(),
         route_timeout: route.timeout,
         per_try: route.retry.per_try_timeout,
         deadline: replayable
@@ -108,7 +109,7 @@ pub async fn forward<S: Stream>(
         let try_start = Instant::now();
         let no_body = matches!(upload, Upload::None);
         let (slot, in_flight, response, send) =
-            match up_h2::open_stream(to.balancer, to.mark, &req, no_body).await {
+            match up_h2::open_stream(to.balancer, to.mark, &req, no_body, &timing.tried).await {
                 Ok(x) => x,
                 Err(f) => match retrier.on_failure(f, replayable, rng.next()) {
                     Step::Retry(p) => {

@@ -204,8 +204,12 @@ async fn route_and_forward(
     ds.rec.cluster = Some(cluster as u16);
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
-    match balancer.cluster().protocol {
-        UpstreamProtocol::Http1 => {
+    let protocol = match balancer.cluster().protocol {
+        UpstreamProtocol::Auto => Box::pin(crate::upstream::auto_protocol(balancer, mark)).await,
+        p => p,
+    };
+    match protocol {
+        UpstreamProtocol::Http1 | UpstreamProtocol::Auto => {
             to_h1::exchange(ds, head, body, route, balancer, mark, env).await
         }
         UpstreamProtocol::Http2 => {

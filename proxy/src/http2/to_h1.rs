@@ -50,7 +50,8 @@ pub async fn exchange(
     mark: Option<u32>,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let mut retrier = Retrier::new(&route.retry, head.method.is_idempotent());
+    let mut retrier =
+        Retrier::new(&route.retry, head.method.is_idempotent()).with_budget(&balancer.budget);
     let mut req_body = if body.is_end_stream() {
         ReqBody::Empty
     } else {
@@ -97,6 +98,7 @@ pub async fn exchange(
         },
     );
     let mut timing = Timing {
+        tried: Default::default(),
         route_timeout: route.timeout,
         per_try: route.retry.per_try_timeout,
         deadline: None,
@@ -170,7 +172,7 @@ async fn attempt(
     env: StreamEnv<'_>,
 ) -> Result<(PooledConn, InFlight), Failure> {
     let try_start = Instant::now();
-    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, &timing.tried)?;
     let mut up = upstream::h1::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
         .await
         .map_err(|_| Failure::Connect)?;

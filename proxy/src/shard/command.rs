@@ -67,6 +67,8 @@ pub struct ShardStats {
     pub fault_active_delays: u64,
     /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
     pub health: Vec<crate::cluster::health::HealthStats>,
+    /// Retries not made because the cluster's retry budget was spent.
+    pub retry_budget_exhausted: u64,
     /// TLS handshakes and failures by reason, both directions.
     pub tls: crate::tls::stats::TlsCounts,
     /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
@@ -102,6 +104,7 @@ impl ShardStats {
         self.fault_aborts_injected += o.fault_aborts_injected;
         self.fault_active_delays += o.fault_active_delays;
         crate::cluster::health::merge_stats(&mut self.health, &o.health);
+        self.retry_budget_exhausted += o.retry_budget_exhausted;
         self.tls.merge(&o.tls);
         for (a, b) in self.authz.iter_mut().zip(o.authz) {
             *a += b;

@@ -119,6 +119,7 @@ impl Shard {
             s.h2_upstream_connected += b.h2.connected.get();
             s.h2_upstream_multiplexed += b.h2.multiplexed.get();
             s.breakers.extend(b.breaker.stats(&b.cluster().name));
+            s.retry_budget_exhausted += b.budget.exhausted.get();
             if let crate::config::ClusterKind::Static(_) = b.cluster().kind {
                 s.outlier.push(b.outlier.stats(&b.cluster().name));
                 s.health.push(crate::cluster::health::HealthStats {

@@ -237,8 +237,9 @@ pub async fn open_stream(
     mark: Option<u32>,
     req: &Request<()>,
     no_body: bool,
+    tried: &std::cell::Cell<Option<usize>>,
 ) -> Result<Opened, Failure> {
-    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, tried)?;
     let slot = checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
         .await
         .map_err(|_| Failure::Connect)?;

@@ -6,10 +6,12 @@
 //! request at a time, returned only after a clean end), while [`h2`] connections are shared
 //! (multiplexed streams, up to the peer's concurrency limit, another connection when full).
 
+mod auto;
 mod connect;
 pub mod h1;
 pub mod h2;
 mod stream;
 
+pub use auto::auto_protocol;
 pub use connect::{connect, connect_stream, ConnectError, ConnectOpts};
 pub use stream::UpStream;

@@ -29,6 +29,14 @@ impl UpStream {
     pub fn is_tls(&self) -> bool {
         matches!(self, UpStream::Tls(_))
     }
+
+    /// The TLS handshake negotiated ALPN `h2`.
+    pub fn alpn_h2(&self) -> bool {
+        match self {
+            UpStream::Tcp(_) => false,
+            UpStream::Tls(s) => s.alpn().as_deref() == Some(b"h2".as_slice()),
+        }
+    }
 }
 
 impl AsRawFd for UpStream {
