@@ -331,7 +331,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         .enumerate()
         .map(|(i, l)| build_listener(i, l, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
-    super::authz::attach(&raw, &mut listeners)?;
+    super::authz::attach(&raw, &mut listeners, &clusters)?;
     if listeners.is_empty() {
         return Err(ConfigError::new(
             "listeners",

@@ -139,10 +139,8 @@ pub async fn serve(
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
-    if let Some(authz) = &listener.authz {
-        if !authz.admit_connection(&conn, &svc.authz) {
-            return; // dropping the client closes it
-        }
+    if !authorized(&conn, svc) {
+        return; // dropping the client closes it
     }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
     let tally = Box::new(Tally {
@@ -211,6 +209,15 @@ pub async fn serve(
     }
 }
 
+/// The listener's authorization policies on this connection (plaintext at accept, TLS after
+/// the handshake, so the peer's SPIFFE ID is known): `false` → close it.
+fn authorized(conn: &ConnCtx, svc: &Services) -> bool {
+    conn.listener()
+        .authz
+        .as_ref()
+        .is_none_or(|a| a.admit_connection(conn, &svc.authz))
+}
+
 /// Proxies a TLS-terminated connection (a `protocol: tcp` listener with a `tls:` block) to
 /// the listener's cluster in copy mode: splice needs a plain socket on both ends. Like
 /// [`serve`], the context is freed once the upstream is connected.
@@ -218,6 +225,9 @@ pub async fn serve_tls(conn: Box<ConnCtx>, client: ServerTls, svc: &Services, l4
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if !authorized(&conn, svc) {
+        return;
+    }
     let Some((upstream, dst, _in_flight)) =
         Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
     else {
