@@ -59,15 +59,8 @@ pub async fn serve(
     conn.tls = Some(Box::new(facts));
     let h2_alpn = conn.tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some(b"h2");
     match conn.listener().protocol {
-        Protocol::Tcp => {
-            // Connection-level authorization, now that the peer's identity is known.
-            if let Some(authz) = &conn.listener().authz {
-                if !authz.admit_connection(&conn, &svc.authz) {
-                    return;
-                }
-            }
-            crate::l4::serve_tls(conn, tls_stream, None, svc, l4).await
-        }
+        // Connection-level authorization runs there, now that the peer's identity is known.
+        Protocol::Tcp => crate::l4::serve_tls(conn, tls_stream, None, svc, l4).await,
         Protocol::Http2 => Box::pin(crate::http2::serve(*conn, tls_stream, svc, h1, h2)).await,
         Protocol::Http | Protocol::Auto if h2_alpn => {
             Box::pin(crate::http2::serve(*conn, tls_stream, svc, h1, h2)).await

@@ -1,10 +1,11 @@
 //! Authorization policies and JWT authentication end to end: a real proxy on 127.0.0.1, a
-//! real origin, HTTP/1.1 (raw client), HTTP/2 (curl), gRPC (grpcio) and raw TCP clients.
-//! Principals are covered by the evaluator's unit tests (`authz::tests`) until mTLS carries
-//! peer identities into the data path; here: IP blocks, ports, methods, paths, hosts,
-//! headers, claims, DENY-over-ALLOW, default deny, TCP deny and the JWT matrix.
+//! real origin, HTTP/1.1 (raw client), HTTP/2 (curl), gRPC (grpcio), raw TCP and TLS clients:
+//! principals over mTLS (sidecar → sidecar for HTTP, a TLS client for TCP), IP blocks, ports,
+//! methods, paths, hosts, headers, claims, DENY-over-ALLOW, default deny, TCP deny and the
+//! JWT matrix (tokens minted by PyJWT).
 
 mod support;
+mod tls_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -425,4 +426,253 @@ fn jwks_rotation_takes_effect_on_reload() {
     let yaml = http_yaml(origin.addr, 0, &jwt_yaml(&jwks));
     p.swap(Config::from_yaml(&yaml).unwrap()).expect("swap");
     assert_eq!((get("rs256"), get("rotated")), (401, 200));
+}
+
+/// Serves `body` as JSON to every request, counting them; stops when dropped.
+struct KeyServer {
+    addr: SocketAddr,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl KeyServer {
+    fn start(path: std::path::PathBuf) -> KeyServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if !buf.starts_with(b"GET /keys HTTP/1.0\r\n") {
+                    let _ = c.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n");
+                    continue;
+                }
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = std::fs::read(&path).unwrap();
+                let _ = write!(c, "HTTP/1.0 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+                let _ = c.write_all(&body);
+            }
+        });
+        KeyServer { addr, hits }
+    }
+}
+
+#[test]
+fn jwks_is_fetched_through_a_cluster_at_load_and_again_on_reload() {
+    if !have_python_modules("jwt, cryptography") {
+        return;
+    }
+    let dir = TempDir::new("authz-jwks-uri");
+    let t = mint(&dir);
+    let served = dir.file("served.json");
+    std::fs::copy(dir.file("jwks.json"), &served).unwrap();
+    let keys = KeyServer::start(served.clone());
+    let origin = Origin::start("app");
+    let extra = format!(
+        "  - name: idp
+    endpoints: [\"{}\"]
+    connect_timeout: 2s
+request_authentication:
+  - name: jwt
+    jwtRules:
+      - issuer: https://issuer.test
+        jwksUri: http://idp.test/keys
+        jwksCluster: idp
+authorization_policies:
+  - name: need-token
+    rules: [{{from: [{{source: {{requestPrincipals: [\"https://issuer.test/*\"]}}}}]}}]
+",
+        keys.addr
+    );
+    let yaml = http_yaml(origin.addr, 0, &extra);
+    let (mut p, addr) = {
+        let s = Server::start(Config::from_yaml(&yaml).unwrap(), 1).unwrap();
+        let a = s.addr("web").unwrap();
+        (s, a)
+    };
+    assert_eq!(keys.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let get = |name: &str| {
+        let b = format!("Bearer {}", t[name].as_str().unwrap());
+        status(addr, "GET", "/x", &[("authorization", &b)])
+    };
+    assert_eq!((get("rs256"), get("rotated")), (200, 401));
+    assert_eq!(
+        status(addr, "GET", "/x", &[]),
+        403,
+        "no token: requestPrincipals unmet"
+    );
+    std::fs::copy(dir.file("jwks2.json"), &served).unwrap();
+    p.swap(Config::from_yaml(&yaml).unwrap()).expect("swap");
+    assert_eq!((get("rs256"), get("rotated")), (401, 200));
+    // An unreachable key server is a config error naming the field.
+    let dead = support::DeadPort::new();
+    let bad = yaml.replace(&keys.addr.to_string(), &dead.addr.to_string());
+    let e = Config::from_yaml(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("request_authentication[0].jwtRules[0].jwksUri") && e.contains("line"),
+        "{e}"
+    );
+}
+
+const CLIENT_ID: &str = tls_support::CLIENT_ID;
+const EVIL_ID: &str = "spiffe://example.org/ns/default/sa/evil";
+
+/// The dev CA with `server` (also DNS localhost), `client` and `evil` SVIDs on disk.
+fn pki() -> tls_support::TestPki {
+    let t = tls_support::TestPki::new();
+    let evil = t.ca.issue(&t.spec(EVIL_ID)).unwrap();
+    t.write_issued("evil", &evil);
+    t
+}
+
+fn p(t: &tls_support::TestPki, f: &str) -> String {
+    t.path(f).display().to_string()
+}
+
+/// A STRICT mTLS listener block (client certificate required) serving `server`'s SVID.
+fn strict(t: &tls_support::TestPki) -> String {
+    format!(
+        "    tls:
+      mode: STRICT
+      cert: {}
+      key: {}
+      trust_bundles: {{example.org: {}}}
+      require_client_certificate: true
+",
+        p(t, "server.pem"),
+        p(t, "server-key.pem"),
+        p(t, "ca.pem")
+    )
+}
+
+#[test]
+fn principals_from_mtls_peers_decide_http_requests_sidecar_to_sidecar() {
+    let t = pki();
+    let origin = Origin::start("app");
+    // Sidecar B: inbound, STRICT mTLS, only the client workload may call.
+    let b_yaml = format!(
+        "listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: app
+{}clusters:
+  - name: app
+    endpoints: [\"{}\"]
+authorization_policies:
+  - name: only-client
+    rules:
+      - from: [{{source: {{principals: [\"{CLIENT_ID}\"]}}}}]
+      - from: [{{source: {{namespaces: [default]}}}}]
+        to: [{{operation: {{paths: [/public]}}}}]
+",
+        strict(&t),
+        origin.addr
+    );
+    let b = Server::start(Config::from_yaml(&b_yaml).unwrap(), 1).unwrap();
+    let b_addr = b.addr("inbound").unwrap();
+    // Sidecar A: two outbound listeners, one presenting `client`, one `evil`.
+    let out = |name: &str, who: &str| {
+        format!(
+            "  - name: {name}
+    endpoints: [\"{b_addr}\"]
+    tls:
+      sni: localhost
+      cert: {}
+      key: {}
+      trust_bundles: {{example.org: {}}}
+      expected_identities: [{{exact: \"{}\"}}]
+",
+            p(&t, &format!("{who}.pem")),
+            p(&t, &format!("{who}-key.pem")),
+            p(&t, "ca.pem"),
+            tls_support::SERVER_ID
+        )
+    };
+    let listener = |name: &str, cluster: &str| {
+        format!(
+            "  - name: {name}
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: {cluster}
+"
+        )
+    };
+    let a_yaml = format!(
+        "listeners:\n{}{}clusters:\n{}{}",
+        listener("as-client", "to-b"),
+        listener("as-evil", "to-b-evil"),
+        out("to-b", "client"),
+        out("to-b-evil", "evil")
+    );
+    let a = Server::start(Config::from_yaml(&a_yaml).unwrap(), 1).unwrap();
+    let good = a.addr("as-client").unwrap();
+    let evil = a.addr("as-evil").unwrap();
+    assert_eq!(
+        status(good, "GET", "/anything", &[]),
+        200,
+        "exact principal"
+    );
+    assert_denied(&req(evil, "GET", "/anything", &[]), "other principal");
+    assert_eq!(status(evil, "GET", "/public", &[]), 200, "namespace + path");
+    assert_eq!(counters(&b)[..2], [2, 1]);
+}
+
+/// One TLS connection presenting `who`'s SVID: whether `ping` came back.
+fn tls_echoes(t: &tls_support::TestPki, addr: SocketAddr, who: &str) -> bool {
+    let issued = shardcar::tls::devca::Issued {
+        cert_pem: std::fs::read_to_string(t.path(&format!("{who}.pem"))).unwrap(),
+        key_pem: std::fs::read_to_string(t.path(&format!("{who}-key.pem"))).unwrap(),
+        ..t.client.clone()
+    };
+    let mut s = shardcar::tls::ClientSettings::new(t.bundles());
+    s.client_cert = Some(tls_support::certified(&issued));
+    let r = tls_support::client(addr, s.build().unwrap(), "localhost");
+    assert!(r.handshake.is_ok(), "{who}: {:?}", r.handshake);
+    matches!(r.echo, Some(Ok(ref b)) if b == b"ping")
+}
+
+#[test]
+fn tcp_principals_from_mtls_are_checked_after_the_handshake() {
+    let t = pki();
+    let echo = EchoServer::start();
+    let yaml = format!(
+        "listeners:
+  - name: l4
+    address: 127.0.0.1:0
+    protocol: tcp
+    cluster: echo
+{}clusters:
+  - name: echo
+    endpoints: [\"{}\"]
+authorization_policies:
+  - name: default-ns-but-evil
+    rules:
+      - from: [{{source: {{principals: [\"example.org/ns/default/*\"], notPrincipals: [\"*/sa/evil\"]}}}}]
+",
+        strict(&t),
+        echo.addr
+    );
+    let srv = Server::start(Config::from_yaml(&yaml).unwrap(), 1).unwrap();
+    let addr = srv.addr("l4").unwrap();
+    assert!(tls_echoes(&t, addr, "client"), "prefix principal");
+    assert!(!tls_echoes(&t, addr, "evil"), "notPrincipals: closed");
+    assert_eq!(counters(&srv)[2..4], [1, 1]);
 }

@@ -8,8 +8,8 @@
 //! PS256/384/512, ES256/384 and EdDSA, each key allowed only its own family (an `alg` from the
 //! token never picks a family, so `alg: none` and HS* with an RSA key fail); `exp` and `nbf`
 //! with the rule's clock skew; the issuer picks the rule; the rule's audiences, if any, must
-//! meet the token's `aud`. Keys come from a JWKS (inline or a file, read at config load; a
-//! config reload re-reads it). Cost: one base64 + JSON decode and one signature check per
+//! meet the token's `aud`. Keys come from a JWKS (inline, a file, or fetched through a
+//! cluster — [`super::fetch`] — at config load; a config reload reads or fetches it again). Cost: one base64 + JSON decode and one signature check per
 //! request that carries a token; none for requests without one.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};

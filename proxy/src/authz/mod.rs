@@ -16,7 +16,8 @@
 //! puts it first in every route of a listener that policies or JWT rules select, so HTTP/1
 //! and HTTP/2 enforce through the same `FilterChain::on_request`. A request that matches no
 //! route is answered 404 before the filter runs. TCP enforcement runs at the start of
-//! [`crate::l4::serve`] (tcp listeners and the opaque side of `auto` ones) with the
+//! [`crate::l4::serve`] (tcp listeners and the opaque side of `auto` ones) and of
+//! [`crate::l4::serve_tls`] (TLS-terminated tunnels, after the handshake) with the
 //! connection's attributes (peer principal, source IP, destination port).
 //!
 //! # Cost
@@ -50,12 +51,15 @@
 //!     jwtRules:
 //!       - issuer: https://issuer.example
 //!         audiences: [api]          # optional
-//!         jwksFile: /etc/shardcar/jwks.json   # or jwks: '<inline JSON>'
+//!         jwksFile: /etc/shardcar/jwks.json   # or jwks: '<inline JSON>', or:
+//!         # jwksUri: http://idp.local/keys    # fetched at load / reload from
+//!         # jwksCluster: idp                  #   this cluster's first endpoint
 //!         fromHeaders: [{name: authorization, prefix: "Bearer "}]  # default, with:
 //!         fromParams: [access_token]                                # default
 //!         clockSkew: 60s            # ours; default 60s
 //! ```
 
+pub mod fetch;
 pub mod jwt;
 pub mod matcher;
 pub mod policy;

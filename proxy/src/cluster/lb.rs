@@ -78,7 +78,8 @@ impl Balancer {
                 .map(|t| crate::tls::live::LocalLive::new(&t.live)),
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
-            breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
+            breaker: super::Breaker::new(cluster.breakers.max_requests, shards)
+                .with_retries(cluster.breakers.max_retries, shards),
             outlier: Outlier::new(cluster.outlier, n),
             health: super::health::ActiveHealth::new(n),
             budget: super::budget::RetryBudget::new(cluster.retry_budget, shards),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::scalar::{duration_field, Scalar};
-use super::ConfigError;
+use super::{Cluster, ClusterKind, ConfigError};
 use crate::authz::jwt::{Authenticator, JwtRule, Location};
 use crate::authz::matcher::{parse_port, Cidr, StrMatch};
 use crate::authz::policy::{Condition, Key, Operation, Rule, Source, Values};
@@ -104,6 +104,10 @@ pub struct RawJwtRule {
     pub jwks: Option<String>,
     /// A JWKS file, read at load (and at every reload).
     pub jwks_file: Option<String>,
+    /// A JWKS fetched at load (and at every reload) from `jwksCluster`'s first endpoint:
+    /// `http://host/path` gives the Host header and the path.
+    pub jwks_uri: Option<String>,
+    pub jwks_cluster: Option<String>,
     pub from_headers: Option<Vec<RawFromHeader>>,
     pub from_params: Option<Vec<String>>,
     pub clock_skew: Option<Scalar>,
@@ -328,19 +332,57 @@ fn policy(at: &str, p: &RawAuthzPolicy) -> Result<Policy, ConfigError> {
     })
 }
 
-fn jwt_rule(at: &str, r: &RawJwtRule) -> Result<JwtRule, ConfigError> {
-    if r.issuer.is_empty() {
-        return Err(err(format!("{at}.issuer"), "must not be empty"));
+/// The JWKS text of a rule, from exactly one of `jwks`, `jwksFile`, `jwksUri`.
+fn jwks_text(
+    at: &str,
+    r: &RawJwtRule,
+    clusters: &[Arc<Cluster>],
+) -> Result<(String, &'static str), ConfigError> {
+    if r.jwks_cluster.is_some() != r.jwks_uri.is_some() {
+        return Err(err(
+            format!("{at}.jwksCluster"),
+            "jwksUri and jwksCluster go together",
+        ));
     }
-    let (jwks, field) = match (&r.jwks, &r.jwks_file) {
-        (Some(j), None) => (j.clone(), "jwks"),
-        (None, Some(f)) => (
+    Ok(match (&r.jwks, &r.jwks_file, &r.jwks_uri) {
+        (Some(j), None, None) => (j.clone(), "jwks"),
+        (None, Some(f), None) => (
             std::fs::read_to_string(f)
                 .map_err(|e| err(format!("{at}.jwksFile"), format!("cannot read {f:?}: {e}")))?,
             "jwksFile",
         ),
-        _ => return Err(err(at.into(), "exactly one of jwks | jwksFile")),
-    };
+        (None, None, Some(uri)) => {
+            let name = r.jwks_cluster.as_deref().unwrap_or_default();
+            let c = clusters.iter().find(|c| c.name == name).ok_or_else(|| {
+                err(
+                    format!("{at}.jwksCluster"),
+                    format!("unknown cluster {name:?}"),
+                )
+            })?;
+            let ClusterKind::Static(eps) = &c.kind else {
+                return Err(err(
+                    format!("{at}.jwksCluster"),
+                    "needs a static cluster (endpoints)",
+                ));
+            };
+            let text = crate::authz::fetch::fetch(eps[0].addr, uri, c.connect_timeout)
+                .map_err(|m| err(format!("{at}.jwksUri"), m))?;
+            (text, "jwksUri")
+        }
+        _ => {
+            return Err(err(
+                at.into(),
+                "exactly one of jwks | jwksFile | jwksUri (with jwksCluster)",
+            ))
+        }
+    })
+}
+
+fn jwt_rule(at: &str, r: &RawJwtRule, clusters: &[Arc<Cluster>]) -> Result<JwtRule, ConfigError> {
+    if r.issuer.is_empty() {
+        return Err(err(format!("{at}.issuer"), "must not be empty"));
+    }
+    let (jwks, field) = jwks_text(at, r, clusters)?;
     let mut locations: Vec<Location> = r
         .from_headers
         .iter()
@@ -369,6 +411,7 @@ pub fn build_authz(
     policies: &[RawAuthzPolicy],
     authn: &[RawRequestAuthn],
     listeners: &[String],
+    clusters: &[Arc<Cluster>],
 ) -> Result<Vec<Option<Arc<ListenerAuthz>>>, ConfigError> {
     let mut out: Vec<Option<ListenerAuthz>> = vec![None; listeners.len()];
     let mut deny: Vec<Vec<Policy>> = vec![Vec::new(); listeners.len()];
@@ -398,7 +441,7 @@ pub fn build_authz(
             .jwt_rules
             .iter()
             .enumerate()
-            .map(|(j, r)| jwt_rule(&format!("{at}.jwtRules[{j}]"), r))
+            .map(|(j, r)| jwt_rule(&format!("{at}.jwtRules[{j}]"), r, clusters))
             .collect::<Result<Vec<_>, _>>()?;
         for l in selected(&at, &a.listeners, listeners)? {
             touched[l] = true;
@@ -423,12 +466,14 @@ pub fn build_authz(
 pub(super) fn attach(
     raw: &super::raw::RawConfig,
     listeners: &mut [super::Listener],
+    clusters: &[Arc<Cluster>],
 ) -> Result<(), ConfigError> {
     let names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
     let built = build_authz(
         &raw.authorization_policies,
         &raw.request_authentication,
         &names,
+        clusters,
     )?;
     for (l, a) in listeners.iter_mut().zip(built) {
         let Some(a) = a else { continue };

@@ -90,7 +90,7 @@ pub async fn forward<S: Stream>(
             return Next::Close;
         }
     }
-    let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_budget(&balancer.budget);
+    let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_cluster(balancer);
     let retrying = retrier.enabled();
     let mut body = match facts.framing {
         Framing::Length(n)

@@ -77,7 +77,7 @@ pub async fn forward<S: Stream>(
     };
     conn.consumed = conn.head.len;
     let route = to.route;
-    let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_budget(&to.balancer.budget);
+    let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_cluster(to.balancer);
     if conn.head.expect_continue && facts.framing != Framing::None {
         let (res, _) = conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
         if res.is_err() {

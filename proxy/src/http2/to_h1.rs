@@ -51,7 +51,7 @@ pub async fn exchange(
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
     let mut retrier =
-        Retrier::new(&route.retry, head.method.is_idempotent()).with_budget(&balancer.budget);
+        Retrier::new(&route.retry, head.method.is_idempotent()).with_cluster(balancer);
     let mut req_body = if body.is_end_stream() {
         ReqBody::Empty
     } else {

@@ -103,7 +103,7 @@ pub async fn exchange(
 ) -> Result<(), Failure> {
     let req = request(head, &route.filters, env);
     let mut retrier =
-        Retrier::new(&route.retry, head.method.is_idempotent()).with_budget(&balancer.budget);
+        Retrier::new(&route.retry, head.method.is_idempotent()).with_cluster(balancer);
     let mut timing = Timing {
         tried: Default::default(),
         route_timeout: route.timeout,

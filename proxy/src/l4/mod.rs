@@ -138,14 +138,13 @@ pub async fn serve(
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
-    if let Some(authz) = &listener.authz {
-        if !authz.admit_connection(&conn, &svc.authz) {
-            return; // dropping the client closes it
-        }
-    }
     if balancer.cluster().tls.is_some() {
-        // TLS origination: the copy path over a TLS upstream (boxed: a pointer here).
+        // TLS origination: the copy path over a TLS upstream (boxed: a pointer here); it
+        // authorizes the connection itself.
         return Box::pin(serve_tls(conn, client, prefix, svc, l4)).await;
+    }
+    if !authorized(&conn, svc) {
+        return; // dropping the client closes it
     }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
     let tally = Box::new(Tally {
@@ -214,11 +213,20 @@ pub async fn serve(
     }
 }
 
+/// The listener's authorization policies on this connection (plaintext at accept, TLS after
+/// the handshake, so the peer's SPIFFE ID is known): `false` → close it.
+fn authorized(conn: &ConnCtx, svc: &Services) -> bool {
+    conn.listener()
+        .authz
+        .as_ref()
+        .is_none_or(|a| a.admit_connection(conn, &svc.authz))
+}
+
 /// Proxies a connection that has TLS on either side: a TLS-terminated client (a `protocol:
 /// tcp` listener with a `tls:` block) and/or a cluster with a `tls:` block (TLS origination,
 /// the mesh's L4 hop), in copy mode: splice needs plain sockets on both ends. Like [`serve`],
-/// the context is freed once the upstream is connected. The caller ran connection-level
-/// authorization.
+/// the context is freed once the upstream is connected.
+/// Runs connection-level authorization first.
 pub async fn serve_tls<C>(
     conn: Box<ConnCtx>,
     client: C,
@@ -231,6 +239,9 @@ pub async fn serve_tls<C>(
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if !authorized(&conn, svc) {
+        return;
+    }
     let Some((upstream, dst, _in_flight)) =
         Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
     else {
