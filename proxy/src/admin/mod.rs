@@ -13,6 +13,7 @@
 //! `Route { method, path, handler }` line to the table in `routes.rs`. Paths match exactly
 //! (the query string is split off into `Request::query`).
 
+mod reload;
 mod routes;
 
 use std::io::{self, Read, Write};
@@ -37,6 +38,8 @@ pub struct AdminCtx {
     /// `/healthz/ready` then answers 503 so the orchestrator stops sending traffic (shared by
     /// the admin and health servers, which clone this context).
     pub health_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// The control thread (`POST /reload`, `/config_dump`); `None` when nothing can reload.
+    pub control: Option<crate::reload::ControlHandle>,
 }
 
 /// A parsed admin request.

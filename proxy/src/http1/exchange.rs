@@ -23,9 +23,8 @@ use crate::route::{Action, RouteTable, Verdict};
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
     let started = Instant::now();
-    let snap = env.svc.snapshots.current();
-    // Swaps keep the listener set, so the accept-time index is valid in every snapshot.
-    let Some(routes) = snap.routes[conn.ctx.listener].as_ref() else {
+    let (snap, listener) = conn.ctx.request_snapshot(env.svc.snapshots.current());
+    let Some(routes) = snap.routes[listener].as_ref() else {
         return Next::Close;
     };
     let normalized = match normalized_path(conn, settings, env) {

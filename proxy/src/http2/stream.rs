@@ -153,8 +153,8 @@ async fn route_and_forward(
     body: RecvStream,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let snap = env.svc.snapshots.current();
-    let Some(routes) = snap.routes[env.ctx.listener].as_ref() else {
+    let (snap, listener) = env.ctx.request_snapshot(env.svc.snapshots.current());
+    let Some(routes) = snap.routes[listener].as_ref() else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
     };
