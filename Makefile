@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run build test ebpf-test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build
+.PHONY: run build test ebpf-test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build bench-ir bench-ir-baseline
 
 run: build
 	./target/release/shardcar $(ARGS)
@@ -49,6 +49,15 @@ bench: bench-build
 
 bench-ci: bench-build
 	./target/release/shardbench ci
+	bench-harness/ir-gate.sh target/release
+
+# The instruction gate alone (callgrind instructions/request of the h1 and L4 paths against
+# perf-reports/ir-baseline.txt, ±5 %), and its deliberate rewrite after an intended change.
+bench-ir: bench-build
+	bench-harness/ir-gate.sh target/release
+
+bench-ir-baseline: bench-build
+	bench-harness/ir-gate.sh target/release --baseline
 
 bench-baseline: bench-build
 	./target/release/shardbench baseline

@@ -60,6 +60,27 @@ pub fn peer_version(program: &str) -> Option<String> {
     v.lines().next().map(str::to_string)
 }
 
+/// CPUs online on the machine, from `/sys/devices/system/cpu/online` (`0-1`, `0,2-5`).
+pub fn online_cpus() -> Option<usize> {
+    parse_cpu_list(&std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?)
+}
+
+pub fn parse_cpu_list(s: &str) -> Option<usize> {
+    let mut n = 0;
+    for part in s.trim().split(',') {
+        n += match part.split_once('-') {
+            Some((a, b)) => {
+                b.parse::<usize>()
+                    .ok()?
+                    .checked_sub(a.parse::<usize>().ok()?)?
+                    + 1
+            }
+            None => part.parse::<usize>().map(|_| 1).ok()?,
+        };
+    }
+    Some(n).filter(|&n| n > 0)
+}
+
 pub fn collect(root: &Path, pin: &Pinning, set: &str) -> serde_json::Value {
     let (sha, dirty) = commit(root);
     json!({
@@ -70,14 +91,31 @@ pub fn collect(root: &Path, pin: &Pinning, set: &str) -> serde_json::Value {
         "dirty": dirty,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "cpu_model": cpu_model(),
-        "nproc": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // The machine's CPUs, not the (pinned) harness's affinity mask.
+        "nproc": online_cpus().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        "nproc_harness": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "pinning": pin,
         "shardcar_shards": 1,
-        "ring": std::env::var("SHARDCAR_RING").unwrap_or_else(|_| "default (io_uring SINGLE_ISSUER+DEFER_TASKRUN)".into()),
+        // What was asked for; `ring` / `ring_logged` are what the proxies logged (set by the
+        // runner once a Shardcar target has started; absent if none did).
+        "ring_requested": std::env::var("SHARDCAR_RING").unwrap_or_else(|_| "auto (best available)".into()),
         "peers": {
             "haproxy": peer_version("haproxy"),
             "nginx": peer_version("nginx"),
         },
         "rustc": cmd("rustc", &["--version"], root),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(2));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("0,2-5"), Some(5));
+        assert_eq!(parse_cpu_list("x"), None);
+    }
 }

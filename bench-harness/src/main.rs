@@ -178,6 +178,11 @@ fn measure(
     // Proxy configs and logs are per-run scratch; keep the report small.
     let _ = std::fs::remove_dir_all(dir.join("targets"));
     res?;
+    // The runner filled in what the proxies logged (ring mode): env.json gets the final form.
+    std::fs::write(
+        dir.join("env.json"),
+        serde_json::to_string_pretty(&runner.results.env)? + "\n",
+    )?;
     report::write(&runner.results, &dir)?;
     Ok((runner.results, dir))
 }

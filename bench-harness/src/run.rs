@@ -57,6 +57,21 @@ impl Runner {
         }
     }
 
+    /// Puts the ring mode a Shardcar target logged into `env.json`: `ring_logged` per target,
+    /// and `ring` the distinct modes seen (what actually ran, not what was asked for).
+    fn record_ring(&mut self, r: &Running) {
+        let Some(mode) = &r.ring else { return };
+        let env = &mut self.results.env;
+        env["ring_logged"][r.id.id.as_str()] = serde_json::Value::from(mode.as_str());
+        let mut modes: Vec<&str> = env["ring_logged"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        modes.sort_unstable();
+        modes.dedup();
+        env["ring"] = serde_json::Value::from(modes.join(", "));
+    }
+
     fn note(&mut self, msg: String) {
         eprintln!("shardbench: NOTE: {msg}");
         self.results.notes.push(msg);
@@ -138,7 +153,10 @@ impl Runner {
             let id = TargetId::parse(t).expect("validated");
             let dir = self.out.join("targets").join(&s.name).join(t);
             match target::start(&id, origin, &self.programs, &self.pin, &dir) {
-                Ok(r) => running.push(r),
+                Ok(r) => {
+                    self.record_ring(&r);
+                    running.push(r)
+                }
                 Err(e) => self.note(format!("{}: target {t} did not start: {e:#}", s.name)),
             }
         }
@@ -403,7 +421,10 @@ impl Runner {
             }
             let dir = self.out.join("targets").join(&s.name).join(&id.id);
             let t = match target::start(&id, origin_addr, &self.programs, &self.pin, &dir) {
-                Ok(t) => t,
+                Ok(t) => {
+                    self.record_ring(&t);
+                    t
+                }
                 Err(e) => {
                     self.note(format!("{}: target {} did not start: {e:#}", s.name, id.id));
                     continue;

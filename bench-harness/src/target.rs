@@ -99,6 +99,27 @@ pub struct Programs {
 }
 
 /// Fills a template; every `{{name}}` must be known.
+/// The ring mode in a Shardcar log's `shard started … ring="MODE"` line (waits up to 2 s for
+/// the line: stdout's "listening" and the stderr log are not ordered).
+fn logged_ring(log: &Path) -> Option<String> {
+    for _ in 0..40 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(mode) = parse_ring(&text) {
+            return Some(mode);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// `ring="io_uring+single_issuer+defer_taskrun"` → `io_uring+single_issuer+defer_taskrun`.
+pub fn parse_ring(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("shard started"))?;
+    let rest = &line[line.find("ring=")? + 5..];
+    let mode = rest.split_whitespace().next()?.trim_matches('"');
+    Some(mode.to_string()).filter(|m| !m.is_empty())
+}
+
 pub fn render(template: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
     let mut out = template.to_string();
     for (k, v) in vars {
@@ -126,6 +147,8 @@ pub struct Running {
     pub id: TargetId,
     pub addr: SocketAddr,
     pub proc: Option<Proc>,
+    /// For Shardcar: the ring mode its shard logged at start (`ring="…"`), not the one asked for.
+    pub ring: Option<String>,
 }
 
 impl Running {
@@ -151,6 +174,7 @@ pub fn start(
             id: id.clone(),
             addr: origin,
             proc: None,
+            ring: None,
         });
     }
     std::fs::create_dir_all(dir)?;
@@ -186,7 +210,8 @@ pub fn start(
             };
             let mut c = pin.proxy(bin);
             c.args(["--shards", "1", "--config"]).arg(&conf);
-            c.env("SHARDCAR_LOG", "warn")
+            // `wire::runtime=info` keeps the "shard started … ring=" line, read back below.
+            c.env("SHARDCAR_LOG", "warn,wire::runtime=info")
                 .stdout(Stdio::piped())
                 .stderr(log);
             let (mut p, out) = Proc::spawn(&id.id, c)?;
@@ -197,10 +222,12 @@ pub fn start(
             });
             let addr = addr.and_then(|a| p.check_alive().map(|_| a));
             let addr = addr.with_context(|| format!("{}: see {}.log", id.id, id.id))?;
+            let ring = logged_ring(&dir.join(format!("{}.log", id.id)));
             Ok(Running {
                 id: id.clone(),
                 addr,
                 proc: Some(p),
+                ring,
             })
         }
         Program::Haproxy | Program::Nginx => {
@@ -236,6 +263,7 @@ pub fn start(
                 id: id.clone(),
                 addr: listen,
                 proc: Some(p),
+                ring: None,
             })
         }
         Program::Direct => unreachable!("handled above"),
@@ -264,6 +292,20 @@ mod tests {
         );
         assert!(TargetId::parse("haproxy-http@before").is_err());
         assert!(TargetId::parse("envoy-http").is_err());
+    }
+
+    #[test]
+    fn ring_from_the_shard_started_line() {
+        let log = "2026-12-02T18:39:02Z  WARN x: y\n2026-12-02T18:39:02Z  INFO wire::runtime: shard started shard=0 cpu=Some(0) ring=\"io_uring+single_issuer+defer_taskrun\"\n";
+        assert_eq!(
+            parse_ring(log).as_deref(),
+            Some("io_uring+single_issuer+defer_taskrun")
+        );
+        assert_eq!(
+            parse_ring("INFO shard started shard=0 ring=epoll").as_deref(),
+            Some("epoll")
+        );
+        assert_eq!(parse_ring("listening bench 127.0.0.1:1"), None);
     }
 
     #[test]

@@ -61,6 +61,21 @@ fn smoke_direct_vs_shardcar_writes_a_parsable_report() {
     for k in ["kernel", "cpu_model", "nproc", "pinning", "commit", "peers"] {
         assert!(!env[k].is_null(), "env.json lacks {k}");
     }
+    // The ring mode is the one the proxy logged, and nproc is the machine's (not the harness's
+    // pinned mask).
+    let logged = env["ring_logged"]["shardcar-http"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        logged.starts_with("io_uring") || logged == "epoll",
+        "ring_logged: {}",
+        env["ring_logged"]
+    );
+    assert_eq!(env["ring"].as_str(), Some(logged));
+    assert_eq!(
+        env["nproc"].as_u64(),
+        shardbench::env::online_cpus().map(|n| n as u64)
+    );
     let r: Results =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     assert!(

@@ -13,6 +13,7 @@
 //! `Route { method, path, handler }` line to the table in `routes.rs`. Paths match exactly
 //! (the query string is split off into `Request::query`).
 
+mod prometheus;
 mod reload;
 mod routes;
 

@@ -50,7 +50,7 @@ pub static ADMIN: &[Route] = &[
     get("/stats", stats, "all counters as name: value"),
     get(
         "/stats/prometheus",
-        prometheus,
+        super::prometheus::prometheus,
         "all metrics, Prometheus text format",
     ),
     post(
@@ -80,7 +80,7 @@ pub static HEALTH: &[Route] = &[
     ),
     get(
         "/stats/prometheus",
-        prometheus,
+        super::prometheus::prometheus,
         "all metrics, Prometheus text format",
     ),
 ];
@@ -134,7 +134,14 @@ fn server_info(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<(
 
 /// The merged shard counters as `(name, help, value, is_gauge)`.
 fn counters(ctx: &AdminCtx) -> Vec<(&'static str, &'static str, u64, bool)> {
-    let t = ctx.server.total_stats();
+    counters_of(ctx, &ctx.server.total_stats())
+}
+
+/// [`counters`] from an already merged snapshot.
+pub(super) fn counters_of(
+    ctx: &AdminCtx,
+    t: &crate::shard::ShardStats,
+) -> Vec<(&'static str, &'static str, u64, bool)> {
     vec![
         (
             "downstream_cx_total",
@@ -253,20 +260,4 @@ fn stats(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
         let _ = writeln!(body, "shardcar.{name}: {v}");
     }
     respond(out, 200, "text/plain", body.as_bytes())
-}
-
-fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
-    let mut body = String::new();
-    for (name, help, v, gauge) in counters(ctx) {
-        let (kind, suffix) = if gauge {
-            ("gauge", "")
-        } else {
-            ("counter", "_total")
-        };
-        let base = name.strip_suffix("_total").unwrap_or(name);
-        let _ = writeln!(body, "# HELP shardcar_{base}{suffix} {help}");
-        let _ = writeln!(body, "# TYPE shardcar_{base}{suffix} {kind}");
-        let _ = writeln!(body, "shardcar_{base}{suffix} {v}");
-    }
-    respond(out, 200, "text/plain; version=0.0.4", body.as_bytes())
 }

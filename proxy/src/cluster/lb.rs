@@ -125,6 +125,15 @@ impl Balancer {
         }
     }
 
+    /// Endpoints ejected now (the `outlier_detection_ejections_active` gauge).
+    pub fn ejected_now(&self) -> usize {
+        let now = Instant::now();
+        self.ejected_until
+            .iter()
+            .filter(|u| u.get().is_some_and(|t| t > now))
+            .count()
+    }
+
     pub fn connect_succeeded(&self, idx: usize) {
         self.failures[idx].set(0);
         self.ejected_until[idx].set(None);

@@ -12,6 +12,7 @@ mod error;
 mod h2;
 mod http;
 mod lines;
+mod metrics;
 mod raw;
 mod raw_http;
 mod routes;
@@ -27,6 +28,7 @@ pub use auto::AutoSettings;
 pub use breaker::Breakers;
 pub use error::ConfigError;
 pub use h2::H2Settings;
+pub use metrics::MetricsSettings;
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
 /// The most headers a header-count limit (`max_request_headers`, `max_response_headers`) may
@@ -46,6 +48,8 @@ pub struct Config {
     pub clusters: Vec<Arc<Cluster>>,
     /// The control-side admin API (the `admin:` block); off when the block is absent.
     pub admin: AdminSettings,
+    /// Where Istio's workload labels come from (the `metrics:` block).
+    pub metrics: MetricsSettings,
 }
 
 /// What a listener speaks.

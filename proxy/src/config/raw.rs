@@ -21,6 +21,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub clusters: Vec<RawCluster>,
     pub admin: Option<super::admin::RawAdmin>,
+    pub metrics: Option<super::metrics::RawMetrics>,
 }
 
 #[derive(Debug, Deserialize)]

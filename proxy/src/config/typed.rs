@@ -336,6 +336,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             &raw.drain_timeout,
             DEFAULT_DRAIN_TIMEOUT,
         )?,
+        metrics: super::metrics::build_metrics(&raw.metrics, &listeners)?,
         listeners,
         clusters,
         admin: super::admin::build_admin(&raw.admin)?,

@@ -37,4 +37,6 @@ pub struct Services {
     pub draining: Cell<bool>,
     /// The proxy's own listening addresses (loop detection).
     pub own: OwnAddrs,
+    /// Metrics (and the other per-request consumers), fed one `Record` per request.
+    pub telemetry: crate::telemetry::ShardTelemetry,
 }

@@ -93,6 +93,7 @@ pub async fn run<S: Stream>(
     let is_head = facts.method == crate::http::Method::Head;
     let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, &conn.watch);
     within(timing.limit(per_try_from), receiving).await?;
+    conn.rec.upstream_answered();
     Ok(Answered {
         conn: up,
         _in_flight: in_flight,
@@ -110,6 +111,7 @@ async fn send<S: Stream>(
 ) -> Result<(PooledConn, InFlight), Failure> {
     let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
     let addr = UpstreamAddr(ep.addr);
+    conn.rec.upstream_host = Some(ep.addr);
     let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark)
         .await
         .map_err(|_| Failure::Connect)?;

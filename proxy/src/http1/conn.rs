@@ -15,6 +15,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use super::head::RequestHead;
 use crate::ctx::{ConnCtx, ConnWatch};
 use crate::io::Stream;
+use crate::telemetry::{Protocol, Record};
 
 /// First read buffer of a connection; it grows (up to the head limit) only for larger heads.
 pub const INITIAL_READ_BUFFER: usize = 4096;
@@ -35,10 +36,14 @@ pub struct Conn<S> {
     /// The peer's IP as text, for x-forwarded-for (formatted once per connection).
     pub peer_ip: Box<str>,
     pub watch: Rc<ConnWatch>,
+    /// The current request's telemetry record (boxed: the connection future stays small).
+    /// Reads and writes count its bytes; the exchange hands it over when the request ends.
+    pub rec: Box<Record>,
 }
 
 impl<S: Stream> Conn<S> {
     pub fn new(stream: S, ctx: ConnCtx, watch: Rc<ConnWatch>) -> Conn<S> {
+        let ctx_listener = ctx.listener;
         Conn {
             stream,
             peer_ip: ctx.peer.ip().to_string().into_boxed_str(),
@@ -46,6 +51,7 @@ impl<S: Stream> Conn<S> {
             rbuf: Vec::new(),
             head: RequestHead::default(),
             consumed: 0,
+            rec: Box::new(Record::new(ctx_listener, Protocol::Http11)),
             watch,
         }
     }
@@ -60,6 +66,9 @@ impl<S: Stream> Conn<S> {
             .await;
         self.rbuf = slice.into_inner();
         self.watch.touch();
+        if let Ok(n) = res {
+            self.rec.bytes_received += n as u64;
+        }
         res
     }
 
@@ -86,6 +95,7 @@ impl<S: Stream> Conn<S> {
                 Ok(n) => {
                     self.watch.unpark();
                     self.watch.touch();
+                    self.rec.bytes_received += n as u64;
                     return Ok(n);
                 }
                 Err(e) => return Err(e),
@@ -104,6 +114,9 @@ impl<S: Stream> Conn<S> {
     pub async fn write_all<T: IoBuf>(&mut self, buf: T) -> (io::Result<()>, T) {
         let (res, buf) = self.stream.write_all(buf).await;
         self.watch.touch();
+        if let Ok(n) = res {
+            self.rec.bytes_sent += n as u64;
+        }
         (res.map(drop), buf)
     }
 
@@ -113,8 +126,12 @@ impl<S: Stream> Conn<S> {
         buf: &mut Vec<u8>,
         range: std::ops::Range<usize>,
     ) -> io::Result<()> {
+        let n = range.len() as u64;
         let r = write_range(&mut self.stream, buf, range).await;
         self.watch.touch();
+        if r.is_ok() {
+            self.rec.bytes_sent += n;
+        }
         r
     }
 }

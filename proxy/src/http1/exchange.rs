@@ -19,6 +19,7 @@ use crate::http::Method;
 use crate::io::Stream;
 use crate::route::normalize::{normalize, PathError};
 use crate::route::{Action, RouteTable, Verdict};
+use crate::telemetry::Protocol;
 
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
@@ -38,6 +39,9 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
             return local::respond(conn, env, 400, Some("DPE"), body, started).await;
         }
     };
+    conn.rec.start = started;
+    conn.rec.listener = listener as u16;
+    conn.rec.start_wall = std::time::SystemTime::now();
     let next = route_and_forward(
         conn,
         settings,
@@ -51,6 +55,13 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
     if let Some(buf) = normalized {
         env.h1.scratch.give(buf);
     }
+    conn.rec.protocol = if conn.head.minor == 0 {
+        Protocol::Http10
+    } else {
+        Protocol::Http11
+    };
+    env.svc.telemetry.http_done(&mut conn.rec, &conn.ctx, &snap);
+    conn.rec.restart();
     next
 }
 
@@ -120,6 +131,7 @@ async fn route_and_forward<S: Stream>(
             }
         },
     };
+    conn.rec.cluster = Some(cluster as u16);
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
     let fwd = forward::Upstream {

@@ -142,6 +142,7 @@ pub async fn forward<S: Stream>(
         }
     };
     env.h1.scratch.give(wbuf);
+    conn.rec.retries = retrier.retries;
     let next = match outcome {
         Ok(up) if facts.tunnel && (resp.status == 101 || (200..300).contains(&resp.status)) => {
             relay::open_tunnel(conn, up.conn, &ubuf, &resp).await

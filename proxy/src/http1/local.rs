@@ -48,6 +48,7 @@ pub async fn send<S: Stream>(
     body: &[u8],
     close: bool,
 ) -> Next {
+    conn.rec.respond(status, flag);
     let mut out = env.h1.scratch.take();
     encode::local_response(&mut out, status, body, flag, close);
     let (res, out) = conn.write_all(out).await;

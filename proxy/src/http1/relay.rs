@@ -40,6 +40,7 @@ pub async fn response<S: Stream>(
         resp.framing
     };
     let close_client = facts.close || client_framing == Framing::UntilClose || !request_body_done;
+    conn.rec.respond(resp.status, None);
     let mut out = env.h1.scratch.take();
     encode::response_head(&mut out, ubuf, resp, client_framing, close_client, filters);
     let mut pos = resp.len;
@@ -171,6 +172,7 @@ pub async fn open_tunnel<S: Stream>(
     ubuf: &[u8],
     resp: &ResponseHead,
 ) -> Next {
+    conn.rec.respond(resp.status, None);
     let mut up = up.stream;
     let mut out = Vec::with_capacity(resp.len + 64);
     encode::response_head(

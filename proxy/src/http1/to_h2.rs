@@ -192,8 +192,11 @@ pub async fn forward<S: Stream>(
             }
         }
     };
+    conn.rec.retries = retrier.retries;
     match outcome {
         Ok((resp, _slot)) => {
+            conn.rec.upstream_answered();
+            conn.rec.respond(resp.status().as_u16(), None);
             let close = facts.close || !body_done;
             relay(conn, env, resp, &route.filters, facts, close).await
         }

@@ -10,6 +10,7 @@ use h2::SendStream;
 use http::{HeaderMap, HeaderValue, Response};
 
 use crate::http::{grpc, Failure};
+use crate::telemetry::{Protocol, Record};
 
 pub use crate::upstream::h2::{send_data, Gone};
 
@@ -21,6 +22,9 @@ pub struct Downstream {
     pub grpc: bool,
     pub idle: Option<Duration>,
     done: bool,
+    /// The stream's telemetry record: status, gRPC status and DATA bytes are counted here,
+    /// where every response (relayed or local) goes out.
+    pub rec: Record,
 }
 
 impl Downstream {
@@ -31,6 +35,7 @@ impl Downstream {
             grpc,
             idle,
             done: false,
+            rec: Record::new(0, Protocol::Http2),
         }
     }
 
@@ -40,6 +45,8 @@ impl Downstream {
     }
 
     pub fn send_head(&mut self, resp: Response<()>, end: bool) -> Result<(), Gone> {
+        self.rec.status = resp.status().as_u16();
+        self.note_grpc_status(resp.headers());
         let s = self.respond.send_response(resp, end)?;
         if end {
             self.done = true;
@@ -51,7 +58,9 @@ impl Downstream {
 
     pub async fn data(&mut self, data: Bytes, end: bool) -> Result<(), Gone> {
         let send = self.send.as_mut().ok_or(Gone)?;
+        let n = data.len() as u64;
         send_data(send, data, end, self.idle).await?;
+        self.rec.bytes_sent += n;
         if end {
             self.done = true;
         }
@@ -59,6 +68,7 @@ impl Downstream {
     }
 
     pub fn trailers(&mut self, t: HeaderMap) -> Result<(), Gone> {
+        self.note_grpc_status(&t);
         let send = self.send.as_mut().ok_or(Gone)?;
         send.send_trailers(t)?;
         self.done = true;
@@ -73,6 +83,15 @@ impl Downstream {
             self.done = true;
         }
         Ok(())
+    }
+
+    fn note_grpc_status(&mut self, h: &HeaderMap) {
+        if let Some(code) = h
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()?.parse::<u8>().ok())
+        {
+            self.rec.grpc_status = Some(code);
+        }
     }
 
     /// Resets the stream (a response that cannot be completed).
@@ -102,6 +121,9 @@ impl Downstream {
     }
 
     async fn answer(&mut self, status: u16, code: u32, flag: Option<&str>, body: &[u8]) {
+        if let Some(f) = flag {
+            self.rec.flags.add(f);
+        }
         if self.head_sent() {
             // Mid-response: gRPC ends with the status in trailers; HTTP can only reset.
             if self.grpc && !self.done {

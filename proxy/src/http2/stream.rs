@@ -122,11 +122,16 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
     let head = Head::of(&parts);
     let grpc = grpc::is_grpc(parts.headers.get("content-type").map(|v| v.as_bytes()));
     let mut ds = Downstream::new(respond, grpc, env.settings.h2.stream_idle_timeout);
+    ds.rec.grpc = grpc;
+    ds.rec.start = started;
+    ds.rec.bytes_received = head.content_length.unwrap_or(0);
+    let (snap, listener) = env.ctx.request_snapshot(env.svc.snapshots.current());
+    ds.rec.listener = listener as u16;
     let deadline = grpc
         .then(|| parts.headers.get("grpc-timeout"))
         .flatten()
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
-    let work = route_and_forward(&mut ds, &head, body, env);
+    let work = route_and_forward(&mut ds, &head, body, (&snap, listener), env);
     let outcome = match deadline {
         Some(t) => monoio::time::timeout(t, work)
             .await
@@ -145,15 +150,16 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
         );
         ds.failure(f).await;
     }
+    env.svc.telemetry.http_done(&mut ds.rec, env.ctx, &snap);
 }
 
 async fn route_and_forward(
     ds: &mut Downstream,
     head: &Head<'_>,
     body: RecvStream,
+    (snap, listener): (&crate::ctx::Snapshot, usize),
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let (snap, listener) = env.ctx.request_snapshot(env.svc.snapshots.current());
     let Some(routes) = snap.routes[listener].as_ref() else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
@@ -186,6 +192,7 @@ async fn route_and_forward(
             }
         },
     };
+    ds.rec.cluster = Some(cluster as u16);
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
     match balancer.cluster().protocol {

@@ -128,8 +128,10 @@ pub async fn exchange(
         }
     };
     env.h1.scratch.give(wbuf);
+    ds.rec.retries = retrier.retries;
     let result = match outcome {
         Ok((up, _in_flight)) => {
+            ds.rec.upstream_answered();
             relay(ds, balancer, up, &mut ubuf, &resp, &route.filters, env).await;
             Ok(())
         }

@@ -190,6 +190,8 @@ pub async fn exchange(
             monoio::time::sleep(p).await;
             continue;
         }
+        ds.rec.retries = retrier.retries;
+        ds.rec.upstream_answered();
         let head_out = response_head(&resp, &route.filters);
         let mut rbody = resp.into_body();
         let end = rbody.is_end_stream();

@@ -82,13 +82,20 @@ impl ListenerSlot {
 struct ConnGuard {
     shard: Rc<Shard>,
     slot: Rc<ListenerSlot>,
+    listener: usize,
 }
 
 impl ConnGuard {
-    fn new(shard: Rc<Shard>, slot: Rc<ListenerSlot>) -> ConnGuard {
+    /// `listener`: the index in the snapshot the connection was accepted with.
+    fn new(shard: Rc<Shard>, slot: Rc<ListenerSlot>, listener: usize) -> ConnGuard {
         shard.active.set(shard.active.get() + 1);
         slot.active.set(slot.active.get() + 1);
-        ConnGuard { shard, slot }
+        shard.svc.telemetry.accepted(listener);
+        ConnGuard {
+            shard,
+            slot,
+            listener,
+        }
     }
 }
 
@@ -98,6 +105,7 @@ impl Drop for ConnGuard {
         s.active.set(s.active.get() - 1);
         let slot = &self.slot;
         slot.active.set(slot.active.get() - 1);
+        s.svc.telemetry.closed(self.listener);
         if let Some(w) = slot.waiter.take() {
             w.wake();
         }
@@ -215,7 +223,7 @@ fn spawn_connection(
         snapshot,
         tls: None,
     });
-    let guard = ConnGuard::new(shard.clone(), slot.clone());
+    let guard = ConnGuard::new(shard.clone(), slot.clone(), idx);
     monoio::spawn(async move {
         let s = &guard.shard;
         match protocol {

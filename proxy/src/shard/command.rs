@@ -60,6 +60,8 @@ pub struct ShardStats {
     pub h2_upstream_multiplexed: u64,
     /// Circuit-breaker fullness and overflows per cluster that has thresholds.
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
+    /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
+    pub metrics: crate::telemetry::metrics::MetricsSnapshot,
 }
 
 impl ShardStats {
@@ -84,5 +86,6 @@ impl ShardStats {
         self.h2_upstream_connected += o.h2_upstream_connected;
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
+        self.metrics.merge(&o.metrics);
     }
 }

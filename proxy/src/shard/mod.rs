@@ -79,6 +79,7 @@ impl Shard {
                 rng: Rng::for_shard(id),
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
+                telemetry: Default::default(),
             },
             l4,
             h1: H1State::default(),
@@ -116,6 +117,7 @@ impl Shard {
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
+        s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
         s
     }
 

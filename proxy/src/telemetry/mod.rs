@@ -1,7 +1,15 @@
-//! Telemetry beside the data path: access logs (Envoy's format language, compiled at config
-//! load, rendered on the shard), trace-context codecs (W3C `traceparent`, B3) and tap's
-//! filters, rate cap and JSON lines.
+//! Telemetry beside the data path: the per-request [`record`] every protocol fills and hands
+//! to its shard's [`shard::ShardTelemetry`] once; per-shard [`metrics`] (Istio's standard
+//! metrics and `shardcar_` operational stats, merged on scrape); access logs (Envoy's format
+//! language, compiled at config load, rendered on the shard); trace-context codecs (W3C
+//! `traceparent`, B3) and tap's filters, rate cap and JSON lines.
 
 pub mod access_log;
+pub mod metrics;
+pub mod record;
+pub mod shard;
 pub mod tap;
 pub mod trace;
+
+pub use record::{Flags, Protocol, Record};
+pub use shard::ShardTelemetry;

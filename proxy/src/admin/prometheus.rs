@@ -1,0 +1,45 @@
+//! `GET /stats/prometheus` (admin port and the Istio agent's health port): the shards'
+//! merged counters (`shardcar_…`), the labelled per-shard metrics (Istio's standard metrics,
+//! listener and cluster stats; see `telemetry::metrics`) and process figures (resident
+//! memory), in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::TcpStream;
+
+use super::routes::counters_of;
+use super::{respond, AdminCtx, Request};
+use crate::telemetry::metrics::prometheus::write;
+
+pub fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
+    let total = ctx.server.total_stats();
+    let mut body = String::with_capacity(64 * 1024);
+    for (name, help, v, gauge) in counters_of(ctx, &total) {
+        let (kind, suffix) = if gauge {
+            ("gauge", "")
+        } else {
+            ("counter", "_total")
+        };
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        let _ = writeln!(body, "# HELP shardcar_{base}{suffix} {help}");
+        let _ = writeln!(body, "# TYPE shardcar_{base}{suffix} {kind}");
+        let _ = writeln!(body, "shardcar_{base}{suffix} {v}");
+    }
+    if let Some(rss) = rss_bytes() {
+        body.push_str(
+            "# HELP shardcar_server_memory_rss_bytes Resident set size of the process.\n",
+        );
+        body.push_str("# TYPE shardcar_server_memory_rss_bytes gauge\n");
+        let _ = writeln!(body, "shardcar_server_memory_rss_bytes {rss}");
+    }
+    write(&mut body, &total.metrics);
+    respond(out, 200, "text/plain; version=0.0.4", body.as_bytes())
+}
+
+/// `VmRSS` from `/proc/self/status`, in bytes.
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
