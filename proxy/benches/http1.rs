@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
                 request_id: &[b'0'; 36],
                 framing: req.framing,
                 te_trailers: false,
+                tls: None,
             },
         );
         black_box(out.len())

@@ -27,6 +27,10 @@ pub struct Server {
     config: Arc<Config>,
     shards: Vec<CommandSender>,
     threads: Vec<JoinHandle<()>>,
+    /// The active health checker (its own thread), while any cluster is health-checked.
+    health: Option<crate::health::Checker>,
+    /// The certificate watchers of the current config's `tls:` blocks.
+    tls: crate::tls::runtime::TlsRuntime,
 }
 
 /// Why a new config was not installed (the running one stays in force).
@@ -40,6 +44,8 @@ pub enum SwapError {
     },
     #[error("shard {0} is gone")]
     ShardGone(usize),
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Server {
@@ -48,6 +54,7 @@ impl Server {
     pub fn start(config: Config, shards: usize) -> io::Result<Server> {
         let shards = shards.max(1);
         let config = Arc::new(config);
+        let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
         let mut senders = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -76,11 +83,13 @@ impl Server {
             let (sockets, commands, ready) = payload;
             shard::run(id, shards, cfg.clone(), sockets, commands, ready)
         })?;
-        let server = Server {
+        let mut server = Server {
             addrs,
             config,
             shards: senders,
             threads,
+            health: None,
+            tls,
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -97,7 +106,17 @@ impl Server {
                 }
             }
         }
+        server.start_health()?;
         Ok(server)
+    }
+
+    /// Starts the health checker if the config asks for one and none runs.
+    fn start_health(&mut self) -> io::Result<()> {
+        if self.health.is_none() && crate::health::wanted(&self.config) {
+            let c = crate::health::Checker::start(self.config.clone(), self.shards.clone())?;
+            self.health = Some(c);
+        }
+        Ok(())
     }
 
     /// The bound address of the listener called `name`.
@@ -151,6 +170,7 @@ impl Server {
                 per_shard[i].push((l.name.clone(), sock));
             }
         }
+        let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
         let config = Arc::new(config);
         for (i, (s, sockets)) in self.shards.iter().zip(per_shard).enumerate() {
             if !sockets.is_empty() {
@@ -160,9 +180,24 @@ impl Server {
             s.send(ShardCommand::Swap(config.clone()))
                 .map_err(|_| SwapError::ShardGone(i))?;
         }
+        match &self.health {
+            Some(h) => h.swap(config.clone()),
+            None => {
+                self.config = config.clone();
+                if let Err(e) = self.start_health() {
+                    tracing::error!(error = %e, "health checker failed to start; endpoints count as healthy");
+                }
+            }
+        }
         self.config = config;
         self.addrs = addrs;
+        self.tls = tls;
         Ok(())
+    }
+
+    /// The certificate watchers (reload counters) of the current config's `tls:` blocks.
+    pub fn tls(&self) -> &crate::tls::runtime::TlsRuntime {
+        &self.tls
     }
 
     /// Every shard's counters, in shard order.
@@ -184,6 +219,7 @@ impl Server {
 
     /// Stops accepting, drains open connections (up to `drain_timeout`), and joins the shards.
     pub fn shutdown(self) {
+        drop(self.health);
         for s in &self.shards {
             let _ = s.send(ShardCommand::Drain);
         }

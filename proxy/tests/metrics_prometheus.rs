@@ -509,3 +509,58 @@ clusters:
     );
     server.shutdown();
 }
+
+#[test]
+fn grpc_calls_are_counted_by_grpc_status() {
+    if !support::tools::have_python_modules("grpc") {
+        return;
+    }
+    let srv = support::grpc::GrpcServer::start();
+    let yaml = format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/t.T/\"}}
+            cluster: grpc
+clusters:
+  - name: grpc
+    protocol: http2
+    endpoints: [\"{}\"]
+",
+        srv.addr
+    );
+    let server = Server::start(Config::from_yaml(&yaml).unwrap(), 1).unwrap();
+    let web = server.addr("web").unwrap().to_string();
+    let call = |method: &str, payload: &str| {
+        support::grpc::client(&["status", &web, method, payload, "0"])["code"].clone()
+    };
+    for _ in 0..3 {
+        assert_eq!(call("/t.T/Unary", "x"), "OK");
+    }
+    // The upstream's own status (UNAVAILABLE, 14) in trailers; a proxy answer (no route:
+    // UNIMPLEMENTED, 12, trailers-only) with flag NR.
+    assert_eq!(call("/t.T/Flaky", "k:5"), "UNAVAILABLE");
+    assert_eq!(call("/other.S/M", "x"), "UNIMPLEMENTED");
+    let grpc = |code: &'static str| [("request_protocol", "grpc"), ("grpc_response_status", code)];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = server.total_stats().metrics;
+        if m.sum("istio_requests", &[("request_protocol", "grpc")]) >= 5
+            || Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(m.sum("istio_requests", &grpc("0")), 3, "{m:#?}");
+    assert_eq!(m.sum("istio_requests", &grpc("14")), 1, "{m:#?}");
+    let nr = [("grpc_response_status", "12"), ("response_flags", "NR")];
+    assert_eq!(m.sum("istio_requests", &nr), 1, "{m:#?}");
+    assert_eq!(m.sum("istio_requests", &[("request_protocol", "grpc")]), 5);
+    server.shutdown();
+}

@@ -240,6 +240,36 @@ pub(super) fn counters_of(
             false,
         ),
         (
+            "rbac_allowed",
+            "requests allowed by authorization policies",
+            t.authz[0],
+            false,
+        ),
+        (
+            "rbac_denied",
+            "requests denied by authorization policies (403)",
+            t.authz[1],
+            false,
+        ),
+        (
+            "rbac_tcp_allowed",
+            "connections allowed by authorization policies",
+            t.authz[2],
+            false,
+        ),
+        (
+            "rbac_tcp_denied",
+            "connections denied by authorization policies (closed)",
+            t.authz[3],
+            false,
+        ),
+        (
+            "jwt_authn_rejected",
+            "requests refused for an invalid JWT (401)",
+            t.authz[4],
+            false,
+        ),
+        (
             "server_config_generation",
             "config generation in force",
             t.generation,

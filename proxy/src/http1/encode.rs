@@ -39,7 +39,13 @@ pub struct Forwarding<'a> {
     pub framing: Framing,
     /// The client sent `TE: trailers` (HTTP/2, gRPC): say so upstream.
     pub te_trailers: bool,
+    /// The downstream connection's TLS facts: `x-forwarded-proto: https`, and with a verified
+    /// peer, `x-forwarded-client-cert: URI=spiffe://…` (Envoy's XFCC; a client's own XFCC is
+    /// always dropped, so it cannot claim an identity).
+    pub tls: Option<&'a crate::tls::TlsFacts>,
 }
+
+const XFCC: &[u8] = b"x-forwarded-client-cert";
 
 /// The request being forwarded, whatever codec parsed it: its method, its headers in order
 /// (an HTTP/1 head's spans, or an HTTP/2 header map) and the hop-by-hop facts the codec found.
@@ -106,6 +112,9 @@ where
         if (src.listed)(n) || filters.drops_request_header(n) {
             continue;
         }
+        if n.len() == XFCC.len() && n.eq_ignore_ascii_case(XFCC) {
+            continue;
+        }
         put(out, n, v);
     }
     if let Some(h) = host_override {
@@ -124,7 +133,18 @@ where
     }
     out.extend_from_slice(fwd.client_ip);
     out.extend_from_slice(b"\r\n");
-    put(out, b"x-forwarded-proto", b"http");
+    match fwd.tls {
+        None => put(out, b"x-forwarded-proto", b"http"),
+        Some(t) => {
+            put(out, b"x-forwarded-proto", b"https");
+            if let Some(id) = &t.peer {
+                out.extend_from_slice(XFCC);
+                out.extend_from_slice(b": URI=");
+                out.extend_from_slice(id.as_str().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
     if !has_request_id {
         put(out, b"x-request-id", fwd.request_id);
     }
@@ -225,6 +245,9 @@ pub fn local_response(
     );
     if let Some(f) = flag {
         let _ = write!(out, "x-shardcar-flag: {f}\r\n");
+        if let Some(c) = crate::authz::challenge(f) {
+            let _ = write!(out, "www-authenticate: {c}\r\n");
+        }
         if crate::http::failure::is_overload(f) {
             let _ = write!(out, "{}: true\r\n", crate::http::failure::OVERLOADED_HEADER);
         }

@@ -102,7 +102,7 @@ async fn route_and_forward<S: Stream>(
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
-    let (route, facts) = {
+    let (route, facts, verdict, fault) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
         let facts = Facts {
             method: req.method,
@@ -112,13 +112,22 @@ async fn route_and_forward<S: Stream>(
             tunnel: conn.head.upgrade || req.method == Method::Connect,
             minor: conn.head.minor,
         };
-        (routes.select(&req), facts)
+        let route = routes.select(&req);
+        let verdict = route.map(|r| r.filters.on_request(&req, &env.svc.authz));
+        let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
+        (route, facts, verdict, fault.unwrap_or_default())
     };
     let Some(route) = route else {
         return local::respond(conn, env, 404, Some("NR"), b"no route\n", started).await;
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Some(Verdict::Respond { status, body, flag }) = verdict {
         return local::respond(conn, env, status, Some(flag), body, started).await;
+    }
+    if !fault.is_none() {
+        use crate::http::fault::{apply, ABORT_BODY, ABORT_FLAG};
+        if let Some((status, _)) = apply(fault, &env.svc.faults).await {
+            return local::respond(conn, env, status, Some(ABORT_FLAG), ABORT_BODY, started).await;
+        }
     }
     let cluster = match &route.action {
         Action::Direct { status, body } => {
@@ -140,8 +149,14 @@ async fn route_and_forward<S: Stream>(
         mark,
         path: normalized,
     };
-    match balancer.cluster().protocol {
-        UpstreamProtocol::Http1 => forward::forward(conn, settings, env, fwd, facts, started).await,
+    let protocol = match balancer.cluster().protocol {
+        UpstreamProtocol::Auto => Box::pin(crate::upstream::auto_protocol(balancer, mark)).await,
+        p => p,
+    };
+    match protocol {
+        UpstreamProtocol::Http1 | UpstreamProtocol::Auto => {
+            forward::forward(conn, settings, env, fwd, facts, started).await
+        }
         UpstreamProtocol::Http2 => to_h2::forward(conn, settings, env, fwd, facts, started).await,
     }
 }

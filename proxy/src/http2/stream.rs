@@ -170,14 +170,23 @@ async fn route_and_forward(
         head.content_length
             .map_or(BodyKind::Streamed, BodyKind::Sized)
     };
-    let route: Option<&Route> = routes.select(&head.request_ctx(env.ctx, kind));
+    let req = head.request_ctx(env.ctx, kind);
+    let route: Option<&Route> = routes.select(&req);
+    let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
     let Some(route) = route else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Verdict::Respond { status, body, flag } = route.filters.on_request(&req, &env.svc.authz)
+    {
         ds.local(status, Some(flag), body).await;
         return Ok(());
+    }
+    if let Some(f) = fault.filter(|f| !f.is_none()) {
+        if let Some((status, grpc)) = crate::http::fault::apply(f, &env.svc.faults).await {
+            ds.fault_abort(status, grpc).await;
+            return Ok(());
+        }
     }
     let cluster = match &route.action {
         Action::Direct { status, body } => {
@@ -195,8 +204,12 @@ async fn route_and_forward(
     ds.rec.cluster = Some(cluster as u16);
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
-    match balancer.cluster().protocol {
-        UpstreamProtocol::Http1 => {
+    let protocol = match balancer.cluster().protocol {
+        UpstreamProtocol::Auto => Box::pin(crate::upstream::auto_protocol(balancer, mark)).await,
+        p => p,
+    };
+    match protocol {
+        UpstreamProtocol::Http1 | UpstreamProtocol::Auto => {
             to_h1::exchange(ds, head, body, route, balancer, mark, env).await
         }
         UpstreamProtocol::Http2 => {

@@ -35,6 +35,7 @@ use crate::config::{ClusterKind, L4Mode};
 use crate::ctx::{ConnCtx, ConnWatch, Services, UpstreamAddr};
 use crate::sys::{self, BufArena};
 use crate::telemetry::{Protocol, Record};
+use crate::tls_io::ServerTls;
 use crate::upstream::{self, ConnectError, ConnectOpts};
 use pipe_pool::PipePool;
 
@@ -138,6 +139,9 @@ pub async fn serve(
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if !authorized(&conn, svc) {
+        return; // dropping the client closes it
+    }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
     let tally = Box::new(Tally {
         started: Instant::now(),
@@ -205,6 +209,65 @@ pub async fn serve(
     }
 }
 
+/// The listener's authorization policies on this connection (plaintext at accept, TLS after
+/// the handshake, so the peer's SPIFFE ID is known): `false` → close it.
+fn authorized(conn: &ConnCtx, svc: &Services) -> bool {
+    conn.listener()
+        .authz
+        .as_ref()
+        .is_none_or(|a| a.admit_connection(conn, &svc.authz))
+}
+
+/// Proxies a TLS-terminated connection (a `protocol: tcp` listener with a `tls:` block) to
+/// the listener's cluster in copy mode: splice needs a plain socket on both ends. Like
+/// [`serve`], the context is freed once the upstream is connected.
+pub async fn serve_tls(conn: Box<ConnCtx>, client: ServerTls, svc: &Services, l4: &L4State) {
+    let snapshot = conn.snapshot.clone();
+    let listener = &snapshot.config.listeners[conn.listener];
+    let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if !authorized(&conn, svc) {
+        return;
+    }
+    let Some((upstream, dst, _in_flight)) =
+        Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
+    else {
+        return;
+    };
+    let peer = conn.peer;
+    let peer_id = conn.peer_identity().map(|p| p.to_string());
+    drop(conn);
+    let watch = svc.sweeper.register(listener.idle_timeout);
+    let end = Box::pin(run_copy_tls(client, upstream, &watch, l4)).await;
+    let peer_id = peer_id.as_deref().unwrap_or("-");
+    tracing::debug!(listener = %listener.name, %peer, peer_id, endpoint = %dst, end = ?end, "tls tunnel closed");
+}
+
+async fn run_copy_tls(
+    client: ServerTls,
+    upstream: TcpStream,
+    watch: &ConnWatch,
+    l4: &L4State,
+) -> End {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut ur, mut uw) = upstream.into_split();
+    let end = until_idle(
+        pin!(try_join(
+            copy::one_way(&mut cr, &mut uw, watch, &l4.bufs),
+            copy::one_way(&mut ur, &mut cw, watch, &l4.bufs),
+        )),
+        watch,
+    )
+    .await;
+    let Ok(upstream) = ur.reunite(uw) else {
+        unreachable!("halves come from the same stream");
+    };
+    if matches!(end, End::Reset(_)) {
+        // The client side ends with the TLS stream; the upstream learns of the reset.
+        let _ = sys::set_linger_zero(upstream.as_raw_fd());
+    }
+    end
+}
+
 /// What a TCP connection's telemetry record is built from at its end.
 struct Tally {
     started: Instant,
@@ -269,7 +332,7 @@ async fn connect_upstream(
     match result {
         Ok(upstream) => {
             if let Some(i) = ep_idx {
-                balancer.connect_succeeded(i);
+                balancer.l4_connected(i);
             }
             Some((upstream, dst, in_flight))
         }
@@ -283,6 +346,9 @@ async fn connect_upstream(
                 }
                 ConnectError::Timeout(t) => {
                     tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, endpoint = %dst, timeout = ?t, "upstream connect timed out; closing client")
+                }
+                ConnectError::Tls(e) => {
+                    tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, endpoint = %dst, error = %e, "upstream tls handshake failed; closing client")
                 }
             }
             None

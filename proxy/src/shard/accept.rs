@@ -214,6 +214,7 @@ fn spawn_connection(
         }
     };
     let protocol = lcfg.protocol;
+    let tls = lcfg.tls.is_some();
     // Boxed so the task holds a pointer, not the context: L4 frees it once connected.
     let conn = Box::new(ConnCtx {
         peer: PeerAddr(peer),
@@ -227,6 +228,13 @@ fn spawn_connection(
     monoio::spawn(async move {
         let s = &guard.shard;
         match protocol {
+            // Boxed: a plaintext connection's task holds only a pointer's worth for it.
+            _ if tls => {
+                Box::pin(crate::secure::serve(
+                    conn, stream, &s.svc, &s.h1, &s.h2, &s.l4,
+                ))
+                .await
+            }
             Protocol::Tcp => crate::l4::serve(conn, stream, None, &s.svc, &s.l4).await,
             Protocol::Http => crate::detect::http(*conn, stream, &s.svc, &s.h1, &s.h2, &s.l4).await,
             Protocol::Auto => {

@@ -79,6 +79,8 @@ impl Shard {
                 rng: Rng::for_shard(id),
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
+                faults: Default::default(),
+                authz: Default::default(),
                 telemetry: Default::default(),
             },
             l4,
@@ -113,12 +115,42 @@ impl Shard {
             s.h2_upstream_connected += b.h2.connected.get();
             s.h2_upstream_multiplexed += b.h2.multiplexed.get();
             s.breakers.extend(b.breaker.stats(&b.cluster().name));
+            s.retry_budget_exhausted += b.budget.exhausted.get();
+            if let crate::config::ClusterKind::Static(_) = b.cluster().kind {
+                s.outlier.push(b.outlier.stats(&b.cluster().name));
+                s.health.push(crate::cluster::health::HealthStats {
+                    cluster: b.cluster().name.clone(),
+                    unhealthy: u64::from(b.health.down_count()),
+                    lb_healthy_panic: b.health.panics.get(),
+                });
+            }
         }
+        let f = &self.svc.faults;
+        s.fault_delays_injected = f.delays_injected.get();
+        s.fault_aborts_injected = f.aborts_injected.get();
+        s.fault_active_delays = f.active_delays.get();
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
+        s.tls = crate::tls::stats::snapshot();
+        let a = &self.svc.authz;
+        s.authz = [
+            a.allowed.get(),
+            a.denied.get(),
+            a.tcp_allowed.get(),
+            a.tcp_denied.get(),
+            a.jwt_rejected.get(),
+        ];
         s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
         s
+    }
+
+    /// Applies the health checker's verdicts to the current snapshot's balancer of that cluster.
+    fn health(&self, h: &crate::health::HealthUpdate) {
+        let snap = self.svc.snapshots.current();
+        if let Some(b) = snap.clusters.iter().find(|b| b.cluster().name == h.cluster) {
+            b.health.apply(&h.healthy);
+        }
     }
 
     fn swap(self: &Rc<Self>, config: Arc<Config>) {
@@ -178,6 +210,7 @@ pub async fn run(
         match cmd {
             ShardCommand::Bind(sockets) => shard.accept.stage(sockets),
             ShardCommand::Swap(c) => shard.swap(c),
+            ShardCommand::Health(h) => shard.health(&h),
             ShardCommand::StatsSnapshot(reply) => {
                 let _ = reply.send(shard.stats());
             }

@@ -149,9 +149,25 @@ impl Record {
         }
     }
 
-    /// Starts the next request on the same connection (keeps the listener and protocol).
+    /// Clears the facts for the next request on the same connection, keeping the listener,
+    /// protocol and start (the next request sets `start` when it begins): no clock is read.
     pub fn restart(&mut self) {
-        *self = Record::new(self.listener as usize, self.protocol);
+        *self = Record {
+            status: 0,
+            grpc_status: None,
+            flags: Flags::NONE,
+            bytes_received: 0,
+            bytes_sent: 0,
+            request_done: None,
+            upstream_first_byte: None,
+            duration: Duration::ZERO,
+            cluster: None,
+            upstream_host: None,
+            retries: 0,
+            upstream_failure: None,
+            termination: None,
+            ..*self
+        };
     }
 
     /// A response the proxy or the upstream sent: its status and (for local answers) flag.
