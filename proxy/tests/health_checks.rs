@@ -250,3 +250,25 @@ clusters:
         );
     }
 }
+
+#[test]
+fn an_original_dst_cluster_cannot_be_health_checked() {
+    let odst = "listeners:
+  - name: out
+    address: 127.0.0.1:0
+    protocol: tcp
+    original_dst: true
+    cluster: passthrough
+clusters:
+  - name: passthrough
+    type: original_dst
+    health_check: {tcp: {}}
+";
+    let e = Config::from_yaml(odst).unwrap_err().to_string();
+    assert!(
+        e.contains("clusters[0].health_check:")
+            && e.contains("original_dst")
+            && e.contains(" at line "),
+        "{e}"
+    );
+}

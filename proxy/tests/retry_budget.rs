@@ -49,8 +49,9 @@ fn send(addr: SocketAddr, n: usize) {
 #[test]
 fn retries_stay_within_the_percentage_of_requests() {
     let bad = StatusOrigin::start("bad", 503);
-    // 20% of 100 requests, no reserve: 20 retries, though each request could make 3.
-    let budget = "    retry_budget: {retry_percent: 20, min_retries_per_second: 0, ttl: 10s}\n";
+    // 20% of 100 requests, no reserve: 20 retries, though each request could make 3 (the
+    // 60 s window outlasts the burst).
+    let budget = "    retry_budget: {retry_percent: 20, min_retries_per_second: 0, ttl: 60s}\n";
     let (server, addr) = proxy(&[bad.addr], budget, 3);
     send(addr, 100);
     assert_eq!(bad.requests(), 120);
@@ -68,11 +69,16 @@ fn retries_stay_within_the_percentage_of_requests() {
 #[test]
 fn the_reserve_allows_min_retries_per_second_over_the_ttl() {
     let bad = StatusOrigin::start("bad", 503);
-    // 0%, 2/s over 5 s: a reserve of 10 retries for the whole burst (well within 5 s).
-    let budget = "    retry_budget: {retry_percent: 0, min_retries_per_second: 2, ttl: 5s}\n";
+    // 0%, 1/s over 20 s: a reserve of 20 retries for the whole burst (well within 20 s).
+    let budget = "    retry_budget: {retry_percent: 0, min_retries_per_second: 1, ttl: 20s}\n";
     let (server, addr) = proxy(&[bad.addr], budget, 3);
+    let t0 = std::time::Instant::now();
     send(addr, 50);
-    assert_eq!(bad.requests(), 60);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(20),
+        "the burst outlasted the ttl"
+    );
+    assert_eq!(bad.requests(), 70);
     server.shutdown();
 }
 

@@ -106,6 +106,18 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             ))
         }
     };
+    if matches!(kind, ClusterKind::OriginalDst { .. }) {
+        let per_endpoint = [
+            ("health_check", raw.health_check.is_some()),
+            ("outlier_detection", raw.outlier_detection.is_some()),
+        ];
+        if let Some((f, _)) = per_endpoint.iter().find(|(_, set)| *set) {
+            return Err(ConfigError::new(
+                at(f),
+                "an original_dst cluster has no endpoints to check or eject",
+            ));
+        }
+    }
     Ok(Cluster {
         name: raw.name.clone(),
         kind,
