@@ -1,4 +1,4 @@
-//! Per-request cost of authorization: a listener with 4 policies and 10 rules (a DENY on
+//! Per-request cost of authorization: a listener with 4 policies and 9 rules (a DENY on
 //! admin paths and a blocked CIDR, ALLOW rules on methods/paths/hosts/ports, header and
 //! source-IP conditions), decided for a typical request that falls through most rules, one
 //! that a late ALLOW rule admits and one that ends in the default deny. Parse + route are
@@ -87,7 +87,7 @@ fn bench(c: &mut Criterion) {
     let stats = AuthzStats::default();
     let cases: [(&str, &'static [u8], bool); 3] = [
         (
-            "authz: allowed by the last rule (10 rules)",
+            "authz: allowed by the last rule (9 rules)",
             b"GET /api/v1/items?id=42 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: wrk/4.2\r\nAccept: */*\r\nX-Tenant: umbrella\r\nX-Api-Key: k-123\r\n\r\n",
             true,
         ),

@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
                 framing: req.framing,
                 te_trailers: false,
                 tls: None,
+                trace: shardcar::telemetry::propagate::Fresh { span: 7, trace: 9 },
             },
         );
         black_box(out.len())

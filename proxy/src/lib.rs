@@ -7,7 +7,8 @@
 //! → [`cluster`] (per-shard load balancing, pools) → [`upstream`] (the one connect function).
 //! Beside the data path: [`config`] (two-stage YAML loading), [`shard`] (one runtime per core,
 //! state by layer, command channel), [`server`] (start, swap, stats, drain), [`intercept`]
-//! (iptables/nft capture rules), [`admin`] (the control-side admin API) and [`sys`], the only module allowed `unsafe`. [`ctx`] holds
+//! (iptables/nft capture rules), [`admin`] (the control-side admin API), [`reload`] (SIGHUP,
+//! file watch and `POST /reload` → validate → swap) and [`sys`], the only module allowed `unsafe`. [`ctx`] holds
 //! what all layers share (addresses, snapshots, the connection sweeper) and imports none of them.
 #![deny(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod io;
 pub mod l4;
 pub mod listener;
 pub mod logging;
+pub mod reload;
 pub mod route;
 pub mod secure;
 pub mod server;

@@ -676,3 +676,76 @@ authorization_policies:
     assert!(!tls_echoes(&t, addr, "evil"), "notPrincipals: closed");
     assert_eq!(counters(&srv)[2..4], [1, 1]);
 }
+
+/// The `shardcar` binary on `config` (one shard, no file watch); stops by handle on drop.
+struct Binary {
+    child: std::process::Child,
+    web: SocketAddr,
+}
+
+impl Binary {
+    fn spawn(config: &std::path::Path) -> Binary {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shardcar"))
+            .args(["--shards", "1", "--no-watch", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let web = loop {
+            let mut line = String::new();
+            assert!(out.read_line(&mut line).unwrap() > 0, "proxy exited early");
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if w.get(1) == Some(&"web") {
+                break w[2].parse().unwrap();
+            }
+        };
+        Binary { child, web }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sighup_reload_rereads_the_jwks_file() {
+    if !have_python_modules("jwt, cryptography") {
+        return;
+    }
+    let dir = TempDir::new("authz-jwks-hup");
+    let t = mint(&dir);
+    let origin = Origin::start("app");
+    let jwks = dir.file("active.json");
+    std::fs::copy(dir.file("jwks.json"), &jwks).unwrap();
+    let config = dir.file("config.yaml");
+    std::fs::write(&config, http_yaml(origin.addr, 0, &jwt_yaml(&jwks))).unwrap();
+    let bin = Binary::spawn(&config);
+    let get = |name: &str| {
+        let b = format!("Bearer {}", t[name].as_str().unwrap());
+        status(bin.web, "GET", "/secure", &[("authorization", &b)])
+    };
+    assert_eq!((get("rs256"), get("rotated")), (200, 401));
+    std::fs::copy(dir.file("jwks2.json"), &jwks).unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &bin.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -HUP");
+    // The reload is asynchronous: bounded wait for the new keys.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while get("rotated") != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new JWKS not in force after 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get("rs256"), 401, "the old key is gone");
+}

@@ -59,6 +59,16 @@ pub static ADMIN: &[Route] = &[
         "make /healthz/ready fail (503) until /healthcheck/ok",
     ),
     post("/healthcheck/ok", healthcheck_ok, "undo /healthcheck/fail"),
+    post(
+        "/reload",
+        super::reload::reload,
+        "re-read the config file; 200 with the new version or 400 naming the error",
+    ),
+    get(
+        "/config_dump",
+        super::reload::config_dump,
+        "config version in force, reload counters, listeners and clusters",
+    ),
 ];
 
 /// The Istio agent's paths (admin.health_address).

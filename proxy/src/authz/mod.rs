@@ -22,9 +22,20 @@
 //!
 //! # Cost
 //! Evaluation borrows everything from the request (`Attrs` on the stack, string matches on
-//! bytes, CIDRs as integers) and allocates nothing; `benches/authz.rs` measures a listener
-//! with 4 policies and 10 rules through the full decision (headers, path, method, IP blocks,
-//! a default-deny fall-through).
+//! bytes, CIDRs as integers) and allocates nothing. `benches/authz.rs` (4 policies, 9 rules:
+//! DENY paths + CIDRs, ALLOW methods/paths/hosts/ports, header and IP conditions), measured
+//! 2026-12-02 on the shared 2-core dev box (load average ~10, so the times are upper bounds;
+//! the instruction counts are callgrind's, load-independent), per decision:
+//!
+//! | request | criterion | instructions |
+//! |---|---|---|
+//! | allowed by the 2nd policy (early) | 208 ns | ~910 |
+//! | allowed by the last rule | 481 ns | ~2,260 |
+//! | default deny (no rule matches, incl. the rate-limited log check) | 500 ns | ~1,860 |
+//!
+//! The cost is the rule walk itself: short `memcmp`s, header lookups (a linear scan of the
+//! request's header spans per `request.headers[..]` condition) and `Rule::matches`; a
+//! listener with no policies pays nothing (no filter in its chains).
 //!
 //! # Config
 //! Policy bodies use Istio's field names, so an Istio policy's `spec` pastes in; `listeners`

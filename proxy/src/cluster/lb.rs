@@ -265,6 +265,33 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_avoids_the_previous_endpoint_and_panic_counts_it_as_available() {
+        let b = Balancer::new(cluster(LbPolicy::RoundRobin, 3), 7, 1);
+        // Nothing down: the round-robin choice is skipped when it is the one to avoid.
+        let (i, _, _) = b.pick_avoiding(Some(0)).unwrap();
+        assert_eq!(i, 1);
+        // Endpoint 2 fails its health check: 2 of 3 available (67% ≥ 50%, no panic); avoiding
+        // 0 leaves only 1, and avoiding the only healthy one falls back to it.
+        b.health.apply(&[true, true, false]);
+        for _ in 0..6 {
+            let (i, _, _) = b.pick_avoiding(Some(0)).unwrap();
+            assert_eq!(i, 1);
+        }
+        assert_eq!(
+            b.health.panics.get(),
+            0,
+            "the avoided endpoint still counts as available"
+        );
+        let (i, _, _) = b.pick_avoiding(Some(1)).unwrap();
+        assert_eq!(i, 0);
+        b.health.apply(&[true, false, false]);
+        // 1 of 3 available: below 50%, panic mode picks over all.
+        let picked: Vec<usize> = (0..3).map(|_| b.pick_healthy().unwrap().0).collect();
+        assert_eq!(b.health.panics.get(), 3);
+        assert!(picked.contains(&1) || picked.contains(&2), "{picked:?}");
+    }
+
+    #[test]
     fn round_robin_cycles() {
         let b = Balancer::new(cluster(LbPolicy::RoundRobin, 3), 7, 1);
         let ports: Vec<u16> = (0..6).map(|_| b.pick().unwrap().0.addr.port()).collect();

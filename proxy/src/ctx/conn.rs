@@ -43,3 +43,28 @@ impl ConnCtx {
         self.tls.as_ref().and_then(|t| t.peer.as_ref())
     }
 }
+
+impl ConnCtx {
+    /// The snapshot a new request on this connection uses, and this connection's listener's
+    /// index in it: the shard's `current` one while it still has the listener (matched by
+    /// name: a reload may add or remove listeners around it), else the accept-time one (the
+    /// listener was removed and its connections finish on the config they started with).
+    pub fn request_snapshot(&self, current: Rc<Snapshot>) -> (Rc<Snapshot>, usize) {
+        if Rc::ptr_eq(&current, &self.snapshot) {
+            return (current, self.listener);
+        }
+        let name = &self.listener().name;
+        let same_slot = current
+            .config
+            .listeners
+            .get(self.listener)
+            .is_some_and(|l| l.name == *name);
+        if same_slot {
+            return (current, self.listener);
+        }
+        match current.listener_index(name) {
+            Some(i) => (current, i),
+            None => (self.snapshot.clone(), self.listener),
+        }
+    }
+}

@@ -9,6 +9,7 @@ use super::response_head::ResponseHead;
 use crate::http::header::is_hop_by_hop;
 pub use crate::http::header::{reason_phrase, uuid_v4};
 use crate::route::FilterChain;
+use crate::telemetry::propagate::{self, Fresh, Incoming};
 
 fn listed(name: &[u8], buf: &[u8], connection_listed: &[Span]) -> bool {
     connection_listed
@@ -43,6 +44,8 @@ pub struct Forwarding<'a> {
     /// peer, `x-forwarded-client-cert: URI=spiffe://…` (Envoy's XFCC; a client's own XFCC is
     /// always dropped, so it cannot claim an identity).
     pub tls: Option<&'a crate::tls::TlsFacts>,
+    /// Randomness for the trace headers (`traceparent`, B3) this hop sends.
+    pub trace: Fresh,
 }
 
 const XFCC: &[u8] = b"x-forwarded-client-cert";
@@ -96,7 +99,12 @@ where
     let host_override = filters.host_rewrite().map(str::as_bytes).or(fwd.authority);
     let mut xff = false;
     let mut has_request_id = false;
+    let mut trace = Incoming::default();
     for (n, v) in src.headers.clone() {
+        if let Some(k) = propagate::classify(n) {
+            trace.see(k, v); // re-emitted below for this hop
+            continue;
+        }
         match classify(n) {
             k if is_hop_by_hop(k) => continue,
             Known::ContentLength | Known::XForwardedProto => continue, // re-emitted below
@@ -148,6 +156,7 @@ where
     if !has_request_id {
         put(out, b"x-request-id", fwd.request_id);
     }
+    trace.outgoing(fwd.trace).write_h1(out);
     for (n, v) in filters.request_adds() {
         put(out, n.as_bytes(), v.as_bytes());
     }

@@ -24,9 +24,8 @@ use crate::telemetry::Protocol;
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
     let started = Instant::now();
-    let snap = env.svc.snapshots.current();
-    // Swaps keep the listener set, so the accept-time index is valid in every snapshot.
-    let Some(routes) = snap.routes[conn.ctx.listener].as_ref() else {
+    let (snap, listener) = conn.ctx.request_snapshot(env.svc.snapshots.current());
+    let Some(routes) = snap.routes[listener].as_ref() else {
         return Next::Close;
     };
     let normalized = match normalized_path(conn, settings, env) {
@@ -41,6 +40,7 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
         }
     };
     conn.rec.start = started;
+    conn.rec.listener = listener as u16;
     conn.rec.start_wall = std::time::SystemTime::now();
     let next = route_and_forward(
         conn,

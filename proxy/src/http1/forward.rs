@@ -79,6 +79,7 @@ pub async fn forward<S: Stream>(
                 framing: facts.framing,
                 te_trailers: false,
                 tls: conn.ctx.tls.as_deref(),
+                trace: crate::telemetry::propagate::Fresh::draw(|| rng.next()),
             },
         );
     }

@@ -122,16 +122,16 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
     let head = Head::of(&parts);
     let grpc = grpc::is_grpc(parts.headers.get("content-type").map(|v| v.as_bytes()));
     let mut ds = Downstream::new(respond, grpc, env.settings.h2.stream_idle_timeout);
-    ds.rec.listener = env.ctx.listener as u16;
     ds.rec.grpc = grpc;
     ds.rec.start = started;
     ds.rec.bytes_received = head.content_length.unwrap_or(0);
-    let snap = env.svc.snapshots.current();
+    let (snap, listener) = env.ctx.request_snapshot(env.svc.snapshots.current());
+    ds.rec.listener = listener as u16;
     let deadline = grpc
         .then(|| parts.headers.get("grpc-timeout"))
         .flatten()
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
-    let work = route_and_forward(&mut ds, &head, body, &snap, env);
+    let work = route_and_forward(&mut ds, &head, body, (&snap, listener), env);
     let outcome = match deadline {
         Some(t) => monoio::time::timeout(t, work)
             .await
@@ -157,10 +157,10 @@ async fn route_and_forward(
     ds: &mut Downstream,
     head: &Head<'_>,
     body: RecvStream,
-    snap: &crate::ctx::Snapshot,
+    (snap, listener): (&crate::ctx::Snapshot, usize),
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let Some(routes) = snap.routes[env.ctx.listener].as_ref() else {
+    let Some(routes) = snap.routes[listener].as_ref() else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
     };

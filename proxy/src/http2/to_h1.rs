@@ -95,6 +95,7 @@ pub async fn exchange(
             framing,
             te_trailers: head.te_trailers,
             tls: env.ctx.tls.as_deref(),
+            trace: crate::telemetry::propagate::Fresh::draw(|| rng.next()),
         },
     );
     let mut timing = Timing {

@@ -92,7 +92,7 @@ fn destination(
 ) -> io::Result<(UpstreamAddr, Option<(usize, InFlight)>)> {
     if let ClusterKind::Static(_) = balancer.cluster().kind {
         let (idx, ep, guard) = balancer.pick_healthy().ok_or_else(|| {
-            io::Error::other("no healthy endpoint (all ejected after connect failures)")
+            io::Error::other("no healthy endpoint (all ejected or failing health checks, healthy_panic_threshold 0)")
         })?;
         return Ok((UpstreamAddr(ep.addr), Some((idx, guard))));
     }

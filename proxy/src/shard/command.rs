@@ -13,9 +13,12 @@ use crate::config::Config;
 #[derive(Debug)]
 pub enum ShardCommand {
     /// Use this config for new connections and new requests; running ones finish on theirs.
-    /// The listener set (names, addresses, protocols) must be the one the shard was started
-    /// with (the control side checks).
+    /// Listeners the config no longer has stop accepting; added or rebound ones start on the
+    /// sockets of the `Bind` sent just before.
     Swap(Arc<Config>),
+    /// This shard's sockets for listeners the next `Swap` adds or rebinds, by listener name
+    /// (bound on the control side, `SO_REUSEPORT`, one per shard).
+    Bind(Vec<(String, std::net::TcpListener)>),
     /// Stop accepting, close idle keepalive connections, let the rest finish up to the
     /// config's `drain_timeout`, then stop the shard.
     Drain,
