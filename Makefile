@@ -1,9 +1,10 @@
 # Shardcar's front door. `make run` starts the proxy with the embedded default config;
 # `make test` is exactly what CI runs after installing dependencies (.ci/run).
+SHELL := /bin/bash
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run build test ebpf-test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build bench-ir bench-ir-baseline
+.PHONY: fuzz-ci fuzz-build run build test ebpf-test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build bench-ir bench-ir-baseline
 
 run: build
 	./target/release/shardcar $(ARGS)
@@ -61,3 +62,22 @@ bench-ir-baseline: bench-build
 
 bench-baseline: bench-build
 	./target/release/shardbench baseline
+
+# Fuzzing (nightly + cargo-fuzz, libFuzzer with ASan): every target in fuzz/fuzz_targets runs
+# FUZZ_SECONDS from the committed seeds in fuzz/corpus/<target>; new inputs go to a scratch
+# corpus under target/, crashes to fuzz/artifacts/<target>/ (and fail the run).
+FUZZ_TARGETS = request_head response_head chunked config_yaml h2_frames
+FUZZ_SECONDS ?= 20
+
+fuzz-build:
+	$(CARGO) +nightly fuzz build
+
+fuzz-ci: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t && \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+	  $(CARGO) +nightly fuzz run $$t target/fuzz-corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    2>&1 | grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|panicked|SUMMARY|Done' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done

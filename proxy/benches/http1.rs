@@ -86,6 +86,8 @@ fn bench(c: &mut Criterion) {
                 request_id: &[b'0'; 36],
                 framing: req.framing,
                 te_trailers: false,
+                tls: None,
+                trace: shardcar::telemetry::propagate::Fresh { span: 7, trace: 9 },
             },
         );
         black_box(out.len())

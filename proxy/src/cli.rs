@@ -23,6 +23,9 @@ pub struct Cli {
     /// Number of shards (threads, one per CPU). Default: every CPU this process may use.
     #[arg(long)]
     pub shards: Option<usize>,
+    /// Do not watch the config file for changes (SIGHUP and `POST /reload` still reload).
+    #[arg(long)]
+    pub no_watch: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

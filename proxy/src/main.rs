@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use shardcar::cli::{CertsAction, Cli, Command, InterceptAction};
 use shardcar::intercept;
+use shardcar::reload::{self, Control, ControlHandle, Trigger};
 use shardcar::tls::{devca_files, SpiffeId, TrustDomain};
 use shardcar::{Config, Server};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -169,7 +170,7 @@ fn run(cli: &Cli) -> ExitCode {
         },
         None => Config::embedded_default(),
     };
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+    let signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot install signal handlers: {e}");
@@ -190,34 +191,63 @@ fn run(cli: &Cli) -> ExitCode {
         // A stable, parseable line on stdout: tests and scripts read bound ports from it.
         println!("listening {name} {addr}");
     }
-    if let Err(e) = start_admin(&server) {
+    let handle = server.handle();
+    let admin = server.config().admin.clone();
+    let (control, control_handle) = Control::new(server, cli.config.clone());
+    if let Err(e) = start_admin(handle, &admin, &control_handle) {
         eprintln!("cannot start the admin server: {e}");
-        server.shutdown();
+        control.into_server().shutdown();
         return ExitCode::FAILURE;
     }
+    let watched = cli.config.as_deref().filter(|_| !cli.no_watch);
+    let _watch = watched.and_then(|path| {
+        reload::watch::start(path, control_handle.clone())
+            .map_err(|e| tracing::warn!(file = %path.display(), error = %e, "cannot watch the config file; reload with SIGHUP or POST /reload"))
+            .ok()
+    });
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    if let Some(sig) = signals.forever().next() {
-        tracing::info!(
-            signal = sig,
-            "shutting down: no new connections, draining open ones"
-        );
-    }
+    let on_signal = control_handle.clone();
+    let _signals = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || handle_signals(signals, &on_signal));
+    let server = control.run();
     server.shutdown();
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
+/// SIGHUP reloads the config; SIGTERM/SIGINT stop the control loop (then the shards drain).
+fn handle_signals(mut signals: Signals, control: &ControlHandle) {
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => control.request_reload(Trigger::Sighup),
+            _ => {
+                tracing::info!(
+                    signal = sig,
+                    "shutting down: no new connections, draining open ones"
+                );
+                control.shutdown();
+                return;
+            }
+        }
+    }
+}
+
 /// Starts the admin and health servers the config asks for and prints their bound addresses
 /// (`listening admin …`, `listening admin-health …`).
-fn start_admin(server: &Server) -> std::io::Result<()> {
+fn start_admin(
+    server: shardcar::server::ServerHandle,
+    settings: &shardcar::config::AdminSettings,
+    control: &ControlHandle,
+) -> std::io::Result<()> {
     use shardcar::admin::{self, AdminCtx};
     let ctx = AdminCtx {
-        server: server.handle(),
+        server,
         started: std::time::Instant::now(),
         health_failed: Default::default(),
+        control: Some(control.clone()),
     };
-    let settings = &server.config().admin;
     for (name, addr, table) in [
         ("admin", settings.address, admin::ADMIN),
         ("admin-health", settings.health_address, admin::HEALTH),

@@ -1,7 +1,8 @@
 //! The control side: binds every listener for every shard, starts the shard threads and waits
 //! until each reports that it started (a shard that cannot start makes [`Server::start`] fail
 //! with its reason), then talks to them only through their command channels: [`Server::swap`]
-//! installs a new config, [`Server::stats`] collects counters, [`Server::shutdown`] drains.
+//! installs a new config (listeners
+//! included), [`Server::stats`] collects counters, [`Server::shutdown`] drains.
 //! Tests use [`Server`] in-process; `main` wraps it with signal handling.
 
 use std::io;
@@ -26,15 +27,25 @@ pub struct Server {
     config: Arc<Config>,
     shards: Vec<CommandSender>,
     threads: Vec<JoinHandle<()>>,
+    /// The active health checker (its own thread), while any cluster is health-checked.
+    health: Option<crate::health::Checker>,
+    /// The certificate watchers of the current config's `tls:` blocks.
+    tls: crate::tls::runtime::TlsRuntime,
 }
 
 /// Why a new config was not installed (the running one stays in force).
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
-    #[error("listeners cannot change without a restart: {0}")]
-    Listeners(String),
+    #[error("listener {name:?} cannot bind {address}: {error}")]
+    Bind {
+        name: String,
+        address: SocketAddr,
+        error: io::Error,
+    },
     #[error("shard {0} is gone")]
     ShardGone(usize),
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Server {
@@ -43,6 +54,7 @@ impl Server {
     pub fn start(config: Config, shards: usize) -> io::Result<Server> {
         let shards = shards.max(1);
         let config = Arc::new(config);
+        let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
         let mut senders = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -71,11 +83,13 @@ impl Server {
             let (sockets, commands, ready) = payload;
             shard::run(id, shards, cfg.clone(), sockets, commands, ready)
         })?;
-        let server = Server {
+        let mut server = Server {
             addrs,
             config,
             shards: senders,
             threads,
+            health: None,
+            tls,
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -92,7 +106,17 @@ impl Server {
                 }
             }
         }
+        server.start_health()?;
         Ok(server)
+    }
+
+    /// Starts the health checker if the config asks for one and none runs.
+    fn start_health(&mut self) -> io::Result<()> {
+        if self.health.is_none() && crate::health::wanted(&self.config) {
+            let c = crate::health::Checker::start(self.config.clone(), self.shards.clone())?;
+            self.health = Some(c);
+        }
+        Ok(())
     }
 
     /// The bound address of the listener called `name`.
@@ -110,17 +134,70 @@ impl Server {
     }
 
     /// Installs `config` on every shard: new connections and new requests use it, running ones
-    /// finish on the old one. Listeners (names, addresses, protocols, flags) must stay as they
-    /// are; anything else — routes, clusters, timeouts — may change.
+    /// finish on the old one. Listeners are matched by name: an added one is bound (one
+    /// `SO_REUSEPORT` socket per shard) and starts accepting, a removed one stops accepting
+    /// (its open connections finish on their old snapshot), and one whose address or
+    /// `transparent` flag changed is rebound; other listener settings apply to new
+    /// connections. Nothing changes if a socket cannot be bound.
     pub fn swap(&mut self, config: Config) -> Result<(), SwapError> {
-        same_listeners(&self.config, &config).map_err(SwapError::Listeners)?;
+        let shards = self.shards.len();
+        let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
+            (0..shards).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let old = self.config.listeners.iter().find(|o| o.name == l.name);
+            let kept = old.filter(|o| o.address == l.address && o.transparent == l.transparent);
+            if let Some(bound) = kept.and_then(|_| self.addr(&l.name)) {
+                addrs.push((l.name.clone(), bound));
+                continue;
+            }
+            let group = listener::bind_group(l.address, l.backlog, l.transparent, shards).map_err(
+                |error| SwapError::Bind {
+                    name: l.name.clone(),
+                    address: l.address,
+                    error,
+                },
+            )?;
+            addrs.push((
+                l.name.clone(),
+                group[0].local_addr().map_err(|error| SwapError::Bind {
+                    name: l.name.clone(),
+                    address: l.address,
+                    error,
+                })?,
+            ));
+            for (i, sock) in group.into_iter().enumerate() {
+                per_shard[i].push((l.name.clone(), sock));
+            }
+        }
+        let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
         let config = Arc::new(config);
-        for (i, s) in self.shards.iter().enumerate() {
+        for (i, (s, sockets)) in self.shards.iter().zip(per_shard).enumerate() {
+            if !sockets.is_empty() {
+                s.send(ShardCommand::Bind(sockets))
+                    .map_err(|_| SwapError::ShardGone(i))?;
+            }
             s.send(ShardCommand::Swap(config.clone()))
                 .map_err(|_| SwapError::ShardGone(i))?;
         }
+        match &self.health {
+            Some(h) => h.swap(config.clone()),
+            None => {
+                self.config = config.clone();
+                if let Err(e) = self.start_health() {
+                    tracing::error!(error = %e, "health checker failed to start; endpoints count as healthy");
+                }
+            }
+        }
         self.config = config;
+        self.addrs = addrs;
+        self.tls = tls;
         Ok(())
+    }
+
+    /// The certificate watchers (reload counters) of the current config's `tls:` blocks.
+    pub fn tls(&self) -> &crate::tls::runtime::TlsRuntime {
+        &self.tls
     }
 
     /// Every shard's counters, in shard order.
@@ -142,6 +219,7 @@ impl Server {
 
     /// Stops accepting, drains open connections (up to `drain_timeout`), and joins the shards.
     pub fn shutdown(self) {
+        drop(self.health);
         for s in &self.shards {
             let _ = s.send(ShardCommand::Drain);
         }
@@ -188,28 +266,4 @@ impl ServerHandle {
         }
         total
     }
-}
-
-/// A swap may not add, remove or rebind listeners: shards hold their sockets from birth.
-fn same_listeners(old: &Config, new: &Config) -> Result<(), String> {
-    if old.listeners.len() != new.listeners.len() {
-        return Err(format!(
-            "{} listeners configured, {} running",
-            new.listeners.len(),
-            old.listeners.len()
-        ));
-    }
-    for (a, b) in old.listeners.iter().zip(&new.listeners) {
-        if a.name != b.name
-            || a.address != b.address
-            || a.protocol != b.protocol
-            || a.transparent != b.transparent
-        {
-            return Err(format!(
-                "listener {:?} ({}) differs from running {:?} ({})",
-                b.name, b.address, a.name, a.address
-            ));
-        }
-    }
-    Ok(())
 }

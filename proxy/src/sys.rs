@@ -139,6 +139,28 @@ pub fn peek_idle(fd: RawFd) -> Peek {
     }
 }
 
+/// Copies up to `buf.len()` waiting bytes without consuming them and without blocking
+/// (`recv(MSG_PEEK | MSG_DONTWAIT)`): `Ok(0)` is end of file, `WouldBlock` means nothing yet.
+/// PERMISSIVE TLS listeners sniff the ClientHello this way, so a plaintext connection keeps
+/// its untouched socket (splice, upgrades).
+pub fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes for the duration of the
+    // call; MSG_PEEK leaves the data in the socket; the caller keeps the fd open.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Moves the calling thread into the network namespace `ns` refers to (e.g. an open
 /// `/run/netns/NAME`). Only this thread moves; sockets it creates afterwards live in `ns`.
 /// Used by the namespace tests; needs `CAP_SYS_ADMIN`.
@@ -517,3 +539,12 @@ mod arena_tests {
         assert!(a.take().is_some());
     }
 }
+
+// SAFETY: `Split` promises that reads and writes may run concurrently on split halves.
+// `CancelIo` forwards reads and writes to the inner socket, which is `Split` itself; the only
+// other state is the cancel slot, which only the read side touches and never across an await.
+unsafe impl<S: monoio::io::Split> monoio::io::Split for crate::tls_io::CancelIo<S> {}
+
+// SAFETY: as above: `TlsIo` forwards to a monoio-rustls stream that is `Split` (monoio-rustls
+// asserts it for streams over a `Split` socket); the cancel slot is used by reads only.
+unsafe impl<T: monoio::io::Split> monoio::io::Split for crate::tls_io::TlsIo<T> {}

@@ -147,3 +147,58 @@ clusters:
         .to_string();
     assert!(e.contains("max_request") && e.contains("line"), "{e}");
 }
+
+#[test]
+fn retries_overflow_at_exactly_max_retries() {
+    // Endpoint A answers 503 at once; a retry goes to the other endpoint, B, which holds it.
+    // So each request keeps one retry in flight, and the third finds the retry share full.
+    let fail = support::status::StatusOrigin::start("fail", 503);
+    let hold = HoldOrigin::start();
+    let yaml = format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: app
+            retry_policy: {{retry_on: [5xx], num_retries: 1}}
+clusters:
+  - name: app
+    endpoints: [\"{}\", \"{}\"]
+    connect_timeout: 500ms
+    circuit_breakers:
+      max_retries: 2
+",
+        fail.addr, hold.addr
+    );
+    let server = Server::start(Config::from_yaml(&yaml).unwrap(), 1).expect("proxy starts");
+    let addr = server.addr("web").unwrap();
+    let mut held = Vec::new();
+    for n in 1..=2 {
+        let mut c = Client::connect(addr);
+        c.send(b"GET /r HTTP/1.1\r\nHost: t\r\n\r\n");
+        hold.wait_arrived(n);
+        held.push(c);
+    }
+    let b = breaker(&server);
+    assert_eq!(
+        (b.active_retries, b.max_retries, b.retry_overflows),
+        (2, 2, 0)
+    );
+    // The third request's retry overflows: the client gets A's 503, B never sees it.
+    let mut c = Client::connect(addr);
+    let r = c.get("/r");
+    assert_eq!((r.status, r.text().as_str()), (503, "fail"));
+    assert_eq!(breaker(&server).retry_overflows, 1);
+    assert_eq!(hold.arrived.load(std::sync::atomic::Ordering::SeqCst), 2);
+    hold.release();
+    for c in &mut held {
+        assert_eq!(c.read_response(false).unwrap().status, 200);
+    }
+    drop(held);
+    server.shutdown();
+}

@@ -476,9 +476,13 @@ clusters:
     assert_eq!(slow.read_response(false).unwrap().text(), "a");
     assert_eq!(slow.get("/again").text(), "b");
     assert!(server.stats().iter().all(|s| s.generation == 1));
-    // A swap that changes the listener set is refused and the running config stays.
-    let mut other = two("b");
-    other = other.replace("name: web", "name: renamed");
+    // A swap whose new listener cannot bind (not a local address) is refused and the running
+    // config stays.
+    let mut other = two("a");
+    other = other.replace(
+        "clusters:",
+        "  - {name: nowhere, address: \"192.0.2.1:9\", protocol: tcp, cluster: a}\nclusters:",
+    );
     assert!(server.swap(Config::from_yaml(&other).unwrap()).is_err());
     assert_eq!(Client::connect(addr).get("/").text(), "b");
     server.shutdown();

@@ -14,6 +14,7 @@
 //! (the query string is split off into `Request::query`).
 
 mod prometheus;
+mod reload;
 mod routes;
 
 use std::io::{self, Read, Write};
@@ -38,6 +39,8 @@ pub struct AdminCtx {
     /// `/healthz/ready` then answers 503 so the orchestrator stops sending traffic (shared by
     /// the admin and health servers, which clone this context).
     pub health_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// The control thread (`POST /reload`, `/config_dump`); `None` when nothing can reload.
+    pub control: Option<crate::reload::ControlHandle>,
 }
 
 /// A parsed admin request.

@@ -59,6 +59,16 @@ pub static ADMIN: &[Route] = &[
         "make /healthz/ready fail (503) until /healthcheck/ok",
     ),
     post("/healthcheck/ok", healthcheck_ok, "undo /healthcheck/fail"),
+    post(
+        "/reload",
+        super::reload::reload,
+        "re-read the config file; 200 with the new version or 400 naming the error",
+    ),
+    get(
+        "/config_dump",
+        super::reload::config_dump,
+        "config version in force, reload counters, listeners and clusters",
+    ),
 ];
 
 /// The Istio agent's paths (admin.health_address).
@@ -227,6 +237,36 @@ pub(super) fn counters_of(
             "upstream_h2_multiplexed",
             "upstream streams on a shared HTTP/2 connection",
             t.h2_upstream_multiplexed,
+            false,
+        ),
+        (
+            "rbac_allowed",
+            "requests allowed by authorization policies",
+            t.authz[0],
+            false,
+        ),
+        (
+            "rbac_denied",
+            "requests denied by authorization policies (403)",
+            t.authz[1],
+            false,
+        ),
+        (
+            "rbac_tcp_allowed",
+            "connections allowed by authorization policies",
+            t.authz[2],
+            false,
+        ),
+        (
+            "rbac_tcp_denied",
+            "connections denied by authorization policies (closed)",
+            t.authz[3],
+            false,
+        ),
+        (
+            "jwt_authn_rejected",
+            "requests refused for an invalid JWT (401)",
+            t.authz[4],
             false,
         ),
         (

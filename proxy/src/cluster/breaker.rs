@@ -1,11 +1,13 @@
-//! Per-shard circuit breaker for one cluster: `max_requests` (Envoy's
-//! `circuit_breakers.thresholds.max_requests`).
+//! Per-shard circuit breaker for one cluster: `max_requests` and `max_retries` (Envoy's
+//! `circuit_breakers.thresholds.max_requests` / `max_retries`).
 //!
 //! The configured threshold is process-wide; each shard enforces `ceil(max / shards)` on its own
 //! `Cell` counter, so the hot path takes no lock and touches no shared cache line (the kernel's
 //! REUSEPORT spread keeps shards evenly loaded, so the sum of shares tracks the global limit;
 //! rounding up means a cluster may admit up to `shards - 1` more than configured, never fewer).
 //! A request over the share is answered 503 with flag `UO` and `x-shardcar-overloaded: true`.
+//! A retry over the `max_retries` share is not made (the client gets the try's answer), counted
+//! as a retry overflow; a retry holds its slot until the request ends or retries again.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -17,6 +19,10 @@ pub struct Breaker {
     active: Rc<Cell<u32>>,
     /// Requests refused because the share was full (`upstream_rq_pending_overflow`-like).
     pub overflows: Cell<u64>,
+    retry_limit: Option<u32>,
+    retries: Rc<Cell<u32>>,
+    /// Retries not made because the `max_retries` share was full (`upstream_rq_retry_overflow`).
+    pub retry_overflows: Cell<u64>,
 }
 
 /// Holds one admitted request until dropped.
@@ -36,6 +42,23 @@ impl Breaker {
             limit: max.map(|m| m.div_ceil(shards.max(1) as u32)),
             ..Breaker::default()
         }
+    }
+
+    /// Adds the `max_retries` threshold (process-wide; this shard enforces `ceil(max / shards)`).
+    pub fn with_retries(mut self, max: Option<u32>, shards: usize) -> Breaker {
+        self.retry_limit = max.map(|m| m.div_ceil(shards.max(1) as u32));
+        self
+    }
+
+    /// Admits a retry, or `None` (counted) when the retry share is full.
+    pub fn admit_retry(&self) -> Option<Admitted> {
+        let n = self.retries.get();
+        if self.retry_limit.is_some_and(|l| n >= l) {
+            self.retry_overflows.set(self.retry_overflows.get() + 1);
+            return None;
+        }
+        self.retries.set(n + 1);
+        Some(Admitted(self.retries.clone()))
     }
 
     /// Admits a request, or `None` (counted) when the share is full.
@@ -70,16 +93,27 @@ pub struct BreakerStats {
     pub max_requests: u64,
     /// Requests refused with 503 `UO` (counter).
     pub overflows: u64,
+    /// Retries in flight (gauge) and the sum of the shards' `max_retries` shares (0: none set).
+    pub active_retries: u64,
+    pub max_retries: u64,
+    /// Retries not made because `max_retries` was full (counter).
+    pub retry_overflows: u64,
 }
 
 impl Breaker {
     /// This breaker's figures, or `None` for a cluster without thresholds.
     pub fn stats(&self, cluster: &str) -> Option<BreakerStats> {
+        if self.limit.is_none() && self.retry_limit.is_none() {
+            return None;
+        }
         Some(BreakerStats {
             cluster: cluster.to_owned(),
             active_requests: u64::from(self.active()),
-            max_requests: u64::from(self.limit?),
+            max_requests: u64::from(self.limit.unwrap_or(0)),
             overflows: self.overflows.get(),
+            active_retries: u64::from(self.retries.get()),
+            max_retries: u64::from(self.retry_limit.unwrap_or(0)),
+            retry_overflows: self.retry_overflows.get(),
         })
     }
 }
@@ -92,6 +126,9 @@ pub fn merge_stats(into: &mut Vec<BreakerStats>, more: &[BreakerStats]) {
                 b.active_requests += m.active_requests;
                 b.max_requests += m.max_requests;
                 b.overflows += m.overflows;
+                b.active_retries += m.active_retries;
+                b.max_retries += m.max_retries;
+                b.retry_overflows += m.retry_overflows;
             }
             None => into.push(m.clone()),
         }

@@ -4,8 +4,8 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use super::outlier::{Outcome, Outlier};
 use super::{H2Pool, Pools};
 
 use crate::config::{Cluster, ClusterKind, Endpoint, LbPolicy};
@@ -23,15 +23,17 @@ pub struct Balancer {
     pub h2: H2Pool,
     /// Circuit breaker (this shard's share of the cluster's thresholds).
     pub breaker: super::Breaker,
-    /// Passive health: consecutive connect failures and ejection deadline per endpoint.
-    failures: Box<[Cell<u32>]>,
-    ejected_until: Box<[Cell<Option<Instant>>]>,
+    /// Passive health (outlier detection), this shard's view.
+    pub outlier: Outlier,
+    /// Active health, as the health checker last reported it.
+    pub health: super::health::ActiveHealth,
+    /// Retry budget (this shard's window).
+    pub budget: super::budget::RetryBudget,
+    /// This shard's view of the cluster's TLS client config (`tls:` block), if any.
+    pub tls: Option<crate::tls::live::LocalLive<rustls::ClientConfig>>,
+    /// `protocol: auto`: what ALPN chose on this shard's first connection.
+    pub learned: Cell<Option<crate::config::UpstreamProtocol>>,
 }
-
-/// Consecutive connect failures after which an endpoint is ejected (per shard).
-pub const EJECT_AFTER_FAILURES: u32 = 5;
-/// How long an ejected endpoint is skipped.
-pub const EJECTION_TIME: Duration = Duration::from_secs(10);
 
 /// Marks a request/connection in flight on an endpoint until dropped.
 #[derive(Debug)]
@@ -43,6 +45,11 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// The endpoint (index in the cluster) this request went to.
+    pub fn endpoint(&self) -> usize {
+        self.idx
+    }
+
     /// Ties a circuit-breaker slot to this request's lifetime.
     pub fn hold(mut self, slot: super::Admitted) -> InFlight {
         self.admitted = Some(slot);
@@ -64,15 +71,22 @@ impl Balancer {
             ClusterKind::OriginalDst { .. } => 0,
         };
         Balancer {
+            learned: Cell::new(None),
+            tls: cluster
+                .tls
+                .as_ref()
+                .map(|t| crate::tls::live::LocalLive::new(&t.live)),
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
-            breaker: super::Breaker::new(cluster.breakers.max_requests, shards),
+            breaker: super::Breaker::new(cluster.breakers.max_requests, shards)
+                .with_retries(cluster.breakers.max_retries, shards),
+            outlier: Outlier::new(cluster.outlier, n),
+            health: super::health::ActiveHealth::new(n),
+            budget: super::budget::RetryBudget::new(cluster.retry_budget, shards),
             cluster,
             cursor: Cell::new(0),
             in_flight: (0..n).map(|_| Cell::new(0)).collect(),
             rng: Cell::new(seed | 1),
-            failures: (0..n).map(|_| Cell::new(0)).collect(),
-            ejected_until: (0..n).map(|_| Cell::new(None)).collect(),
         }
     }
 
@@ -99,44 +113,79 @@ impl Balancer {
         Some((&eps[idx], self.mark_in_flight(idx)))
     }
 
-    /// Like [`pick`](Self::pick) but skipping ejected endpoints; `None` when none is healthy
-    /// (HTTP answers 503 `UH`). Returns the endpoint index for pooling and health reports.
+    /// Like [`pick`](Self::pick) but skipping endpoints ejected by outlier detection or failing
+    /// active health checks — unless fewer than `healthy_panic_threshold` percent are left, then
+    /// over all of them (panic mode, `cluster::health`); `None` when none is available and panic
+    /// mode is off (HTTP answers 503 `UH`). Returns the endpoint index for pooling and health reports.
     pub fn pick_healthy(&self) -> Option<(usize, &Endpoint, InFlight)> {
+        self.pick_avoiding(None)
+    }
+
+    /// [`pick_healthy`](Self::pick_healthy) for a retry: another endpoint than `avoid` (the one
+    /// the previous try went to) when another is available.
+    pub fn pick_avoiding(&self, avoid: Option<usize>) -> Option<(usize, &Endpoint, InFlight)> {
         let ClusterKind::Static(eps) = &self.cluster.kind else {
             return None;
         };
-        let now = Instant::now();
-        let healthy = |i: usize| self.ejected_until[i].get().is_none_or(|t| t <= now);
-        let first = self.choose(eps.len());
-        let idx = (0..eps.len())
-            .map(|k| (first + k) % eps.len())
-            .find(|i| healthy(*i))?;
+        self.outlier.poll();
+        let n = eps.len();
+        let mut first = self.choose(n);
+        if self.outlier.ejected_now() == 0 && self.health.down_count() == 0 {
+            if avoid == Some(first) && n > 1 {
+                first = (first + 1) % n;
+            }
+            return Some((first, &eps[first], self.mark_in_flight(first)));
+        }
+        if avoid == Some(first) && n > 1 {
+            first = (first + 1) % n;
+        }
+        let healthy = |i: usize| !self.outlier.is_ejected(i) && !self.health.is_down(i);
+        let available = (0..n).filter(|i| healthy(*i)).count();
+        let idx = if available * 100 < self.cluster.panic_threshold as usize * n {
+            // Panic mode (see `cluster::health`): every endpoint is a candidate.
+            let p = &self.health.panics;
+            p.set(p.get() + 1);
+            first
+        } else {
+            let other = (0..n)
+                .map(|k| (first + k) % n)
+                .find(|i| healthy(*i) && Some(*i) != avoid);
+            other.or(avoid.filter(|a| healthy(*a)))?
+        };
         Some((idx, &eps[idx], self.mark_in_flight(idx)))
     }
 
-    /// Records a failed connect; ejects the endpoint after [`EJECT_AFTER_FAILURES`] in a row.
+    /// A connect to endpoint `idx` failed (refused, unreachable, timed out).
     pub fn connect_failed(&self, idx: usize) {
-        let f = self.failures[idx].get() + 1;
-        self.failures[idx].set(f);
-        if f >= EJECT_AFTER_FAILURES {
-            self.failures[idx].set(0);
-            self.ejected_until[idx].set(Some(Instant::now() + EJECTION_TIME));
-            tracing::warn!(cluster = %self.cluster.name, endpoint = idx, "endpoint ejected after repeated connect failures");
-        }
+        self.outlier.record(idx, Outcome::LocalFailure);
     }
 
     /// Endpoints ejected now (the `outlier_detection_ejections_active` gauge).
     pub fn ejected_now(&self) -> usize {
-        let now = Instant::now();
-        self.ejected_until
-            .iter()
-            .filter(|u| u.get().is_some_and(|t| t > now))
-            .count()
+        self.outlier.ejected_now() as usize
     }
 
+    /// An HTTP connect to endpoint `idx` succeeded (the response decides the rest).
     pub fn connect_succeeded(&self, idx: usize) {
-        self.failures[idx].set(0);
-        self.ejected_until[idx].set(None);
+        self.outlier.record(idx, Outcome::Connected { last: false });
+    }
+
+    /// An L4 connect to endpoint `idx` succeeded: all the proxy learns about this connection.
+    pub fn l4_connected(&self, idx: usize) {
+        self.outlier.record(idx, Outcome::Connected { last: true });
+    }
+
+    /// How one HTTP try against endpoint `idx` ended: a response head with a status, or a
+    /// failure. Failures that say nothing about the endpoint (a dead pooled connection, the
+    /// client, the proxy's own limits) and connect failures (already counted) are not recorded.
+    pub fn answered(&self, idx: usize, result: Result<u16, crate::http::Failure>) {
+        use crate::http::Failure as F;
+        let outcome = match result {
+            Ok(status) => Outcome::Status(status),
+            Err(F::Reset | F::Timeout | F::Protocol | F::TooManyHeaders) => Outcome::LocalFailure,
+            Err(_) => return,
+        };
+        self.outlier.record(idx, outcome);
     }
 
     fn mark_in_flight(&self, idx: usize) -> InFlight {
@@ -207,7 +256,39 @@ mod tests {
             protocol: Default::default(),
             h2: Default::default(),
             breakers: Default::default(),
+            outlier: Default::default(),
+            health: None,
+            panic_threshold: 50,
+            retry_budget: None,
+            tls: None,
         })
+    }
+
+    #[test]
+    fn a_retry_avoids_the_previous_endpoint_and_panic_counts_it_as_available() {
+        let b = Balancer::new(cluster(LbPolicy::RoundRobin, 3), 7, 1);
+        // Nothing down: the round-robin choice is skipped when it is the one to avoid.
+        let (i, _, _) = b.pick_avoiding(Some(0)).unwrap();
+        assert_eq!(i, 1);
+        // Endpoint 2 fails its health check: 2 of 3 available (67% ≥ 50%, no panic); avoiding
+        // 0 leaves only 1, and avoiding the only healthy one falls back to it.
+        b.health.apply(&[true, true, false]);
+        for _ in 0..6 {
+            let (i, _, _) = b.pick_avoiding(Some(0)).unwrap();
+            assert_eq!(i, 1);
+        }
+        assert_eq!(
+            b.health.panics.get(),
+            0,
+            "the avoided endpoint still counts as available"
+        );
+        let (i, _, _) = b.pick_avoiding(Some(1)).unwrap();
+        assert_eq!(i, 0);
+        b.health.apply(&[true, false, false]);
+        // 1 of 3 available: below 50%, panic mode picks over all.
+        let picked: Vec<usize> = (0..3).map(|_| b.pick_healthy().unwrap().0).collect();
+        assert_eq!(b.health.panics.get(), 3);
+        assert!(picked.contains(&1) || picked.contains(&2), "{picked:?}");
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! even REUSEPORT spread).
 
 pub mod breaker;
+pub mod budget;
 pub mod h2pool;
+pub mod health;
 mod lb;
+pub mod outlier;
 pub mod pool;
 
 pub use breaker::{Admitted, Breaker};

@@ -11,8 +11,6 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use monoio::net::TcpStream;
-
 use crate::config::PoolSettings;
 use crate::sys::{self, Peek};
 
@@ -36,7 +34,7 @@ impl CleanEnd {
 /// An upstream connection with its use count.
 #[derive(Debug)]
 pub struct PooledConn {
-    pub stream: TcpStream,
+    pub stream: crate::upstream::UpStream,
     pub requests: u32,
     pub endpoint: usize,
     /// Came from the pool (not freshly connected) for the current request.
@@ -45,7 +43,7 @@ pub struct PooledConn {
 }
 
 impl PooledConn {
-    pub fn fresh(stream: TcpStream, endpoint: usize) -> PooledConn {
+    pub fn fresh(stream: crate::upstream::UpStream, endpoint: usize) -> PooledConn {
         PooledConn {
             stream,
             requests: 0,

@@ -10,25 +10,34 @@ use super::error::ConfigError;
 pub struct RawBreakers {
     /// Process-wide concurrent requests to the cluster (divided among shards).
     pub max_requests: Option<u32>,
+    /// Process-wide concurrent retries to the cluster (divided among shards).
+    pub max_retries: Option<u32>,
 }
 
 /// Typed breaker thresholds (process-wide; each shard enforces its share).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Breakers {
     pub max_requests: Option<u32>,
+    pub max_retries: Option<u32>,
 }
 
 pub fn build_breakers(at: &str, raw: Option<&RawBreakers>) -> Result<Breakers, ConfigError> {
     let Some(raw) = raw else {
         return Ok(Breakers::default());
     };
-    if raw.max_requests == Some(0) {
-        return Err(ConfigError::new(
-            format!("{at}.max_requests"),
-            "must be at least 1",
-        ));
+    for (field, v) in [
+        ("max_requests", raw.max_requests),
+        ("max_retries", raw.max_retries),
+    ] {
+        if v == Some(0) {
+            return Err(ConfigError::new(
+                format!("{at}.{field}"),
+                "must be at least 1",
+            ));
+        }
     }
     Ok(Breakers {
         max_requests: raw.max_requests,
+        max_retries: raw.max_retries,
     })
 }

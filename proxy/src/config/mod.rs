@@ -6,17 +6,23 @@
 //! path and line ([`ConfigError`]).
 
 mod admin;
+mod authz;
 mod auto;
 mod breaker;
+mod budget;
 mod error;
+mod fault;
 mod h2;
+mod health;
 mod http;
 mod lines;
 mod metrics;
+mod outlier;
 mod raw;
 mod raw_http;
 mod routes;
 mod scalar;
+mod tls;
 mod typed;
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,9 +32,12 @@ use std::time::Duration;
 pub use admin::AdminSettings;
 pub use auto::AutoSettings;
 pub use breaker::Breakers;
+pub use budget::RetryBudgetSettings;
 pub use error::ConfigError;
 pub use h2::H2Settings;
+pub use health::{HealthCheck, Probe};
 pub use metrics::MetricsSettings;
+pub use outlier::{OutlierPolicy, SuccessRate};
 pub use scalar::{parse_duration, parse_size, parse_u32};
 
 /// The most headers a header-count limit (`max_request_headers`, `max_response_headers`) may
@@ -75,6 +84,9 @@ pub enum UpstreamProtocol {
     Http1,
     /// h2c with prior knowledge: one multiplexed connection per endpoint per shard.
     Http2,
+    /// TLS clusters only: ALPN (`h2`, `http/1.1`) chooses, learned per shard at first use
+    /// (see [`crate::upstream::auto_protocol`]).
+    Auto,
 }
 
 /// Settings of a `protocol: http` listener.
@@ -174,6 +186,11 @@ pub struct Listener {
     pub http: Option<Arc<HttpSettings>>,
     /// Present exactly when `protocol` is `Auto`.
     pub auto: Option<AutoSettings>,
+    /// TLS termination (STRICT or PERMISSIVE), when the listener has a `tls:` block.
+    pub tls: Option<crate::tls::config::ListenerTlsConf>,
+    /// Authorization policies and JWT rules that select this listener (also compiled into
+    /// every route's filter chain); `None` when none does.
+    pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.
@@ -215,6 +232,16 @@ pub struct Cluster {
     pub h2: H2Settings,
     /// `circuit_breakers:` thresholds (process-wide; see `cluster::breaker`).
     pub breakers: Breakers,
+    /// `outlier_detection:` policy (per shard; see `cluster::outlier`).
+    pub outlier: OutlierPolicy,
+    /// `health_check:` (run off the data path; see `crate::health`).
+    pub health: Option<HealthCheck>,
+    /// `healthy_panic_threshold` in percent (default 50; 0 turns panic mode off).
+    pub panic_threshold: u32,
+    /// `retry_budget:` (per shard; see `cluster::budget`).
+    pub retry_budget: Option<RetryBudgetSettings>,
+    /// TLS origination to the endpoints, when the cluster has a `tls:` block.
+    pub tls: Option<crate::tls::config::ClusterTlsConf>,
 }
 
 impl Listener {
@@ -279,3 +306,5 @@ mod tests_http;
 mod tests_limits;
 #[cfg(test)]
 mod tests_path;
+#[cfg(test)]
+mod tests_tls;

@@ -21,6 +21,11 @@ pub struct RawConfig {
     #[serde(default)]
     pub clusters: Vec<RawCluster>,
     pub admin: Option<super::admin::RawAdmin>,
+    /// Istio-shaped authorization policies and JWT rules (see `config::authz`).
+    #[serde(default)]
+    pub authorization_policies: Vec<super::authz::RawAuthzPolicy>,
+    #[serde(default)]
+    pub request_authentication: Vec<super::authz::RawRequestAuthn>,
     pub metrics: Option<super::metrics::RawMetrics>,
 }
 
@@ -63,6 +68,8 @@ pub struct RawListener {
     /// `auto` only: see [`super::AutoSettings`].
     pub sniff_timeout: Option<Scalar>,
     pub opaque_ports: Option<Vec<u16>>,
+    /// TLS termination (see [`crate::tls::config`]): `http`, `http2`, `tcp` and `auto`.
+    pub tls: Option<crate::tls::config::RawListenerTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +96,16 @@ pub struct RawCluster {
     pub http2: Option<RawH2>,
     /// Circuit-breaker thresholds (process-wide, divided among shards).
     pub circuit_breakers: Option<super::breaker::RawBreakers>,
+    /// Passive health checking (Envoy's `outlier_detection`).
+    pub outlier_detection: Option<super::outlier::RawOutlier>,
+    /// Active health checking (Envoy's `health_checks`, one per cluster).
+    pub health_check: Option<super::health::RawHealthCheck>,
+    /// Percent of endpoints that must be healthy, else balance over all (default 50; 0: never).
+    pub healthy_panic_threshold: Option<u32>,
+    /// Linkerd-style retry budget for requests to this cluster.
+    pub retry_budget: Option<super::budget::RawRetryBudget>,
+    /// TLS / mTLS to the endpoints (see [`crate::tls::config`]).
+    pub tls: Option<crate::tls::config::RawClusterTls>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -36,6 +36,8 @@ pub struct RawRoute {
     pub response_headers_to_add: Vec<RawHeaderValue>,
     #[serde(default)]
     pub response_headers_to_remove: Vec<String>,
+    /// Fault injection (see `crate::route::fault`).
+    pub fault: Option<super::fault::RawFault>,
 }
 
 #[derive(Debug, Deserialize)]

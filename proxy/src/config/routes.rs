@@ -179,6 +179,10 @@ fn build_filters(at: &str, raw: &RawRoute) -> Result<FilterChain, ConfigError> {
             h.value.as_str().into(),
         ));
     }
+    if let Some(f) = &raw.fault {
+        let fault = super::fault::build_fault(&format!("{at}.fault"), f)?;
+        request.push(RequestFilter::Fault(Box::new(fault)));
+    }
     let mut response = Vec::new();
     for (k, n) in raw.response_headers_to_remove.iter().enumerate() {
         let name = check_header_name(&format!("{at}.response_headers_to_remove[{k}]"), n, true)?;

@@ -149,6 +149,14 @@ fn http2_limit_errors_name_the_field_and_line() {
     );
     assert_eq!(
         err(&bad),
-        "clusters[0].protocol: unknown protocol \"h3\" (expected http1 or http2) at line 14"
+        "clusters[0].protocol: unknown protocol \"h3\" (expected http1, http2 or auto) at line 14"
+    );
+    let auto = BASE.replace(
+        "    endpoints: [\"127.0.0.1:80\"]\n",
+        "    endpoints: [\"127.0.0.1:80\"]\n    protocol: auto\n",
+    );
+    assert_eq!(
+        err(&auto),
+        "clusters[0].protocol: auto needs a tls: block (ALPN chooses between h2 and http/1.1) at line 14"
     );
 }

@@ -106,6 +106,18 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             ))
         }
     };
+    if matches!(kind, ClusterKind::OriginalDst { .. }) {
+        let per_endpoint = [
+            ("health_check", raw.health_check.is_some()),
+            ("outlier_detection", raw.outlier_detection.is_some()),
+        ];
+        if let Some((f, _)) = per_endpoint.iter().find(|(_, set)| *set) {
+            return Err(ConfigError::new(
+                at(f),
+                "an original_dst cluster has no endpoints to check or eject",
+            ));
+        }
+    }
     Ok(Cluster {
         name: raw.name.clone(),
         kind,
@@ -124,10 +136,17 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
         protocol: match raw.protocol.as_deref() {
             None | Some("http1") => UpstreamProtocol::Http1,
             Some("http2") => UpstreamProtocol::Http2,
+            Some("auto") if raw.tls.is_some() => UpstreamProtocol::Auto,
+            Some("auto") => {
+                return Err(ConfigError::new(
+                    at("protocol"),
+                    "auto needs a tls: block (ALPN chooses between h2 and http/1.1)",
+                ))
+            }
             Some(o) => {
                 return Err(ConfigError::new(
                     at("protocol"),
-                    format!("unknown protocol {o:?} (expected http1 or http2)"),
+                    format!("unknown protocol {o:?} (expected http1, http2 or auto)"),
                 ))
             }
         },
@@ -136,6 +155,21 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
             &at("circuit_breakers"),
             raw.circuit_breakers.as_ref(),
         )?,
+        outlier: super::outlier::build_outlier(
+            &at("outlier_detection"),
+            raw.outlier_detection.as_ref(),
+        )?,
+        health: super::health::build_health(
+            &at("health_check"),
+            &raw.name,
+            raw.health_check.as_ref(),
+        )?,
+        panic_threshold: super::health::build_panic_threshold(
+            &at("healthy_panic_threshold"),
+            raw.healthy_panic_threshold,
+        )?,
+        retry_budget: super::budget::build_budget(&at("retry_budget"), raw.retry_budget.as_ref())?,
+        tls: super::tls::cluster_tls(&at("tls"), raw)?,
     })
 }
 
@@ -238,6 +272,8 @@ fn build_listener(
         transparent: raw.transparent,
         http,
         auto,
+        tls: super::tls::listener_tls(&at("tls"), raw)?,
+        authz: None,
     })
 }
 
@@ -289,12 +325,13 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         .enumerate()
         .map(|(i, c)| build_cluster(i, c).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let listeners = raw
+    let mut listeners = raw
         .listeners
         .iter()
         .enumerate()
         .map(|(i, l)| build_listener(i, l, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
+    super::authz::attach(&raw, &mut listeners, &clusters)?;
     if listeners.is_empty() {
         return Err(ConfigError::new(
             "listeners",

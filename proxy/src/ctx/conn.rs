@@ -12,17 +12,13 @@ use super::addr::{LocalAddr, OrigDst, PeerAddr};
 use super::snapshot::Snapshot;
 use crate::config::Listener;
 
-/// A verified peer identity (a SPIFFE ID, `spiffe://trust-domain/path`, once mTLS validated it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerIdentity(pub Box<str>);
+/// What a TLS handshake established (SNI, ALPN, the peer's verified [`crate::tls::SpiffeId`], serial);
+/// `None` in [`ConnCtx::tls`] for plaintext connections. One type for the whole proxy: the
+/// handshake in [`crate::tls::handshake`] produces it.
+pub use crate::tls::TlsFacts;
 
-/// What a TLS handshake established; `None` in [`ConnCtx::tls`] for plaintext connections.
-#[derive(Debug, Clone, Default)]
-pub struct TlsFacts {
-    pub sni: Option<Box<str>>,
-    pub alpn: Option<Box<[u8]>>,
-    pub peer: Option<PeerIdentity>,
-}
+/// A verified peer identity: the SPIFFE ID mTLS validated.
+pub type PeerIdentity = crate::tls::SpiffeId;
 
 #[derive(Debug)]
 pub struct ConnCtx {
@@ -40,5 +36,35 @@ impl ConnCtx {
     /// The listener this connection was accepted on, as configured when it was accepted.
     pub fn listener(&self) -> &Listener {
         &self.snapshot.config.listeners[self.listener]
+    }
+
+    /// The peer's verified SPIFFE ID, when the connection came in over mTLS.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.tls.as_ref().and_then(|t| t.peer.as_ref())
+    }
+}
+
+impl ConnCtx {
+    /// The snapshot a new request on this connection uses, and this connection's listener's
+    /// index in it: the shard's `current` one while it still has the listener (matched by
+    /// name: a reload may add or remove listeners around it), else the accept-time one (the
+    /// listener was removed and its connections finish on the config they started with).
+    pub fn request_snapshot(&self, current: Rc<Snapshot>) -> (Rc<Snapshot>, usize) {
+        if Rc::ptr_eq(&current, &self.snapshot) {
+            return (current, self.listener);
+        }
+        let name = &self.listener().name;
+        let same_slot = current
+            .config
+            .listeners
+            .get(self.listener)
+            .is_some_and(|l| l.name == *name);
+        if same_slot {
+            return (current, self.listener);
+        }
+        match current.listener_index(name) {
+            Some(i) => (current, i),
+            None => (self.snapshot.clone(), self.listener),
+        }
     }
 }

@@ -37,6 +37,10 @@ pub struct Services {
     pub draining: Cell<bool>,
     /// The proxy's own listening addresses (loop detection).
     pub own: OwnAddrs,
+    /// Fault-injection counters (route `fault:` filters).
+    pub faults: crate::http::fault::FaultStats,
+    /// Authorization decisions on this shard.
+    pub authz: crate::authz::AuthzStats,
     /// Metrics (and the other per-request consumers), fed one `Record` per request.
     pub telemetry: crate::telemetry::ShardTelemetry,
 }

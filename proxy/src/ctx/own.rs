@@ -16,21 +16,26 @@ const CACHE_LIMIT: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct OwnAddrs {
-    listeners: Vec<SocketAddr>,
+    listeners: RefCell<Vec<SocketAddr>>,
     local_ip: RefCell<HashMap<IpAddr, bool>>,
 }
 
 impl OwnAddrs {
     pub fn new(listeners: Vec<SocketAddr>) -> OwnAddrs {
         OwnAddrs {
-            listeners,
+            listeners: RefCell::new(listeners),
             local_ip: RefCell::default(),
         }
     }
 
+    /// Replaces the listening addresses (a reload added, removed or rebound listeners).
+    pub fn set(&self, listeners: Vec<SocketAddr>) {
+        *self.listeners.borrow_mut() = listeners;
+    }
+
     /// Whether `addr` is one of this proxy's listening addresses.
     pub fn is_own_listener(&self, addr: SocketAddr) -> bool {
-        self.listeners.iter().any(|l| {
+        self.listeners.borrow().iter().any(|l| {
             l.port() == addr.port()
                 && (l.ip() == addr.ip() || (l.ip().is_unspecified() && self.is_local(addr.ip())))
         })

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub clusters: Vec<Rc<Balancer>>,
     /// Shards in the process (global thresholds are divided by it).
     pub shards: usize,
+    /// Per listener: this shard's view of its TLS server config (`None` without `tls:`).
+    pub listener_tls: Vec<Option<crate::tls::live::LocalLive<rustls::ServerConfig>>>,
 }
 
 impl Snapshot {
@@ -60,6 +62,15 @@ impl Snapshot {
                 .listeners
                 .iter()
                 .map(|l| l.http.as_ref().map(|h| h.routes.clone()))
+                .collect(),
+            listener_tls: config
+                .listeners
+                .iter()
+                .map(|l| {
+                    l.tls
+                        .as_ref()
+                        .map(|t| crate::tls::live::LocalLive::new(&t.live))
+                })
                 .collect(),
             generation: prev.map_or(0, |p| p.generation + 1),
             clusters,

@@ -33,6 +33,10 @@ pub fn finish_headers(
             h.insert("x-request-id", v);
         }
     }
+    crate::telemetry::propagate::rewrite_h2(
+        h,
+        crate::telemetry::propagate::Fresh::draw(|| rng.next()),
+    );
     for (n, v) in filters.request_adds() {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(n.as_bytes()),

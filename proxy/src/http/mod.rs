@@ -11,6 +11,7 @@
 
 pub mod admit;
 pub mod failure;
+pub mod fault;
 pub mod grpc;
 pub mod h2_request;
 pub mod header;

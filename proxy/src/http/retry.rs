@@ -72,6 +72,10 @@ pub struct Retrier<'a> {
     pub retries: u32,
     free_retries: u32,
     idempotent: bool,
+    budget: Option<&'a crate::cluster::budget::RetryBudget>,
+    breaker: Option<&'a crate::cluster::Breaker>,
+    /// The `max_retries` slot the current retry holds.
+    retry_slot: Option<crate::cluster::Admitted>,
 }
 
 impl<'a> Retrier<'a> {
@@ -87,7 +91,21 @@ impl<'a> Retrier<'a> {
             retries: 0,
             free_retries: 0,
             idempotent,
+            budget: None,
+            breaker: None,
+            retry_slot: None,
         }
+    }
+
+    /// Ties retries to the cluster: its retry budget (this request is counted, retries spend
+    /// from it) and its `max_retries` breaker.
+    pub fn with_cluster(mut self, b: &'a crate::cluster::Balancer) -> Retrier<'a> {
+        if b.budget.enabled() {
+            b.budget.deposit();
+            self.budget = Some(&b.budget);
+        }
+        self.breaker = Some(&b.breaker);
+        self
     }
 
     pub fn enabled(&self) -> bool {
@@ -99,6 +117,18 @@ impl<'a> Retrier<'a> {
     }
 
     fn spend(&mut self, random: u64) -> Step {
+        // The previous retry's try is over: its slot goes back first.
+        self.retry_slot = None;
+        if let Some(b) = self.breaker {
+            match b.admit_retry() {
+                Some(slot) => self.retry_slot = Some(slot),
+                None => return Step::Stop,
+            }
+        }
+        if self.budget.is_some_and(|b| !b.withdraw()) {
+            self.retry_slot = None;
+            return Step::Stop;
+        }
         self.retries += 1;
         Step::Retry(backoff(self.retries - 1, random))
     }

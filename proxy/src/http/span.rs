@@ -19,6 +19,12 @@ impl Span {
             end: (start + part.len()) as u32,
         }
     }
+    /// The span of `part` if it lies inside `buf` (httparse hands back a `&'static str` instead
+    /// of a slice of the input in some cases, e.g. a reason phrase with obs-text).
+    pub fn within(buf: &[u8], part: &[u8]) -> Option<Span> {
+        let (b, p) = (buf.as_ptr_range(), part.as_ptr_range());
+        (b.start <= p.start && p.end <= b.end).then(|| Span::of(buf, part))
+    }
     #[inline]
     pub fn get<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.start as usize..self.end as usize]

@@ -32,6 +32,8 @@ pub struct Timing {
     pub route_timeout: Option<Duration>,
     pub per_try: Option<Duration>,
     pub deadline: Option<Instant>,
+    /// The endpoint of the previous try (a retry prefers another).
+    pub tried: std::cell::Cell<Option<usize>>,
 }
 
 impl Timing {
@@ -79,7 +81,7 @@ pub async fn run<S: Stream>(
 ) -> Result<Answered, Failure> {
     let try_start = Instant::now();
     let streamed = !body.done();
-    let sending = send(conn, balancer, mark, wbuf, body, facts);
+    let sending = send(conn, balancer, mark, wbuf, body, facts, &timing.tried);
     let (mut up, in_flight) = if streamed {
         sending.await?
     } else {
@@ -92,7 +94,9 @@ pub async fn run<S: Stream>(
     let max_headers = balancer.cluster().max_response_headers;
     let is_head = facts.method == crate::http::Method::Head;
     let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, &conn.watch);
-    within(timing.limit(per_try_from), receiving).await?;
+    let got = within(timing.limit(per_try_from), receiving).await;
+    balancer.answered(in_flight.endpoint(), got.map(|()| resp.status));
+    got?;
     conn.rec.upstream_answered();
     Ok(Answered {
         conn: up,
@@ -108,8 +112,9 @@ async fn send<S: Stream>(
     wbuf: &mut Vec<u8>,
     body: &mut Body,
     facts: Facts,
+    tried: &std::cell::Cell<Option<usize>>,
 ) -> Result<(PooledConn, InFlight), Failure> {
-    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, tried)?;
     let addr = UpstreamAddr(ep.addr);
     conn.rec.upstream_host = Some(ep.addr);
     let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark)

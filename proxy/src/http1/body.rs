@@ -4,7 +4,7 @@
 
 use std::io;
 
-use monoio::net::TcpStream;
+use crate::upstream::UpStream;
 
 use super::chunked::ChunkedScanner;
 use super::conn::{write_range, Conn};
@@ -68,7 +68,7 @@ pub fn compact<S>(conn: &mut Conn<S>) {
 /// in `conn.rbuf`.
 pub async fn stream<S: Stream>(
     conn: &mut Conn<S>,
-    up: &mut TcpStream,
+    up: &mut UpStream,
     framing: Framing,
 ) -> Result<(), Failure> {
     match framing {

@@ -9,6 +9,7 @@ use super::response_head::ResponseHead;
 use crate::http::header::is_hop_by_hop;
 pub use crate::http::header::{reason_phrase, uuid_v4};
 use crate::route::FilterChain;
+use crate::telemetry::propagate::{self, Fresh, Incoming};
 
 fn listed(name: &[u8], buf: &[u8], connection_listed: &[Span]) -> bool {
     connection_listed
@@ -39,7 +40,15 @@ pub struct Forwarding<'a> {
     pub framing: Framing,
     /// The client sent `TE: trailers` (HTTP/2, gRPC): say so upstream.
     pub te_trailers: bool,
+    /// The downstream connection's TLS facts: `x-forwarded-proto: https`, and with a verified
+    /// peer, `x-forwarded-client-cert: URI=spiffe://…` (Envoy's XFCC; a client's own XFCC is
+    /// always dropped, so it cannot claim an identity).
+    pub tls: Option<&'a crate::tls::TlsFacts>,
+    /// Randomness for the trace headers (`traceparent`, B3) this hop sends.
+    pub trace: Fresh,
 }
+
+const XFCC: &[u8] = b"x-forwarded-client-cert";
 
 /// The request being forwarded, whatever codec parsed it: its method, its headers in order
 /// (an HTTP/1 head's spans, or an HTTP/2 header map) and the hop-by-hop facts the codec found.
@@ -90,7 +99,12 @@ where
     let host_override = filters.host_rewrite().map(str::as_bytes).or(fwd.authority);
     let mut xff = false;
     let mut has_request_id = false;
+    let mut trace = Incoming::default();
     for (n, v) in src.headers.clone() {
+        if let Some(k) = propagate::classify(n) {
+            trace.see(k, v); // re-emitted below for this hop
+            continue;
+        }
         match classify(n) {
             k if is_hop_by_hop(k) => continue,
             Known::ContentLength | Known::XForwardedProto => continue, // re-emitted below
@@ -104,6 +118,9 @@ where
             _ => {}
         }
         if (src.listed)(n) || filters.drops_request_header(n) {
+            continue;
+        }
+        if n.len() == XFCC.len() && n.eq_ignore_ascii_case(XFCC) {
             continue;
         }
         put(out, n, v);
@@ -124,10 +141,22 @@ where
     }
     out.extend_from_slice(fwd.client_ip);
     out.extend_from_slice(b"\r\n");
-    put(out, b"x-forwarded-proto", b"http");
+    match fwd.tls {
+        None => put(out, b"x-forwarded-proto", b"http"),
+        Some(t) => {
+            put(out, b"x-forwarded-proto", b"https");
+            if let Some(id) = &t.peer {
+                out.extend_from_slice(XFCC);
+                out.extend_from_slice(b": URI=");
+                out.extend_from_slice(id.as_str().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
     if !has_request_id {
         put(out, b"x-request-id", fwd.request_id);
     }
+    trace.outgoing(fwd.trace).write_h1(out);
     for (n, v) in filters.request_adds() {
         put(out, n.as_bytes(), v.as_bytes());
     }
@@ -225,6 +254,9 @@ pub fn local_response(
     );
     if let Some(f) = flag {
         let _ = write!(out, "x-shardcar-flag: {f}\r\n");
+        if let Some(c) = crate::authz::challenge(f) {
+            let _ = write!(out, "www-authenticate: {c}\r\n");
+        }
         if crate::http::failure::is_overload(f) {
             let _ = write!(out, "{}: true\r\n", crate::http::failure::OVERLOADED_HEADER);
         }

@@ -24,9 +24,8 @@ use crate::telemetry::Protocol;
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
     let started = Instant::now();
-    let snap = env.svc.snapshots.current();
-    // Swaps keep the listener set, so the accept-time index is valid in every snapshot.
-    let Some(routes) = snap.routes[conn.ctx.listener].as_ref() else {
+    let (snap, listener) = conn.ctx.request_snapshot(env.svc.snapshots.current());
+    let Some(routes) = snap.routes[listener].as_ref() else {
         return Next::Close;
     };
     let normalized = match normalized_path(conn, settings, env) {
@@ -41,6 +40,7 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
         }
     };
     conn.rec.start = started;
+    conn.rec.listener = listener as u16;
     let next = route_and_forward(
         conn,
         settings,
@@ -101,7 +101,7 @@ async fn route_and_forward<S: Stream>(
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
-    let (route, facts) = {
+    let (route, facts, verdict, fault) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
         let facts = Facts {
             method: req.method,
@@ -111,13 +111,22 @@ async fn route_and_forward<S: Stream>(
             tunnel: conn.head.upgrade || req.method == Method::Connect,
             minor: conn.head.minor,
         };
-        (routes.select(&req), facts)
+        let route = routes.select(&req);
+        let verdict = route.map(|r| r.filters.on_request(&req, &env.svc.authz));
+        let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
+        (route, facts, verdict, fault.unwrap_or_default())
     };
     let Some(route) = route else {
         return local::respond(conn, env, 404, Some("NR"), b"no route\n", started).await;
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Some(Verdict::Respond { status, body, flag }) = verdict {
         return local::respond(conn, env, status, Some(flag), body, started).await;
+    }
+    if !fault.is_none() {
+        use crate::http::fault::{apply, ABORT_BODY, ABORT_FLAG};
+        if let Some((status, _)) = apply(fault, &env.svc.faults).await {
+            return local::respond(conn, env, status, Some(ABORT_FLAG), ABORT_BODY, started).await;
+        }
     }
     let cluster = match &route.action {
         Action::Direct { status, body } => {
@@ -139,8 +148,14 @@ async fn route_and_forward<S: Stream>(
         mark,
         path: normalized,
     };
-    match balancer.cluster().protocol {
-        UpstreamProtocol::Http1 => forward::forward(conn, settings, env, fwd, facts, started).await,
+    let protocol = match balancer.cluster().protocol {
+        UpstreamProtocol::Auto => Box::pin(crate::upstream::auto_protocol(balancer, mark)).await,
+        p => p,
+    };
+    match protocol {
+        UpstreamProtocol::Http1 | UpstreamProtocol::Auto => {
+            forward::forward(conn, settings, env, fwd, facts, started).await
+        }
         UpstreamProtocol::Http2 => to_h2::forward(conn, settings, env, fwd, facts, started).await,
     }
 }

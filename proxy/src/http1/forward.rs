@@ -78,6 +78,8 @@ pub async fn forward<S: Stream>(
                 request_id: &request_id,
                 framing: facts.framing,
                 te_trailers: false,
+                tls: conn.ctx.tls.as_deref(),
+                trace: crate::telemetry::propagate::Fresh::draw(|| rng.next()),
             },
         );
     }
@@ -89,7 +91,7 @@ pub async fn forward<S: Stream>(
             return Next::Close;
         }
     }
-    let mut retrier = Retrier::new(&route.retry, facts.idempotent);
+    let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_cluster(balancer);
     let retrying = retrier.enabled();
     let mut body = match facts.framing {
         Framing::Length(n)
@@ -107,6 +109,7 @@ pub async fn forward<S: Stream>(
         _ => Body::Stream { done: false },
     };
     let mut timing = Timing {
+        tried: Default::default(),
         route_timeout: route.timeout,
         per_try: route.retry.per_try_timeout,
         // Bodiless or buffered: the downstream request is complete now.

@@ -4,7 +4,7 @@
 //! The upstream connection returns to the shard pool only with a [`CleanEnd`]: the request was
 //! sent in full, the response read to its end and not one byte more was buffered.
 
-use monoio::net::TcpStream;
+use crate::upstream::UpStream;
 
 use super::chunked::ChunkedScanner;
 use super::conn::{read_onto, write_range, Conn};
@@ -73,7 +73,7 @@ enum Side {
 /// Sends `out` (the head) plus the body. `pos` is where unsent body bytes start in `ubuf`.
 async fn relay_body<S: Stream>(
     conn: &mut Conn<S>,
-    up: &mut TcpStream,
+    up: &mut UpStream,
     ubuf: &mut Vec<u8>,
     pos: &mut usize,
     out: &mut Vec<u8>,
@@ -135,7 +135,7 @@ async fn relay_body<S: Stream>(
 /// extensions and trailers are validated and dropped).
 async fn relay_dechunked<S: Stream>(
     conn: &mut Conn<S>,
-    up: &mut TcpStream,
+    up: &mut UpStream,
     ubuf: &mut Vec<u8>,
     pos: &mut usize,
     out: &mut Vec<u8>,
@@ -173,7 +173,10 @@ pub async fn open_tunnel<S: Stream>(
     resp: &ResponseHead,
 ) -> Next {
     conn.rec.respond(resp.status, None);
-    let mut up = up.stream;
+    let Ok(mut up) = up.stream.into_tcp() else {
+        tracing::warn!("upgrade to a TLS upstream is not supported; closed");
+        return Next::Close;
+    };
     let mut out = Vec::with_capacity(resp.len + 64);
     encode::response_head(
         &mut out,

@@ -60,8 +60,13 @@ pub fn parse_response(
         Err(_) => return Err(ResponseError::Malformed),
     };
     let status = resp.code.unwrap_or(0);
+    // httparse takes any three digits; a code below 100 has no class (RFC 9110 §15) and is no
+    // response a client can act on (found by the response_head fuzz target: `000`).
+    if status < 100 {
+        return Err(ResponseError::Malformed);
+    }
     head.status = status;
-    head.reason = Span::of(buf, resp.reason.unwrap_or("").as_bytes());
+    head.reason = reason_span(buf, resp.reason);
     head.minor = resp.version.unwrap_or(1);
     head.len = len;
     head.headers.clear();
@@ -107,6 +112,30 @@ impl From<ResponseError> for crate::http::Failure {
     }
 }
 
+/// The reason phrase as it arrived. httparse returns `""` (a static, not a slice of `buf`) for
+/// a phrase with obs-text (bytes ≥ 0x80), which RFC 9112 §4 allows: then the phrase is the rest
+/// of the status line after `HTTP/1.x NNN ` (httparse's default config allows exactly one SP
+/// on each side of the code), forwarded as is. Found by `fuzz/fuzz_targets/response_head.rs`:
+/// the old `Span::of` on that static made a span outside the buffer, and re-encoding the head
+/// then panicked — with `panic = "abort"`, an upstream could take the proxy down.
+fn reason_span(buf: &[u8], parsed: Option<&str>) -> Span {
+    if let Some(s) = parsed.and_then(|r| Span::within(buf, r.as_bytes())) {
+        return s;
+    }
+    let line = buf.iter().position(|&b| b == b'\n').unwrap_or(0);
+    let line = if line > 0 && buf[line - 1] == b'\r' {
+        line - 1
+    } else {
+        line
+    };
+    const PHRASE_AT: usize = b"HTTP/1.1 200 ".len();
+    let start = PHRASE_AT.min(line) as u32;
+    Span {
+        start,
+        end: (line as u32).max(start),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,10 +178,32 @@ mod tests {
     }
 
     #[test]
+    fn reason_phrases_with_obs_text_stay_inside_the_buffer() {
+        let mut r = ResponseHead::default();
+        let raw = b"HTTP/1.1 204 No\x89\x89s\r\nServer: s\r\n\r\n";
+        assert_eq!(parse_response(raw, 1 << 16, 100, false, &mut r), Ok(true));
+        assert_eq!(r.reason.get(raw), b"No\x89\x89s");
+        let raw = b"HTTP/1.1 200 OK\r\n\r\n";
+        assert_eq!(parse_response(raw, 1 << 16, 100, false, &mut r), Ok(true));
+        assert_eq!(r.reason.get(raw), b"OK");
+        let raw = b"HTTP/1.1 200 \r\n\r\n";
+        assert_eq!(parse_response(raw, 1 << 16, 100, false, &mut r), Ok(true));
+        assert_eq!(r.reason.get(raw), b"");
+    }
+
+    #[test]
     fn malformed_and_oversized_heads_have_their_own_errors() {
         let mut r = ResponseHead::default();
         assert_eq!(
             parse_response(b"HTTP/1.1 2x0 OK\r\n\r\n", 1 << 16, 100, false, &mut r),
+            Err(ResponseError::Malformed)
+        );
+        assert_eq!(
+            parse_response(b"HTTP/1.1 000 O\r\n\r\n", 1 << 16, 100, false, &mut r),
+            Err(ResponseError::Malformed)
+        );
+        assert_eq!(
+            parse_response(b"HTTP/1.1 099 O\r\n\r\n", 1 << 16, 100, false, &mut r),
             Err(ResponseError::Malformed)
         );
         assert_eq!(

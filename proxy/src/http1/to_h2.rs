@@ -77,7 +77,7 @@ pub async fn forward<S: Stream>(
     };
     conn.consumed = conn.head.len;
     let route = to.route;
-    let mut retrier = Retrier::new(&route.retry, facts.idempotent);
+    let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_cluster(to.balancer);
     if conn.head.expect_continue && facts.framing != Framing::None {
         let (res, _) = conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
         if res.is_err() {
@@ -96,6 +96,7 @@ pub async fn forward<S: Stream>(
     };
     let replayable = !matches!(upload, Upload::Stream(_));
     let mut timing = Timing {
+        tried: Default::default(),
         route_timeout: route.timeout,
         per_try: route.retry.per_try_timeout,
         deadline: replayable
@@ -107,8 +108,8 @@ pub async fn forward<S: Stream>(
     let outcome = loop {
         let try_start = Instant::now();
         let no_body = matches!(upload, Upload::None);
-        let (slot, _in_flight, response, send) =
-            match up_h2::open_stream(to.balancer, to.mark, &req, no_body).await {
+        let (slot, in_flight, response, send) =
+            match up_h2::open_stream(to.balancer, to.mark, &req, no_body, &timing.tried).await {
                 Ok(x) => x,
                 Err(f) => match retrier.on_failure(f, replayable, rng.next()) {
                     Step::Retry(p) => {
@@ -170,6 +171,10 @@ pub async fn forward<S: Stream>(
                 }
             }
         };
+        to.balancer.answered(
+            in_flight.endpoint(),
+            result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f),
+        );
         match result {
             Ok(resp) => {
                 if replayable {

@@ -109,6 +109,15 @@ impl Downstream {
         self.answer(status, code, flag, body).await;
     }
 
+    /// Answers a fault-injection abort: `status` (flag `FI`), or for gRPC `grpc` (default: the
+    /// status `status` maps to) trailers-only.
+    pub async fn fault_abort(&mut self, status: u16, grpc: Option<u32>) {
+        use crate::http::fault::{ABORT_BODY, ABORT_FLAG};
+        let code = grpc.unwrap_or_else(|| grpc::status_for_http(status));
+        self.answer(status, code, Some(ABORT_FLAG), ABORT_BODY)
+            .await;
+    }
+
     /// Answers an upstream failure with its status and flag.
     pub async fn failure(&mut self, f: Failure) {
         self.answer(
@@ -136,6 +145,9 @@ impl Downstream {
         let mut b = Response::builder();
         if let Some(f) = flag {
             b = b.header("x-shardcar-flag", f);
+            if let Some(c) = crate::authz::challenge(f) {
+                b = b.header("www-authenticate", c);
+            }
             if crate::http::failure::is_overload(f) {
                 b = b.header(crate::http::failure::OVERLOADED_HEADER, "true");
             }

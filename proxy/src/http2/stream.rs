@@ -122,16 +122,16 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
     let head = Head::of(&parts);
     let grpc = grpc::is_grpc(parts.headers.get("content-type").map(|v| v.as_bytes()));
     let mut ds = Downstream::new(respond, grpc, env.settings.h2.stream_idle_timeout);
-    ds.rec.listener = env.ctx.listener as u16;
     ds.rec.grpc = grpc;
     ds.rec.start = started;
     ds.rec.bytes_received = head.content_length.unwrap_or(0);
-    let snap = env.svc.snapshots.current();
+    let (snap, listener) = env.ctx.request_snapshot(env.svc.snapshots.current());
+    ds.rec.listener = listener as u16;
     let deadline = grpc
         .then(|| parts.headers.get("grpc-timeout"))
         .flatten()
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
-    let work = route_and_forward(&mut ds, &head, body, &snap, env);
+    let work = route_and_forward(&mut ds, &head, body, (&snap, listener), env);
     let outcome = match deadline {
         Some(t) => monoio::time::timeout(t, work)
             .await
@@ -157,10 +157,10 @@ async fn route_and_forward(
     ds: &mut Downstream,
     head: &Head<'_>,
     body: RecvStream,
-    snap: &crate::ctx::Snapshot,
+    (snap, listener): (&crate::ctx::Snapshot, usize),
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let Some(routes) = snap.routes[env.ctx.listener].as_ref() else {
+    let Some(routes) = snap.routes[listener].as_ref() else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
     };
@@ -170,14 +170,23 @@ async fn route_and_forward(
         head.content_length
             .map_or(BodyKind::Streamed, BodyKind::Sized)
     };
-    let route: Option<&Route> = routes.select(&head.request_ctx(env.ctx, kind));
+    let req = head.request_ctx(env.ctx, kind);
+    let route: Option<&Route> = routes.select(&req);
+    let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
     let Some(route) = route else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
     };
-    if let Verdict::Respond { status, body, flag } = route.filters.on_request() {
+    if let Verdict::Respond { status, body, flag } = route.filters.on_request(&req, &env.svc.authz)
+    {
         ds.local(status, Some(flag), body).await;
         return Ok(());
+    }
+    if let Some(f) = fault.filter(|f| !f.is_none()) {
+        if let Some((status, grpc)) = crate::http::fault::apply(f, &env.svc.faults).await {
+            ds.fault_abort(status, grpc).await;
+            return Ok(());
+        }
     }
     let cluster = match &route.action {
         Action::Direct { status, body } => {
@@ -195,8 +204,12 @@ async fn route_and_forward(
     ds.rec.cluster = Some(cluster as u16);
     let balancer = &snap.clusters[cluster];
     let mark = snap.config.upstream_mark;
-    match balancer.cluster().protocol {
-        UpstreamProtocol::Http1 => {
+    let protocol = match balancer.cluster().protocol {
+        UpstreamProtocol::Auto => Box::pin(crate::upstream::auto_protocol(balancer, mark)).await,
+        p => p,
+    };
+    match protocol {
+        UpstreamProtocol::Http1 | UpstreamProtocol::Auto => {
             to_h1::exchange(ds, head, body, route, balancer, mark, env).await
         }
         UpstreamProtocol::Http2 => {

@@ -10,11 +10,11 @@
 
 use std::time::Instant;
 
+use crate::upstream::UpStream;
 use bytes::Bytes;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 
 use super::respond::{Downstream, Gone};
 use super::stream::{idle_bounded, Head, StreamEnv};
@@ -50,7 +50,8 @@ pub async fn exchange(
     mark: Option<u32>,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let mut retrier = Retrier::new(&route.retry, head.method.is_idempotent());
+    let mut retrier =
+        Retrier::new(&route.retry, head.method.is_idempotent()).with_cluster(balancer);
     let mut req_body = if body.is_end_stream() {
         ReqBody::Empty
     } else {
@@ -93,9 +94,12 @@ pub async fn exchange(
             request_id: &request_id,
             framing,
             te_trailers: head.te_trailers,
+            tls: env.ctx.tls.as_deref(),
+            trace: crate::telemetry::propagate::Fresh::draw(|| rng.next()),
         },
     );
     let mut timing = Timing {
+        tried: Default::default(),
         route_timeout: route.timeout,
         per_try: route.retry.per_try_timeout,
         deadline: None,
@@ -169,7 +173,7 @@ async fn attempt(
     env: StreamEnv<'_>,
 ) -> Result<(PooledConn, InFlight), Failure> {
     let try_start = Instant::now();
-    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, &timing.tried)?;
     let mut up = upstream::h1::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
         .await
         .map_err(|_| Failure::Connect)?;
@@ -203,14 +207,16 @@ async fn attempt(
     let per_try_from = if streamed { Instant::now() } else { try_start };
     let max_headers = balancer.cluster().max_response_headers;
     let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, env.watch);
-    within(timing.limit(per_try_from), receiving).await?;
+    let got = within(timing.limit(per_try_from), receiving).await;
+    balancer.answered(in_flight.endpoint(), got.map(|()| resp.status));
+    got?;
     Ok((up, in_flight))
 }
 
 /// DATA frames → the upstream body (chunked with the client's trailers, or as declared).
 async fn send_body(
     rs: &mut RecvStream,
-    up: &mut TcpStream,
+    up: &mut UpStream,
     chunked: bool,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
@@ -342,7 +348,7 @@ impl From<Gone> for Side {
 
 async fn relay_body(
     ds: &mut Downstream,
-    up: &mut TcpStream,
+    up: &mut UpStream,
     ubuf: &mut Vec<u8>,
     pos: &mut usize,
     framing: Framing,

@@ -102,8 +102,10 @@ pub async fn exchange(
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
     let req = request(head, &route.filters, env);
-    let mut retrier = Retrier::new(&route.retry, head.method.is_idempotent());
+    let mut retrier =
+        Retrier::new(&route.retry, head.method.is_idempotent()).with_cluster(balancer);
     let mut timing = Timing {
+        tried: Default::default(),
         route_timeout: route.timeout,
         per_try: route.retry.per_try_timeout,
         deadline: None,
@@ -121,8 +123,8 @@ pub async fn exchange(
     loop {
         let replayable = no_body || replay.borrow().replayable();
         let try_start = Instant::now();
-        let r = up_h2::open_stream(balancer, mark, &req, no_body).await;
-        let (slot, _in_flight, response, mut send) = match r {
+        let r = up_h2::open_stream(balancer, mark, &req, no_body, &timing.tried).await;
+        let (slot, in_flight, response, mut send) = match r {
             Ok(x) => x,
             Err(f) => match retrier.on_failure(f, replayable, rng.next()) {
                 Step::Retry(p) => {
@@ -167,6 +169,10 @@ pub async fn exchange(
             Either::Right((r, upload)) => (r, upload),
         };
         let (resp, upload) = resp; // the upload keeps running while the response streams
+        balancer.answered(
+            in_flight.endpoint(),
+            resp.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f),
+        );
         let replayable = no_body || replay.borrow().replayable();
         let resp = match resp {
             Ok(r) => r,

@@ -14,8 +14,7 @@ use std::io;
 use std::rc::Rc;
 
 use monoio::buf::IoBuf;
-use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, OwnedReadHalf, OwnedWriteHalf};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent};
 
 use crate::ctx::ConnWatch;
 use crate::sys::BufArena;
@@ -41,10 +40,7 @@ fn is_cancel(e: &io::Error) -> bool {
 }
 
 /// Writes `buf[..]` fully, returning the buffer for reuse.
-async fn write_all<T: IoBuf>(
-    to: &mut OwnedWriteHalf<TcpStream>,
-    mut buf: T,
-) -> (io::Result<()>, T) {
+async fn write_all<T: IoBuf, W: AsyncWriteRent>(to: &mut W, mut buf: T) -> (io::Result<()>, T) {
     let n = buf.bytes_init();
     let mut sent = 0;
     while sent < n {
@@ -61,12 +57,18 @@ async fn write_all<T: IoBuf>(
 
 /// Moves bytes `from` → `to` until end of file, then half-closes `to` (FIN) and returns the
 /// byte count. An error (reset, broken pipe) is returned for the caller to propagate.
-pub async fn one_way(
-    from: &mut OwnedReadHalf<TcpStream>,
-    to: &mut OwnedWriteHalf<TcpStream>,
+/// Generic so TLS-terminated tunnels use it too (`from`/`to` are split halves of a plain
+/// socket or of a TLS stream); plain TCP is monomorphised as before.
+pub async fn one_way<R, W>(
+    from: &mut R,
+    to: &mut W,
     watch: &ConnWatch,
     arena: &Rc<BufArena>,
-) -> io::Result<u64> {
+) -> io::Result<u64>
+where
+    R: CancelableAsyncReadRent,
+    W: AsyncWriteRent,
+{
     let mut big = None;
     let mut total = 0u64;
     loop {

@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use futures_util::future::{select, try_join, Either};
-use monoio::io::Splitable;
+use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Split, Splitable};
 use monoio::net::TcpStream;
 
 use crate::cluster::{Balancer, InFlight};
@@ -92,7 +92,7 @@ fn destination(
 ) -> io::Result<(UpstreamAddr, Option<(usize, InFlight)>)> {
     if let ClusterKind::Static(_) = balancer.cluster().kind {
         let (idx, ep, guard) = balancer.pick_healthy().ok_or_else(|| {
-            io::Error::other("no healthy endpoint (all ejected after connect failures)")
+            io::Error::other("no healthy endpoint (all ejected or failing health checks, healthy_panic_threshold 0)")
         })?;
         return Ok((UpstreamAddr(ep.addr), Some((idx, guard))));
     }
@@ -138,6 +138,14 @@ pub async fn serve(
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
     let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if balancer.cluster().tls.is_some() {
+        // TLS origination: the copy path over a TLS upstream (boxed: a pointer here); it
+        // authorizes the connection itself.
+        return Box::pin(serve_tls(conn, client, prefix, svc, l4)).await;
+    }
+    if !authorized(&conn, svc) {
+        return; // dropping the client closes it
+    }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
     let tally = Box::new(Tally {
         started: Instant::now(),
@@ -205,6 +213,103 @@ pub async fn serve(
     }
 }
 
+/// The listener's authorization policies on this connection (plaintext at accept, TLS after
+/// the handshake, so the peer's SPIFFE ID is known): `false` → close it.
+fn authorized(conn: &ConnCtx, svc: &Services) -> bool {
+    conn.listener()
+        .authz
+        .as_ref()
+        .is_none_or(|a| a.admit_connection(conn, &svc.authz))
+}
+
+/// Proxies a connection that has TLS on either side: a TLS-terminated client (a `protocol:
+/// tcp` listener with a `tls:` block) and/or a cluster with a `tls:` block (TLS origination,
+/// the mesh's L4 hop), in copy mode: splice needs plain sockets on both ends. Like [`serve`],
+/// the context is freed once the upstream is connected.
+/// Runs connection-level authorization first.
+pub async fn serve_tls<C>(
+    conn: Box<ConnCtx>,
+    client: C,
+    prefix: Option<Box<Vec<u8>>>,
+    svc: &Services,
+    l4: &L4State,
+) where
+    C: Split + AsyncWriteRent + CancelableAsyncReadRent + AsRawFd,
+{
+    let snapshot = conn.snapshot.clone();
+    let listener = &snapshot.config.listeners[conn.listener];
+    let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    if !authorized(&conn, svc) {
+        return;
+    }
+    let Some((upstream, dst, _in_flight)) =
+        Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
+    else {
+        return;
+    };
+    let peer = conn.peer;
+    let peer_id = conn.peer_identity().map(|p| p.to_string());
+    drop(conn);
+    let watch = svc.sweeper.register(listener.idle_timeout);
+    let end = if balancer.cluster().tls.is_some() {
+        let up = match upstream::tls_client(balancer, dst, upstream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(listener = %listener.name, %peer, endpoint = %dst, error = %e, "upstream tls failed; closing client");
+                return;
+            }
+        };
+        Box::pin(run_copy_any(client, up, prefix.map(|p| *p), &watch, l4)).await
+    } else {
+        Box::pin(run_copy_any(
+            client,
+            upstream,
+            prefix.map(|p| *p),
+            &watch,
+            l4,
+        ))
+        .await
+    };
+    let peer_id = peer_id.as_deref().unwrap_or("-");
+    tracing::debug!(listener = %listener.name, %peer, peer_id, endpoint = %dst, end = ?end, "tls tunnel closed");
+}
+
+async fn run_copy_any<C, U>(
+    client: C,
+    mut upstream: U,
+    prefix: Option<Vec<u8>>,
+    watch: &ConnWatch,
+    l4: &L4State,
+) -> End
+where
+    C: Split + AsyncWriteRent + CancelableAsyncReadRent + AsRawFd,
+    U: Split + AsyncWriteRent + CancelableAsyncReadRent + AsRawFd,
+{
+    if let Some(p) = prefix {
+        use monoio::io::AsyncWriteRentExt;
+        if let Err(e) = upstream.write_all(p).await.0 {
+            return End::Reset(e);
+        }
+    }
+    let (cfd, ufd) = (client.as_raw_fd(), upstream.as_raw_fd());
+    let (mut cr, mut cw) = client.into_split();
+    let (mut ur, mut uw) = upstream.into_split();
+    let end = until_idle(
+        pin!(try_join(
+            copy::one_way(&mut cr, &mut uw, watch, &l4.bufs),
+            copy::one_way(&mut ur, &mut cw, watch, &l4.bufs),
+        )),
+        watch,
+    )
+    .await;
+    if matches!(end, End::Reset(_)) {
+        // Before the halves drop (and close the sockets): both peers see a reset.
+        let _ = sys::set_linger_zero(cfd);
+        let _ = sys::set_linger_zero(ufd);
+    }
+    end
+}
+
 /// What a TCP connection's telemetry record is built from at its end.
 struct Tally {
     started: Instant,
@@ -268,7 +373,7 @@ async fn connect_upstream(
     match result {
         Ok(upstream) => {
             if let Some(i) = ep_idx {
-                balancer.connect_succeeded(i);
+                balancer.l4_connected(i);
             }
             Some((upstream, dst, in_flight))
         }
@@ -282,6 +387,9 @@ async fn connect_upstream(
                 }
                 ConnectError::Timeout(t) => {
                     tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, endpoint = %dst, timeout = ?t, "upstream connect timed out; closing client")
+                }
+                ConnectError::Tls(e) => {
+                    tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, endpoint = %dst, error = %e, "upstream tls handshake failed; closing client")
                 }
             }
             None

@@ -8,15 +8,25 @@
 //! the same answers to its header list, with no intermediate copy. Filters that decide (authz,
 //! fault injection, rate limits) return a [`Verdict`] from [`FilterChain::on_request`].
 
+use std::sync::Arc;
+
+use crate::authz::{AuthzStats, ListenerAuthz};
+use crate::http::RequestCtx;
+
 /// A request-side filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestFilter {
+    /// The listener's authorization policies and JWT rules ([`crate::authz`]); first in the
+    /// chain when present.
+    Authz(Arc<ListenerAuthz>),
     /// Replace the Host (`:authority`) sent upstream.
     SetHost(Box<str>),
     /// Drop every header with this lower-case name.
     RemoveHeader(Box<str>),
     /// Append a header (lower-case name).
     AddHeader(Box<str>, Box<str>),
+    /// Delay or abort a share of requests ([`super::fault`]).
+    Fault(Box<super::fault::Fault>),
 }
 
 /// A response-side filter.
@@ -47,10 +57,28 @@ pub struct FilterChain {
 }
 
 impl FilterChain {
-    /// Runs the deciding request filters. Header edits never refuse a request.
+    /// Runs the deciding request filters (authz); the first refusal wins. Header edits never
+    /// refuse a request. `stats` are the shard's authz counters.
     #[inline]
-    pub fn on_request(&self) -> Verdict {
+    pub fn on_request(&self, req: &RequestCtx<'_>, stats: &AuthzStats) -> Verdict {
+        for f in self.request.iter() {
+            if let RequestFilter::Authz(a) = f {
+                let v = a.check_request(req, stats);
+                if v != Verdict::Continue {
+                    return v;
+                }
+            }
+        }
         Verdict::Continue
+    }
+
+    /// The route's fault filter, if it has one.
+    #[inline]
+    pub fn fault(&self) -> Option<&super::fault::Fault> {
+        self.request.iter().find_map(|f| match f {
+            RequestFilter::Fault(x) => Some(&**x),
+            _ => None,
+        })
     }
 
     /// The Host value to send instead of the client's, if a filter rewrites it.
@@ -116,7 +144,6 @@ mod tests {
             .into(),
             response: vec![ResponseFilter::RemoveHeader("server".into())].into(),
         };
-        assert_eq!(c.on_request(), Verdict::Continue);
         assert!(c.drops_request_header(b"X-Internal"));
         assert!(!c.drops_request_header(b"x-other"));
         assert_eq!(c.host_rewrite(), Some("backend"));

@@ -79,6 +79,7 @@
 
 use std::time::Duration;
 
+pub mod fault;
 pub mod filter;
 mod host;
 mod matcher;

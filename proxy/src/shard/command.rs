@@ -13,14 +13,19 @@ use crate::config::Config;
 #[derive(Debug)]
 pub enum ShardCommand {
     /// Use this config for new connections and new requests; running ones finish on theirs.
-    /// The listener set (names, addresses, protocols) must be the one the shard was started
-    /// with (the control side checks).
+    /// Listeners the config no longer has stop accepting; added or rebound ones start on the
+    /// sockets of the `Bind` sent just before.
     Swap(Arc<Config>),
+    /// This shard's sockets for listeners the next `Swap` adds or rebinds, by listener name
+    /// (bound on the control side, `SO_REUSEPORT`, one per shard).
+    Bind(Vec<(String, std::net::TcpListener)>),
     /// Stop accepting, close idle keepalive connections, let the rest finish up to the
     /// config's `drain_timeout`, then stop the shard.
     Drain,
     /// Reply with this shard's counters.
     StatsSnapshot(oneshot::Sender<ShardStats>),
+    /// The health checker's verdicts for one cluster's endpoints.
+    Health(Arc<crate::health::HealthUpdate>),
 }
 
 pub type CommandSender = mpsc::UnboundedSender<ShardCommand>;
@@ -57,6 +62,20 @@ pub struct ShardStats {
     pub h2_upstream_multiplexed: u64,
     /// Circuit-breaker fullness and overflows per cluster that has thresholds.
     pub breakers: Vec<crate::cluster::breaker::BreakerStats>,
+    /// Outlier-detection ejections (gauge and counters) per static cluster.
+    pub outlier: Vec<crate::cluster::outlier::OutlierStats>,
+    /// Fault injection: requests delayed, requests aborted, delays running now (gauge).
+    pub fault_delays_injected: u64,
+    pub fault_aborts_injected: u64,
+    pub fault_active_delays: u64,
+    /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
+    pub health: Vec<crate::cluster::health::HealthStats>,
+    /// Retries not made because the cluster's retry budget was spent.
+    pub retry_budget_exhausted: u64,
+    /// TLS handshakes and failures by reason, both directions.
+    pub tls: crate::tls::stats::TlsCounts,
+    /// Authorization: requests allowed, denied; connections allowed, denied; JWTs refused.
+    pub authz: [u64; 5],
     /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
     pub metrics: crate::telemetry::metrics::MetricsSnapshot,
 }
@@ -83,6 +102,16 @@ impl ShardStats {
         self.h2_upstream_connected += o.h2_upstream_connected;
         self.h2_upstream_multiplexed += o.h2_upstream_multiplexed;
         crate::cluster::breaker::merge_stats(&mut self.breakers, &o.breakers);
+        crate::cluster::outlier::merge_stats(&mut self.outlier, &o.outlier);
+        self.fault_delays_injected += o.fault_delays_injected;
+        self.fault_aborts_injected += o.fault_aborts_injected;
+        self.fault_active_delays += o.fault_active_delays;
+        crate::cluster::health::merge_stats(&mut self.health, &o.health);
+        self.retry_budget_exhausted += o.retry_budget_exhausted;
+        self.tls.merge(&o.tls);
+        for (a, b) in self.authz.iter_mut().zip(o.authz) {
+            *a += b;
+        }
         self.metrics.merge(&o.metrics);
     }
 }

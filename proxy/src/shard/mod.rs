@@ -1,6 +1,8 @@
 //! One shard: a monoio runtime on one pinned thread that owns its listening sockets, its state
 //! per layer and every connection it accepts. Nothing here is shared with other shards; the
-//! only cross-thread input is the [`command`] channel (`Swap`, `Drain`, `StatsSnapshot`).
+//! only cross-thread input is the [`command`] channel (`Bind`, `Swap`, `Drain`,
+//! `StatsSnapshot`). Its accept loops are kept by listener name in [`listeners`], so a swap can
+//! add, remove and rebind listeners.
 //!
 //! State is split by layer: [`Services`] (snapshot, sweeper, randomness, own addresses — what
 //! every layer may use), [`L4State`] (copy buffers, pipes) and [`H1State`] (scratch buffers),
@@ -9,17 +11,16 @@
 
 mod accept;
 pub mod command;
+mod listeners;
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpListener;
-use tokio::sync::watch;
-
 pub use accept::ListenerSlot;
 pub use command::{CommandReceiver, CommandSender, ShardCommand, ShardStats};
+pub use listeners::AcceptSet;
 
 use crate::config::Config;
 use crate::ctx::{OwnAddrs, Rng, Services, Snapshot, SnapshotCell, Sweeper};
@@ -37,8 +38,8 @@ pub struct Shard {
     pub l4: L4State,
     pub h1: H1State,
     pub h2: H2State,
-    /// Per listener (indexed like the config's listeners).
-    pub slots: Vec<ListenerSlot>,
+    /// The accept loops, by listener name.
+    pub accept: AcceptSet,
     /// Connections open on this shard.
     pub active: Cell<usize>,
     pub accepted: Cell<u64>,
@@ -70,11 +71,6 @@ impl Shard {
         own: Vec<std::net::SocketAddr>,
     ) -> std::io::Result<Shard> {
         let l4 = L4State::new(max_connections())?;
-        let slots = config
-            .listeners
-            .iter()
-            .map(|l| ListenerSlot::new(l.max_connections, shards))
-            .collect();
         Ok(Shard {
             svc: Services {
                 id,
@@ -83,12 +79,14 @@ impl Shard {
                 rng: Rng::for_shard(id),
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
+                faults: Default::default(),
+                authz: Default::default(),
                 telemetry: Default::default(),
             },
             l4,
             h1: H1State::default(),
             h2: H2State::default(),
-            slots,
+            accept: AcceptSet::default(),
             active: Cell::new(0),
             accepted: Cell::new(0),
         })
@@ -102,8 +100,8 @@ impl Shard {
             generation: snap.generation,
             active_connections: self.active.get(),
             accepted: self.accepted.get(),
-            accept_paused: self.slots.iter().map(|s| s.paused.get()).sum(),
-            accept_errors: self.slots.iter().map(|s| s.errors.get()).sum(),
+            accept_paused: self.accept.counts().0,
+            accept_errors: self.accept.counts().1,
             parked: sw.parked_total.get(),
             idle_timeouts: sw.idle_aborts.get(),
             deadline_timeouts: sw.deadline_aborts.get(),
@@ -117,19 +115,50 @@ impl Shard {
             s.h2_upstream_connected += b.h2.connected.get();
             s.h2_upstream_multiplexed += b.h2.multiplexed.get();
             s.breakers.extend(b.breaker.stats(&b.cluster().name));
+            s.retry_budget_exhausted += b.budget.exhausted.get();
+            if let crate::config::ClusterKind::Static(_) = b.cluster().kind {
+                s.outlier.push(b.outlier.stats(&b.cluster().name));
+                s.health.push(crate::cluster::health::HealthStats {
+                    cluster: b.cluster().name.clone(),
+                    unhealthy: u64::from(b.health.down_count()),
+                    lb_healthy_panic: b.health.panics.get(),
+                });
+            }
         }
+        let f = &self.svc.faults;
+        s.fault_delays_injected = f.delays_injected.get();
+        s.fault_aborts_injected = f.aborts_injected.get();
+        s.fault_active_delays = f.active_delays.get();
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
+        s.tls = crate::tls::stats::snapshot();
+        let a = &self.svc.authz;
+        s.authz = [
+            a.allowed.get(),
+            a.denied.get(),
+            a.tcp_allowed.get(),
+            a.tcp_denied.get(),
+            a.jwt_rejected.get(),
+        ];
         s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
         s
     }
 
-    fn swap(&self, config: Arc<Config>) {
+    /// Applies the health checker's verdicts to the current snapshot's balancer of that cluster.
+    fn health(&self, h: &crate::health::HealthUpdate) {
+        let snap = self.svc.snapshots.current();
+        if let Some(b) = snap.clusters.iter().find(|b| b.cluster().name == h.cluster) {
+            b.health.apply(&h.healthy);
+        }
+    }
+
+    fn swap(self: &Rc<Self>, config: Arc<Config>) {
         self.svc
             .sweeper
             .set_shortest_timeout(shortest_timeout(&config));
-        let snap = self.svc.snapshots.swap(config, self.svc.id);
+        let snap = self.svc.snapshots.swap(config.clone(), self.svc.id);
+        self.accept.reconcile(self, &config);
         tracing::info!(
             shard = self.svc.id,
             generation = snap.generation,
@@ -162,46 +191,35 @@ pub async fn run(
             return;
         }
     };
-    let mut listeners = Vec::with_capacity(sockets.len());
-    for (idx, std_listener) in sockets.into_iter().enumerate() {
-        match TcpListener::from_std(std_listener) {
-            Ok(l) => listeners.push((idx, l)),
-            Err(e) => {
-                let _ = ready.send(Err(format!(
-                    "shard {id}: cannot register listener {:?}: {e}",
-                    config.listeners[idx].name
-                )));
-                return;
-            }
+    for (l, socket) in config.listeners.iter().zip(sockets) {
+        if let Err(e) = shard
+            .accept
+            .start(&shard, &l.name, l.max_connections, socket)
+        {
+            let _ = ready.send(Err(format!(
+                "shard {id}: cannot register listener {:?}: {e}",
+                l.name
+            )));
+            return;
         }
     }
     let _ = ready.send(Ok(()));
     monoio::spawn(shard.svc.sweeper.clone().run());
     monoio::spawn(evict_pools(shard.clone()));
-    let (drain_tx, drain_rx) = watch::channel(false);
-    // The accept loops run inside this future (not spawned), so every listening socket is closed
-    // before draining starts: a spawned loop could outlive the shard's main future and keep its
-    // REUSEPORT socket open, still completing handshakes nobody would serve.
-    let loops = futures_util::future::join_all(
-        listeners
-            .into_iter()
-            .map(|(idx, l)| accept::accept_loop(l, idx, shard.clone(), drain_rx.clone())),
-    );
-    let control = async {
-        while let Some(cmd) = commands.recv().await {
-            match cmd {
-                ShardCommand::Swap(c) => shard.swap(c),
-                ShardCommand::StatsSnapshot(reply) => {
-                    let _ = reply.send(shard.stats());
-                }
-                ShardCommand::Drain => break,
+    while let Some(cmd) = commands.recv().await {
+        match cmd {
+            ShardCommand::Bind(sockets) => shard.accept.stage(sockets),
+            ShardCommand::Swap(c) => shard.swap(c),
+            ShardCommand::Health(h) => shard.health(&h),
+            ShardCommand::StatsSnapshot(reply) => {
+                let _ = reply.send(shard.stats());
             }
+            ShardCommand::Drain => break,
         }
-        // Drain, or the control side is gone: stop accepting either way.
-        let _ = drain_tx.send(true);
-        commands
-    };
-    let (_, commands) = futures_util::future::join(loops, control).await;
+    }
+    // Drain, or the control side is gone: stop accepting either way, and wait until every
+    // listening socket is closed before draining, so none completes handshakes nobody serves.
+    shard.accept.stop_all().await;
     drain(&shard, commands).await;
 }
 

@@ -1,7 +1,8 @@
 //! Trace-context codecs: W3C `traceparent` and B3 (single `b3` header and the `x-b3-*`
 //! multi headers), parsed into one [`TraceContext`] and written back for the next hop with a
 //! new span id (the caller supplies the id, so the shard's own RNG stays the only source).
-//! Pure functions over byte slices, no allocation; not yet wired into the request paths.
+//! Pure functions over byte slices, no allocation; [`super::propagate`] applies them to
+//! every forwarded request.
 
 /// A trace as seen by one hop: the trace id, the span id of the caller (our parent) and
 /// whether the trace is sampled (`None` = the caller deferred the decision).
@@ -165,7 +166,8 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn hex(b: &[u8], out: &mut Vec<u8>) {
+/// Lower-case hex of `b`, appended.
+pub fn hex(b: &[u8], out: &mut Vec<u8>) {
     const D: &[u8; 16] = b"0123456789abcdef";
     for &x in b {
         out.extend_from_slice(&[D[(x >> 4) as usize], D[(x & 15) as usize]]);

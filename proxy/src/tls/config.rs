@@ -16,6 +16,7 @@
 //!       min_version: "1.3"            # default; "1.2" switches TLS 1.2 on
 //!       session_tickets: true         # default
 //!       sni: [ { server_names: [api.example.com, "*.example.com"], cert: a.pem, key: a-key.pem } ]
+//!       handshake_timeout: 10s        # default: the whole handshake must finish within this
 //! clusters:
 //!   - name: b
 //!     tls:
@@ -32,10 +33,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::client::ClientSettings;
+use super::live::Live;
 use super::server::{ClientAuth, ServerSettings};
 use super::source::{BundleFile, CertSource, IdentityFiles, Material};
 use super::spiffe_id::{SpiffeId, TrustDomain};
@@ -75,6 +78,7 @@ pub struct RawListenerTls {
     pub session_tickets: Option<bool>,
     #[serde(default)]
     pub sni: Vec<RawSniCert>,
+    pub handshake_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,7 +143,12 @@ pub struct ListenerTls {
     pub alpn: Vec<Vec<u8>>,
     pub min_version: MinVersion,
     pub session_tickets: bool,
+    /// A client must finish the handshake within this (default 10 s), else it is closed.
+    pub handshake_timeout: Duration,
 }
+
+/// Default [`ListenerTls::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A cluster's TLS, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -259,6 +268,14 @@ impl TryFrom<&RawListenerTls> for ListenerTls {
             ),
             min_version: version(&r.min_version)?,
             session_tickets: r.session_tickets.unwrap_or(true),
+            handshake_timeout: match &r.handshake_timeout {
+                None => DEFAULT_HANDSHAKE_TIMEOUT,
+                Some(t) => match crate::config::parse_duration(t) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => return Err(bad("handshake_timeout", "must be above 0")),
+                    Err(e) => return Err(bad("handshake_timeout", e)),
+                },
+            },
         })
     }
 }
@@ -298,6 +315,47 @@ impl TryFrom<&RawClusterTls> for ClusterTls {
             min_version: version(&r.min_version)?,
             resumption: r.session_resumption.unwrap_or(true),
         })
+    }
+}
+
+/// A listener's `tls:` block in a loaded config: the settings, and the server config in force
+/// (filled by [`super::runtime::activate`], swapped on rotation).
+#[derive(Debug, Clone)]
+pub struct ListenerTlsConf {
+    pub settings: ListenerTls,
+    pub live: Arc<Live<rustls::ServerConfig>>,
+}
+
+/// A cluster's `tls:` block in a loaded config; see [`ListenerTlsConf`].
+#[derive(Debug, Clone)]
+pub struct ClusterTlsConf {
+    pub settings: ClusterTls,
+    pub live: Arc<Live<rustls::ClientConfig>>,
+}
+
+/// The same block *and* the same live config: a reload builds a new live config, so a cluster
+/// with TLS never keeps its old balancer (whose connections use the old material's watcher).
+impl PartialEq for ClusterTlsConf {
+    fn eq(&self, o: &ClusterTlsConf) -> bool {
+        self.settings == o.settings && Arc::ptr_eq(&self.live, &o.live)
+    }
+}
+
+impl ListenerTlsConf {
+    pub fn new(settings: ListenerTls) -> ListenerTlsConf {
+        ListenerTlsConf {
+            settings,
+            live: Arc::default(),
+        }
+    }
+}
+
+impl ClusterTlsConf {
+    pub fn new(settings: ClusterTls) -> ClusterTlsConf {
+        ClusterTlsConf {
+            settings,
+            live: Arc::default(),
+        }
     }
 }
 

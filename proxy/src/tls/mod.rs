@@ -10,6 +10,9 @@
 //! - [`sniff`]: [`looks_like_tls`], for PERMISSIVE listeners.
 //! - [`source`] / [`watch`]: certificate files → checked material; inotify-driven rebuilds
 //!   handed to a callback, bad files rejected with the old material kept.
+//! - [`live`]: the config in force per listener / cluster, swapped by rotation, cached per shard.
+//! - [`runtime`]: loads every `tls:` block of a config and starts its watchers.
+//! - [`stats`]: per-shard handshake counters by reason.
 //! - [`config`]: the `tls:` blocks of listeners and clusters (raw YAML → typed → rustls config).
 //! - [`devca`] / [`devca_files`]: a development CA for `shardcar certs` and the tests.
 //!
@@ -36,16 +39,44 @@
 //! and the ticketer, to re-measure:
 //! `cargo bench -p shardcar [--features aws-lc-rs] --bench tls_handshake -- --warm-up-time 1
 //! --measurement-time 3`. `svid_verify` includes one P-256 signature check (leaf by CA).
+//!
+//! ## Through the proxy (release build, 2026-12-02, commit after 3eda57f)
+//! `shardcar --shards 1` pinned to CPU 0, clients pinned to CPU 1, a `direct_response` route
+//! (no origin), proxy CPU from `/proc/PID/stat` (utime+stime, 10 ms ticks) around a bounded
+//! run; two runs each on the shared 2-CPU machine (load ≈ 11, so wall-clock rates are low and
+//! only the CPU figures mean much):
+//!
+//! | proxy CPU per request, keepalive, `h2load -n 40000 -c 10` | run 1 | run 2 |
+//! |-----------------------------------------------------------|-------|-------|
+//! | plaintext HTTP/1.1                                        | 12.3 µs | 12.5 µs |
+//! | TLS 1.3 HTTP/1.1 (`--h1`, ALPN http/1.1)                   | 16.0 µs | 17.0 µs |
+//! | TLS 1.3 HTTP/2 (ALPN h2)                                   | 22.0 µs | 20.5 µs |
+//!
+//! So TLS adds ≈ 4 µs per small keepalive request (record encryption both ways, rustls
+//! buffers), ≈ 33 % over plaintext.
+//!
+//! | proxy CPU per new handshake, `openssl s_time -new -time 5` | run 1 | run 2 |
+//! |------------------------------------------------------------|-------|-------|
+//! | TLS 1.3, P-256 server SVID, no client cert                 | 318 µs | 330 µs |
+//! | mTLS, client SVID checked by the SPIFFE verifier, no tickets | 460 µs | 457 µs |
+//!
+//! ≈ 3,100 TLS / 2,200 mTLS new handshakes per second per core on the server side, including
+//! accept, the syscalls and connection teardown (the in-memory bench above: 212 µs).
+//! Not compared with HAProxy here (the goals want a shardbench run against HAProxy 2.6).
+//! The h2 row is h2load's HTTP/2 client against the h2 server, not TLS cost alone.
 
 pub mod client;
 pub mod config;
 pub mod devca;
 pub mod devca_files;
 pub mod handshake;
+pub mod live;
+pub mod runtime;
 pub mod server;
 pub mod sniff;
 pub mod source;
 pub mod spiffe_id;
+pub mod stats;
 pub mod svid;
 pub mod verify;
 pub mod watch;

@@ -1,6 +1,7 @@
 //! The one function every upstream connect goes through, L4 and HTTP alike: it applies the
-//! cluster's connect timeout and the config's `SO_MARK`, and sets `TCP_NODELAY` (TLS comes here
-//! too). Without a mark this is monoio's io_uring connect. With `upstream_mark` set, the socket
+//! cluster's connect timeout and the config's `SO_MARK`, and sets `TCP_NODELAY`; for a cluster
+//! with a `tls:` block, [`connect_stream`] then runs the TLS client handshake (SNI, client
+//! certificate, expected SPIFFE identities checked by the verifier) within the same timeout. Without a mark this is monoio's io_uring connect. With `upstream_mark` set, the socket
 //! is made with socket2 so `SO_MARK` is on it before the SYN leaves (the interception rules skip
 //! marked packets, so the proxy's own connections are never captured again), then connected
 //! non-blocking and awaited through a readiness poll.
@@ -17,8 +18,11 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::UpStream;
+use crate::cluster::Balancer;
 use crate::ctx::UpstreamAddr;
 use crate::sys;
+use crate::tls_io::{CancelIo, ClientTls, TlsIo};
 
 /// How to connect upstream: from the cluster (timeout) and the config (mark).
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +38,8 @@ pub enum ConnectError {
     Io(#[from] io::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("tls: {0}")]
+    Tls(crate::tls::HandshakeError),
 }
 
 /// Connects to `addr` as `opts` say. Every upstream connection of the proxy is made here.
@@ -45,6 +51,82 @@ pub async fn connect(addr: UpstreamAddr, opts: ConnectOpts) -> Result<TcpStream,
         }
         Ok(Err(e)) => Err(ConnectError::Io(e)),
         Err(_) => Err(ConnectError::Timeout(opts.timeout)),
+    }
+}
+
+/// Connects to endpoint `addr` of `balancer`'s cluster: TCP as [`connect`] does, then TLS
+/// when the cluster has a `tls:` block. HTTP pools (h1 and h2) connect here.
+pub async fn connect_stream(
+    balancer: &Balancer,
+    addr: UpstreamAddr,
+    mark: Option<u32>,
+) -> Result<UpStream, ConnectError> {
+    let cluster = balancer.cluster();
+    let opts = ConnectOpts {
+        timeout: cluster.connect_timeout,
+        mark,
+    };
+    let tcp = connect(addr, opts).await?;
+    if cluster.tls.is_none() {
+        return Ok(UpStream::Tcp(tcp));
+    }
+    tls_client(balancer, addr, tcp)
+        .await
+        .map(|s| UpStream::Tls(Box::new(s)))
+}
+
+/// The TLS client handshake on a connected socket to endpoint `addr` of `balancer`'s cluster
+/// (which has a `tls:` block), within the cluster's connect timeout; logged and counted.
+pub async fn tls_client(
+    balancer: &Balancer,
+    addr: UpstreamAddr,
+    tcp: TcpStream,
+) -> Result<ClientTls, ConnectError> {
+    let cluster = balancer.cluster();
+    let timeout = cluster.connect_timeout;
+    let (Some(tls), Some(live)) = (&cluster.tls, &balancer.tls) else {
+        return Err(ConnectError::Io(io::Error::other(
+            "the cluster has no tls: block",
+        )));
+    };
+    let Some(config) = live.get() else {
+        return Err(ConnectError::Io(io::Error::other(
+            "no TLS client config loaded for the cluster",
+        )));
+    };
+    let fd = tcp.as_raw_fd();
+    let io = CancelIo::new(tcp);
+    let slot = io.slot();
+    let name = tls.settings.server_name(addr.0.ip());
+    let handshake = crate::tls::connect(config, name, io);
+    match monoio::time::timeout(timeout, handshake).await {
+        Ok(Ok((s, facts))) => {
+            crate::tls::stats::upstream_ok();
+            tracing::debug!(
+                cluster = %cluster.name,
+                endpoint = %addr,
+                alpn = facts.alpn_str().unwrap_or("-"),
+                peer_id = %facts.peer.as_ref().map_or("-".to_string(), |p| p.to_string()),
+                "upstream tls handshake done"
+            );
+            Ok(TlsIo::new(s, slot, fd))
+        }
+        Ok(Err(e)) => {
+            crate::tls::stats::upstream_failed(e.label());
+            crate::warn_limited!(
+                "upstream tls handshake failed",
+                cluster = %cluster.name,
+                endpoint = %addr,
+                reason = e.label(),
+                error = %e,
+                "upstream tls handshake failed"
+            );
+            Err(ConnectError::Tls(e))
+        }
+        Err(_) => {
+            crate::tls::stats::upstream_failed("timeout");
+            Err(ConnectError::Timeout(timeout))
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::cluster::{Balancer, CleanEnd, PooledConn};
 use crate::ctx::UpstreamAddr;
 
-use super::{connect, ConnectError, ConnectOpts};
+use super::{connect_stream, ConnectError};
 
 /// A pooled connection to endpoint `ep_idx` of `balancer`'s cluster, or a new one. A failed
 /// connect counts against the endpoint's passive health; a successful one clears it.
@@ -18,11 +18,7 @@ pub async fn checkout(
     if let Some(c) = balancer.pools.take(ep_idx) {
         return Ok(c);
     }
-    let opts = ConnectOpts {
-        timeout: balancer.cluster().connect_timeout,
-        mark,
-    };
-    match connect(addr, opts).await {
+    match connect_stream(balancer, addr, mark).await {
         Ok(s) => {
             balancer.connect_succeeded(ep_idx);
             balancer.pools.note_connected();

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use h2::SendStream;
 use http::Request;
 
-use super::{connect, ConnectError, ConnectOpts};
+use super::{connect_stream, ConnectError};
 use crate::cluster::{Balancer, H2Conn, InFlight, StreamSlot};
 use crate::config::H2Settings;
 use crate::ctx::UpstreamAddr;
@@ -80,11 +80,7 @@ async fn connect_new(
     mark: Option<u32>,
 ) -> Result<StreamSlot, CheckoutError> {
     let cluster = balancer.cluster();
-    let opts = ConnectOpts {
-        timeout: cluster.connect_timeout,
-        mark,
-    };
-    let tcp = match connect(addr, opts).await {
+    let tcp = match connect_stream(balancer, addr, mark).await {
         Ok(s) => s,
         Err(e) => {
             balancer.connect_failed(ep_idx);
@@ -241,8 +237,9 @@ pub async fn open_stream(
     mark: Option<u32>,
     req: &Request<()>,
     no_body: bool,
+    tried: &std::cell::Cell<Option<usize>>,
 ) -> Result<Opened, Failure> {
-    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer)?;
+    let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, tried)?;
     let slot = checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
         .await
         .map_err(|_| Failure::Connect)?;

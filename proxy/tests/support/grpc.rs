@@ -42,6 +42,16 @@ impl PyServer {
     }
 }
 
+impl PyServer {
+    /// Writes one line to the server's stdin (scripts that take commands there).
+    pub fn tell(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
 impl Drop for PyServer {
     fn drop(&mut self) {
         drop(self.child.stdin.take());

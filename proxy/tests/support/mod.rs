@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod hold;
 pub mod origin;
 pub mod script;
+pub mod status;
 pub mod tools;
 
 use std::io::{Read, Write};

@@ -85,5 +85,5 @@ pub fn peer_principal(conn: &ConnCtx) -> Option<&str> {
     conn.tls
         .as_ref()
         .and_then(|t| t.peer.as_ref())
-        .map(|p| &*p.0)
+        .map(|p| p.as_str())
 }
