@@ -33,7 +33,9 @@ pub async fn http<S: Stream + Unpin>(
         return;
     };
     let mut buf = Vec::with_capacity(INITIAL_READ_BUFFER);
-    let sniffed = monoio::time::timeout(timeout, async {
+    // Boxed: the timeout's timer (640 bytes) would otherwise stay in the connection's future
+    // for its whole life; this way it is freed once the first bytes are in.
+    let sniffed = Box::pin(monoio::time::timeout(timeout, async {
         loop {
             match sniff(&buf) {
                 Sniff::NeedMore => {}
@@ -44,7 +46,7 @@ pub async fn http<S: Stream + Unpin>(
                 Ok(_) => {}
             }
         }
-    })
+    }))
     .await;
     match sniffed {
         Ok(Some(Sniff::Http2)) => {

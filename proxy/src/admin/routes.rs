@@ -174,6 +174,18 @@ pub(super) fn counters_of(
             false,
         ),
         (
+            "downstream_cx_read_buffer_bytes",
+            "client read-buffer bytes held by HTTP/1 connections",
+            t.read_buffer_bytes,
+            true,
+        ),
+        (
+            "downstream_cx_copy_buffers_active",
+            "L4 copy buffers (16 KiB) held by connections",
+            t.copy_buffers_in_use,
+            true,
+        ),
+        (
             "downstream_cx_idle_timeout",
             "connections closed by idle_timeout",
             t.idle_timeouts,

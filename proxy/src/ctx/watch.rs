@@ -43,6 +43,9 @@ pub struct ConnWatch {
     between_requests: Cell<bool>,
     /// Ticks left before the armed deadline fires (0: none armed).
     deadline_ticks: Cell<u32>,
+    /// Bytes of read buffer the connection's pending client read holds (HTTP/1), for
+    /// [`Sweeper::held_read_bytes`].
+    held: Cell<u32>,
     reason: Cell<Option<AbortReason>>,
 }
 
@@ -89,6 +92,12 @@ impl ConnWatch {
     #[inline]
     pub fn cancel_handle(&self) -> CancelHandle {
         self.canceller.borrow().handle()
+    }
+
+    /// Records the capacity of the read buffer the connection reads into (hot path: one store).
+    #[inline]
+    pub fn hold(&self, bytes: usize) {
+        self.held.set(bytes.min(u32::MAX as usize) as u32);
     }
 
     /// Marks an HTTP connection as waiting for its next request (or not).
@@ -285,6 +294,17 @@ impl Sweeper {
                 }
             }
         }
+    }
+
+    /// Read-buffer bytes held by this shard's live connections (see [`ConnWatch::hold`]): an
+    /// idle parked HTTP/1 connection holds `PARKED_READ` bytes, an active one its whole buffer.
+    pub fn held_read_bytes(&self) -> u64 {
+        self.conns
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|c| u64::from(c.held.get()))
+            .sum()
     }
 
     pub fn live(&self) -> usize {

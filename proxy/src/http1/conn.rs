@@ -59,6 +59,7 @@ impl<S: Stream> Conn<S> {
     /// Reads more client bytes onto the end of `rbuf`. `Ok(0)` is end of stream.
     pub async fn read_more(&mut self) -> io::Result<usize> {
         reserve(&mut self.rbuf);
+        self.watch.hold(self.rbuf.capacity());
         let len = self.rbuf.len();
         let (res, slice) = self
             .stream
@@ -83,6 +84,7 @@ impl<S: Stream> Conn<S> {
             } else {
                 reserve(&mut self.rbuf);
             }
+            self.watch.hold(self.rbuf.capacity());
             let (res, buf) = self
                 .stream
                 .cancelable_read(std::mem::take(&mut self.rbuf), self.watch.cancel_handle())
@@ -90,7 +92,9 @@ impl<S: Stream> Conn<S> {
             self.rbuf = buf;
             match res {
                 Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
-                    self.rbuf = Vec::new(); // parked: give the buffer back
+                    // Parked: give the read buffer and the head's span vectors back.
+                    self.rbuf = Vec::new();
+                    self.head = RequestHead::default();
                 }
                 Ok(n) => {
                     self.watch.unpark();

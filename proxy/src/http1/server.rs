@@ -2,6 +2,13 @@
 //! hand the request to [`super::exchange`], repeat while keepalive holds. Requests are handled
 //! one at a time, so pipelined requests are answered in order.
 //!
+//! Memory: an idle keepalive connection's future holds only the connection state and its
+//! parked read ([`wait_request`]); everything a request needs (the head scan, the exchange,
+//! the upstream side) lives in one box per request, freed when the request ends. Measured
+//! with 5,000 idle keepalive connections (shardbench `mem` set, median of 3 fresh processes,
+//! 2026-12-03): 9.70 KiB of RSS per connection before, 3.82 with this, the per-protocol task
+//! split in `shard::accept` and mimalloc (perf-reports/2026-12-03-idle-memory.md).
+//!
 //! Timeouts cost no timer: the connection's watch (swept by the shard) carries the idle timeout
 //! (no bytes either way), the first-byte timeout of a new connection (closed silently: nothing
 //! was asked) and the request-head timeout from a head's first byte (answered 408).
@@ -38,8 +45,9 @@ fn limits(s: &HttpSettings) -> Limits {
     }
 }
 
-/// Reads until `conn.rbuf` starts with a complete, valid request head. `in_head` is true while
-/// a head has started but not finished (the head deadline is armed then).
+/// Reads until `conn.rbuf` starts with a complete, valid request head; `conn.rbuf` holds the
+/// head's first bytes on entry. `in_head` is true while a head has started but not finished
+/// (the head deadline is armed then).
 async fn read_head<S: Stream>(
     conn: &mut Conn<S>,
     settings: &HttpSettings,
@@ -69,20 +77,40 @@ async fn read_head<S: Stream>(
                 Err(r) => return HeadRead::Rejected(r),
             }
         }
-        let n = if in_head.get() {
-            conn.read_more().await
-        } else {
-            // Waiting for a request: parkable, and closed at once if the shard drains.
-            conn.watch.set_between_requests(true);
-            let n = conn.read_first().await;
-            conn.watch.set_between_requests(false);
-            n
-        };
-        match n {
+        match conn.read_more().await {
             Ok(0) | Err(_) => return HeadRead::Closed,
             Ok(_) => {}
         }
     }
+}
+
+/// Waits for the first bytes of the next request (`conn.rbuf` is empty): parkable, and closed
+/// at once if the shard drains. Returns false when the client closed.
+async fn wait_request<S: Stream>(conn: &mut Conn<S>) -> bool {
+    conn.watch.set_between_requests(true);
+    let n = conn.read_first().await;
+    conn.watch.set_between_requests(false);
+    matches!(n, Ok(n) if n > 0)
+}
+
+/// One request, from the first bytes of its head in `conn.rbuf` to the end of its exchange:
+/// `None` when the connection must close. Boxed per request by [`serve`] (one allocation, as
+/// the exchange alone was before), so none of its state sits in an idle connection's future.
+async fn request<S: Stream>(
+    conn: &mut Conn<S>,
+    settings: &HttpSettings,
+    env: Env<'_>,
+    in_head: &Cell<bool>,
+) -> Option<Next> {
+    match read_head(conn, settings, &env.svc.sweeper, in_head).await {
+        HeadRead::Ready => {}
+        HeadRead::Closed => return None,
+        HeadRead::Rejected(r) => {
+            reject(conn, r).await;
+            return None;
+        }
+    }
+    Some(exchange::handle(conn, settings, env).await)
 }
 
 /// Serves one client connection until it closes or must be closed. `initial`: bytes already
@@ -111,19 +139,15 @@ pub async fn serve<S: Stream>(
                 if svc.draining.get() {
                     return None;
                 }
-                match read_head(&mut conn, &settings, &svc.sweeper, &in_head).await {
-                    HeadRead::Ready => {}
-                    HeadRead::Closed => return None,
-                    HeadRead::Rejected(r) => {
-                        reject(&mut conn, r).await;
-                        return None;
-                    }
+                // The idle wait is all an idle keepalive connection's future holds; the
+                // request's state (head scan, exchange, upstream) lives in a per-request box.
+                if conn.rbuf.is_empty() && !wait_request(&mut conn).await {
+                    return None;
                 }
-                let next = Box::pin(exchange::handle(&mut conn, &settings, env)).await;
-                match next {
-                    Next::KeepAlive => conn.finish_request(),
-                    Next::Close => return None,
-                    Next::Tunnel(up) => return Some(up),
+                match Box::pin(request(&mut conn, &settings, env, &in_head)).await {
+                    Some(Next::KeepAlive) => conn.finish_request(),
+                    Some(Next::Close) | None => return None,
+                    Some(Next::Tunnel(up)) => return Some(up),
                 }
             }
         });
@@ -133,7 +157,9 @@ pub async fn serve<S: Stream>(
         }
     };
     match watch.abort_reason() {
-        Some(AbortReason::Deadline) if in_head.get() => reject(&mut conn, Reject::Timeout).await,
+        Some(AbortReason::Deadline) if in_head.get() => {
+            Box::pin(reject(&mut conn, Reject::Timeout)).await
+        }
         Some(AbortReason::Deadline) => {
             tracing::debug!(listener = %conn.ctx.listener().name, peer = %conn.ctx.peer, "no request within first_byte_timeout; closed");
         }
@@ -141,7 +167,7 @@ pub async fn serve<S: Stream>(
     }
     if let Some(up) = outcome {
         match conn.stream.into_tcp() {
-            Ok(client) => crate::l4::tunnel(client, up, &watch, l4).await,
+            Ok(client) => Box::pin(crate::l4::tunnel(client, up, &watch, l4)).await,
             Err(_) => tracing::warn!("upgrade over a layered stream is not supported; closed"),
         }
     }
@@ -166,9 +192,9 @@ async fn reject<S: Stream>(conn: &mut Conn<S>, r: Reject) {
 #[cfg(test)]
 mod size_probe {
     /// The connection future is most of an idle keepalive connection's memory (the README's
-    /// per-connection figure); a layer that grows it shows up here first. The bound is the
-    /// landed code's figure before the connection core (1,376 bytes, measured 2026-12-01 with
-    /// rustc 1.95 in a debug build); the core brought it to 1,304.
+    /// per-connection figure); a layer that grows it shows up here first. Debug-build sizes
+    /// (rustc 1.95): 1,376 bytes before the connection core, 1,304 after it, 1,240 once the
+    /// request's state (head scan + exchange) moved into the per-request box (2026-12-03).
     #[test]
     fn connection_future_stays_small() {
         let mut rt = wire::build_runtime(None).unwrap().0;
@@ -181,7 +207,7 @@ mod size_probe {
             let f = super::serve(ctx, c, Vec::new(), &shard.svc, &shard.h1, &shard.l4);
             let n = std::mem::size_of_val(&f);
             eprintln!("http connection future: {n} bytes");
-            assert!(n <= 1376, "http connection future grew to {n} bytes");
+            assert!(n <= 1240, "http connection future grew to {n} bytes");
         });
     }
 }

@@ -45,6 +45,10 @@ pub struct ShardStats {
     pub accept_errors: u64,
     /// Idle connections that gave their read buffers back.
     pub parked: u64,
+    /// Gauges: bytes of client read buffer HTTP/1 connections hold (a parked one holds
+    /// `http1::conn::PARKED_READ`), and L4 copy buffers (16 KiB arena slots) in use.
+    pub read_buffer_bytes: u64,
+    pub copy_buffers_in_use: u64,
     pub idle_timeouts: u64,
     pub deadline_timeouts: u64,
     /// Upstream HTTP/1 requests on pooled / new connections; idle pooled connections dropped
@@ -90,6 +94,8 @@ impl ShardStats {
         self.accept_paused += o.accept_paused;
         self.accept_errors += o.accept_errors;
         self.parked += o.parked;
+        self.read_buffer_bytes += o.read_buffer_bytes;
+        self.copy_buffers_in_use += o.copy_buffers_in_use;
         self.idle_timeouts += o.idle_timeouts;
         self.deadline_timeouts += o.deadline_timeouts;
         self.pool_reused += o.pool_reused;

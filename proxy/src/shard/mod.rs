@@ -103,6 +103,8 @@ impl Shard {
             accept_paused: self.accept.counts().0,
             accept_errors: self.accept.counts().1,
             parked: sw.parked_total.get(),
+            read_buffer_bytes: sw.held_read_bytes(),
+            copy_buffers_in_use: self.l4.bufs.in_use() as u64,
             idle_timeouts: sw.idle_aborts.get(),
             deadline_timeouts: sw.deadline_aborts.get(),
             ..ShardStats::default()
