@@ -79,7 +79,12 @@ impl Balancer {
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
             breaker: super::Breaker::new(cluster.breakers.max_requests, shards)
-                .with_retries(cluster.breakers.max_retries, shards),
+                .with_retries(cluster.breakers.max_retries, shards)
+                .with_connections(
+                    cluster.breakers.max_connections,
+                    cluster.breakers.max_pending_requests,
+                    shards,
+                ),
             outlier: Outlier::new(cluster.outlier, n),
             health: super::health::ActiveHealth::new(n),
             budget: super::budget::RetryBudget::new(cluster.retry_budget, shards),

@@ -354,9 +354,15 @@ async fn connect_upstream(
     balancer: &Balancer,
     svc: &Services,
     l4: &L4State,
-) -> Option<(TcpStream, UpstreamAddr, Option<InFlight>)> {
+) -> Option<(TcpStream, UpstreamAddr, L4Hold)> {
     let cluster = balancer.cluster();
     let (listener, peer) = (&conn.listener().name, conn.peer);
+    // The cluster's max_connections share (`cluster::conn_gate`): over it, refused at once.
+    let Some(cx) = balancer.breaker.conns.try_open() else {
+        balancer.breaker.conns.note_cx_overflow();
+        crate::warn_limited!("l4_cx_overflow", listener = %listener, %peer, cluster = %cluster.name, "circuit breaker max_connections reached (UO); closing client");
+        return None;
+    };
     let (dst, pick) = match destination(conn, balancer, svc, l4) {
         Ok(d) => d,
         Err(e) => {
@@ -375,7 +381,14 @@ async fn connect_upstream(
             if let Some(i) = ep_idx {
                 balancer.l4_connected(i);
             }
-            Some((upstream, dst, in_flight))
+            Some((
+                upstream,
+                dst,
+                L4Hold {
+                    _in_flight: in_flight,
+                    _cx: cx,
+                },
+            ))
         }
         Err(e) => {
             if let Some(i) = ep_idx {
@@ -395,6 +408,13 @@ async fn connect_upstream(
             None
         }
     }
+}
+
+/// What a proxied connection holds while it lasts: its endpoint's in-flight mark (static
+/// clusters) and its `max_connections` slot.
+pub struct L4Hold {
+    _in_flight: Option<InFlight>,
+    _cx: crate::cluster::ConnSlot,
 }
 
 /// Registers an original-dst upstream socket's local address with the shard for the lifetime
