@@ -230,8 +230,8 @@ impl Server {
     }
 }
 
-/// What the admin side holds: the shards' command channels (queries only; swaps and drains
-/// stay with [`Server`]).
+/// What the admin side holds: the shards' command channels (queries, and stopping the
+/// listeners; swaps and the final drain stay with [`Server`]).
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     shards: Vec<CommandSender>,
@@ -265,5 +265,30 @@ impl ServerHandle {
             total.merge(&s);
         }
         total
+    }
+
+    /// What every answering shard serves now (listeners, clusters' endpoints), in shard order.
+    pub fn inspect(&self) -> Vec<crate::shard::ShardView> {
+        let replies: Vec<_> = self
+            .shards
+            .iter()
+            .filter_map(|s| {
+                let (tx, rx) = oneshot::channel();
+                s.send(ShardCommand::Inspect(tx)).ok().map(|_| rx)
+            })
+            .collect();
+        replies
+            .into_iter()
+            .filter_map(|rx| rx.blocking_recv().ok())
+            .collect()
+    }
+
+    /// Stops every shard's listeners (`graceful`: and drains their connections); returns how
+    /// many shards took the command.
+    pub fn drain_listeners(&self, graceful: bool) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.send(ShardCommand::DrainListeners { graceful }).is_ok())
+            .count()
     }
 }

@@ -227,6 +227,24 @@ impl Balancer {
         }
     }
 
+    /// Every endpoint as this shard sees it (`/clusters`): health, ejection, requests in flight.
+    pub fn endpoint_views(&self) -> Vec<crate::shard::EndpointView> {
+        let ClusterKind::Static(eps) = &self.cluster.kind else {
+            return Vec::new();
+        };
+        self.outlier.poll();
+        eps.iter()
+            .enumerate()
+            .map(|(i, e)| crate::shard::EndpointView {
+                addr: e.addr,
+                written: e.written.clone(),
+                failed_active_hc: self.health.is_down(i),
+                ejected: self.outlier.is_ejected(i),
+                active_requests: self.in_flight[i].get(),
+            })
+            .collect()
+    }
+
     /// Current in-flight count of endpoint `addr` on this shard (for tests and metrics).
     pub fn in_flight_of(&self, addr: SocketAddr) -> u32 {
         match &self.cluster.kind {

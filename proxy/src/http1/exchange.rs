@@ -106,7 +106,8 @@ async fn route_and_forward<S: Stream>(
         let facts = Facts {
             method: req.method,
             idempotent: req.method.is_idempotent(),
-            close: conn.head.close,
+            // Draining: the response says `connection: close`, so the client does not race a close.
+            close: conn.head.close || env.svc.draining.get(),
             framing: conn.head.framing,
             tunnel: conn.head.upgrade || req.method == Method::Connect,
             minor: conn.head.minor,

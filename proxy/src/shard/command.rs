@@ -26,6 +26,45 @@ pub enum ShardCommand {
     StatsSnapshot(oneshot::Sender<ShardStats>),
     /// The health checker's verdicts for one cluster's endpoints.
     Health(Arc<crate::health::HealthUpdate>),
+    /// Reply with what this shard serves now: its accepting listeners and its clusters'
+    /// endpoints (`/listeners`, `/clusters`).
+    Inspect(oneshot::Sender<ShardView>),
+    /// Stop accepting on every listener (`POST /drain_listeners`); open connections go on.
+    /// `graceful`: also drain them as on SIGTERM (`connection: close` on the next response,
+    /// GOAWAY on HTTP/2, idle ones closed after a grace), while the shard keeps running.
+    DrainListeners { graceful: bool },
+}
+
+/// What one shard serves at the moment it answered an `Inspect`.
+#[derive(Debug, Clone, Default)]
+pub struct ShardView {
+    pub shard: usize,
+    /// Listeners accepting on this shard: name and bound address.
+    pub listeners: Vec<(String, std::net::SocketAddr)>,
+    pub clusters: Vec<ClusterView>,
+}
+
+/// One cluster of the shard's current snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub name: String,
+    /// `original_dst` clusters have no endpoint list.
+    pub original_dst: bool,
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// One endpoint as this shard's balancer sees it.
+#[derive(Debug, Clone)]
+pub struct EndpointView {
+    pub addr: std::net::SocketAddr,
+    /// As written in the config (`host:port`).
+    pub written: String,
+    /// Failing active health checks (the checker's last verdict).
+    pub failed_active_hc: bool,
+    /// Ejected by this shard's outlier detection.
+    pub ejected: bool,
+    /// Requests (or TCP connections) in flight to it from this shard.
+    pub active_requests: u32,
 }
 
 pub type CommandSender = mpsc::UnboundedSender<ShardCommand>;

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use accept::ListenerSlot;
-pub use command::{CommandReceiver, CommandSender, ShardCommand, ShardStats};
+pub use command::{
+    ClusterView, CommandReceiver, CommandSender, EndpointView, ShardCommand, ShardStats, ShardView,
+};
 pub use listeners::AcceptSet;
 
 use crate::config::Config;
@@ -27,6 +29,11 @@ use crate::ctx::{OwnAddrs, Rng, Services, Snapshot, SnapshotCell, Sweeper};
 use crate::http1::H1State;
 use crate::http2::H2State;
 use crate::l4::L4State;
+
+/// When draining, how long an idle keepalive connection is left open before it is closed: a
+/// client that sends its next request meanwhile gets the answer with `connection: close`
+/// instead of racing the close (a request on the wire when the server closes is lost).
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// How often idle pooled upstream connections past their `idle_timeout` are closed.
 const POOL_EVICT_EVERY: Duration = Duration::from_secs(1);
@@ -145,6 +152,44 @@ impl Shard {
         s
     }
 
+    /// What this shard serves now (listeners accepting, clusters' endpoints).
+    fn view(&self) -> ShardView {
+        let snap = self.svc.snapshots.current();
+        ShardView {
+            shard: self.svc.id,
+            listeners: self.accept.bound(),
+            clusters: snap
+                .clusters
+                .iter()
+                .map(|b| ClusterView {
+                    name: b.cluster().name.clone(),
+                    original_dst: matches!(
+                        b.cluster().kind,
+                        crate::config::ClusterKind::OriginalDst { .. }
+                    ),
+                    endpoints: b.endpoint_views(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `POST /drain_listeners`: stop accepting everywhere; `graceful` also drains connections.
+    fn drain_listeners(&self, graceful: bool) {
+        self.accept.close_all();
+        tracing::info!(
+            shard = self.svc.id,
+            graceful,
+            "listeners drained: no new connections"
+        );
+        if graceful && !self.svc.draining.replace(true) {
+            let sweeper = self.svc.sweeper.clone();
+            monoio::spawn(async move {
+                monoio::time::sleep(DRAIN_IDLE_GRACE).await;
+                sweeper.abort_between_requests();
+            });
+        }
+    }
+
     /// Applies the health checker's verdicts to the current snapshot's balancer of that cluster.
     fn health(&self, h: &crate::health::HealthUpdate) {
         let snap = self.svc.snapshots.current();
@@ -214,6 +259,10 @@ pub async fn run(
             ShardCommand::StatsSnapshot(reply) => {
                 let _ = reply.send(shard.stats());
             }
+            ShardCommand::Inspect(reply) => {
+                let _ = reply.send(shard.view());
+            }
+            ShardCommand::DrainListeners { graceful } => shard.drain_listeners(graceful),
             ShardCommand::Drain => break,
         }
     }
@@ -238,7 +287,8 @@ async fn drain(shard: &Shard, mut commands: CommandReceiver) {
     let timeout = shard.svc.snapshots.current().config.drain_timeout;
     let deadline = Instant::now() + timeout;
     shard.svc.draining.set(true);
-    shard.svc.sweeper.abort_between_requests();
+    let idle_close_at = Instant::now() + DRAIN_IDLE_GRACE.min(timeout);
+    let mut idle_closed = false;
     if shard.active.get() > 0 {
         tracing::info!(
             shard = shard.svc.id,
@@ -256,9 +306,19 @@ async fn drain(shard: &Shard, mut commands: CommandReceiver) {
             );
             return;
         }
+        if !idle_closed && Instant::now() >= idle_close_at {
+            shard.svc.sweeper.abort_between_requests();
+            idle_closed = true;
+        }
         while let Ok(cmd) = commands.try_recv() {
-            if let ShardCommand::StatsSnapshot(reply) = cmd {
-                let _ = reply.send(shard.stats());
+            match cmd {
+                ShardCommand::StatsSnapshot(reply) => {
+                    let _ = reply.send(shard.stats());
+                }
+                ShardCommand::Inspect(reply) => {
+                    let _ = reply.send(shard.view());
+                }
+                _ => {}
             }
         }
         monoio::time::sleep(Duration::from_millis(5)).await;
