@@ -96,7 +96,7 @@ async fn route_and_forward<S: Stream>(
     conn: &mut Conn<S>,
     settings: &HttpSettings,
     env: Env<'_>,
-    snap: &Snapshot,
+    snap: &std::rc::Rc<Snapshot>,
     routes: &RouteTable,
     normalized: Option<&[u8]>,
     started: Instant,
@@ -145,6 +145,7 @@ async fn route_and_forward<S: Stream>(
     let mark = snap.config.upstream_mark;
     let fwd = forward::Upstream {
         route,
+        snap,
         balancer,
         mark,
         path: normalized,

@@ -107,6 +107,13 @@ pub struct ShardStats {
     pub fault_delays_injected: u64,
     pub fault_aborts_injected: u64,
     pub fault_active_delays: u64,
+    /// Traffic mirroring (`crate::http1::mirror`): copies answered, dropped at the in-flight
+    /// bound, skipped (streamed body), failed (counters) and out now (gauge).
+    pub mirror_sent: u64,
+    pub mirror_dropped: u64,
+    pub mirror_skipped: u64,
+    pub mirror_failed: u64,
+    pub mirror_in_flight: u64,
     /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
     pub health: Vec<crate::cluster::health::HealthStats>,
     /// Retries not made because the cluster's retry budget was spent.
@@ -145,6 +152,11 @@ impl ShardStats {
         self.fault_delays_injected += o.fault_delays_injected;
         self.fault_aborts_injected += o.fault_aborts_injected;
         self.fault_active_delays += o.fault_active_delays;
+        self.mirror_sent += o.mirror_sent;
+        self.mirror_dropped += o.mirror_dropped;
+        self.mirror_skipped += o.mirror_skipped;
+        self.mirror_failed += o.mirror_failed;
+        self.mirror_in_flight += o.mirror_in_flight;
         crate::cluster::health::merge_stats(&mut self.health, &o.health);
         self.retry_budget_exhausted += o.retry_budget_exhausted;
         self.tls.merge(&o.tls);

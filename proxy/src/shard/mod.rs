@@ -87,6 +87,7 @@ impl Shard {
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
                 faults: Default::default(),
+                mirrors: Default::default(),
                 authz: Default::default(),
                 telemetry: Default::default(),
             },
@@ -136,6 +137,12 @@ impl Shard {
         s.fault_delays_injected = f.delays_injected.get();
         s.fault_aborts_injected = f.aborts_injected.get();
         s.fault_active_delays = f.active_delays.get();
+        let m = &self.svc.mirrors;
+        s.mirror_sent = m.sent.get();
+        s.mirror_dropped = m.dropped.get();
+        s.mirror_skipped = m.skipped.get();
+        s.mirror_failed = m.failed.get();
+        s.mirror_in_flight = u64::from(m.in_flight.get());
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
