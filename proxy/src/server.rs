@@ -31,6 +31,8 @@ pub struct Server {
     health: Option<crate::health::Checker>,
     /// The certificate watchers of the current config's `tls:` blocks.
     tls: crate::tls::runtime::TlsRuntime,
+    /// The DNS resolver (its own thread), while any cluster is `strict_dns`/`logical_dns`.
+    dns: Option<crate::discovery::Resolver>,
 }
 
 /// Why a new config was not installed (the running one stays in force).
@@ -51,8 +53,9 @@ pub enum SwapError {
 impl Server {
     /// Binds all listeners (an ephemeral port 0 is resolved once per listener) and starts
     /// `shards` shard threads; returns once every shard runs.
-    pub fn start(config: Config, shards: usize) -> io::Result<Server> {
+    pub fn start(mut config: Config, shards: usize) -> io::Result<Server> {
         let shards = shards.max(1);
+        crate::discovery::resolve_config(&mut config);
         let config = Arc::new(config);
         let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
@@ -90,6 +93,7 @@ impl Server {
             threads,
             health: None,
             tls,
+            dns: None,
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -107,7 +111,23 @@ impl Server {
             }
         }
         server.start_health()?;
+        server.start_dns()?;
         Ok(server)
+    }
+
+    /// Starts the DNS resolver if the config has DNS clusters and none runs, or hands it the
+    /// new config.
+    fn start_dns(&mut self) -> io::Result<()> {
+        match &self.dns {
+            Some(r) => r.swap(self.config.clone()),
+            None if crate::discovery::wanted(&self.config) => {
+                let r =
+                    crate::discovery::Resolver::start(self.config.clone(), self.shards.clone())?;
+                self.dns = Some(r);
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// Starts the health checker if the config asks for one and none runs.
@@ -139,8 +159,9 @@ impl Server {
     /// (its open connections finish on their old snapshot), and one whose address or
     /// `transparent` flag changed is rebound; other listener settings apply to new
     /// connections. Nothing changes if a socket cannot be bound.
-    pub fn swap(&mut self, config: Config) -> Result<(), SwapError> {
+    pub fn swap(&mut self, mut config: Config) -> Result<(), SwapError> {
         let shards = self.shards.len();
+        crate::discovery::resolve_config(&mut config);
         let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
             (0..shards).map(|_| Vec::new()).collect();
         let mut addrs = Vec::with_capacity(config.listeners.len());
@@ -192,6 +213,9 @@ impl Server {
         self.config = config;
         self.addrs = addrs;
         self.tls = tls;
+        if let Err(e) = self.start_dns() {
+            tracing::error!(error = %e, "dns resolver failed to start; DNS clusters keep their endpoints");
+        }
         Ok(())
     }
 
@@ -220,6 +244,7 @@ impl Server {
     /// Stops accepting, drains open connections (up to `drain_timeout`), and joins the shards.
     pub fn shutdown(self) {
         drop(self.health);
+        drop(self.dns);
         for s in &self.shards {
             let _ = s.send(ShardCommand::Drain);
         }

@@ -114,6 +114,9 @@ impl Balancer {
         let ClusterKind::Static(eps) = &self.cluster.kind else {
             return None;
         };
+        if eps.is_empty() {
+            return None; // a DNS cluster whose names resolve to nothing (yet)
+        }
         let idx = self.choose(eps.len());
         Some((&eps[idx], self.mark_in_flight(idx)))
     }
@@ -134,6 +137,9 @@ impl Balancer {
         };
         self.outlier.poll();
         let n = eps.len();
+        if n == 0 {
+            return None; // a DNS cluster whose names resolve to nothing (yet): 503 UH
+        }
         let mut first = self.choose(n);
         if self.outlier.ejected_now() == 0 && self.health.down_count() == 0 {
             if avoid == Some(first) && n > 1 {
@@ -284,6 +290,7 @@ mod tests {
             panic_threshold: 50,
             retry_budget: None,
             tls: None,
+            dns: None,
         })
     }
 

@@ -10,6 +10,7 @@ mod authz;
 mod auto;
 mod breaker;
 mod budget;
+pub mod dns;
 mod error;
 mod fault;
 mod h2;
@@ -242,6 +243,8 @@ pub struct Cluster {
     pub retry_budget: Option<RetryBudgetSettings>,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
     pub tls: Option<crate::tls::config::ClusterTlsConf>,
+    /// `type: strict_dns | logical_dns`: where the endpoints come from (`crate::discovery`).
+    pub dns: Option<dns::DnsDiscovery>,
 }
 
 impl Listener {

@@ -26,6 +26,9 @@ pub enum ShardCommand {
     StatsSnapshot(oneshot::Sender<ShardStats>),
     /// The health checker's verdicts for one cluster's endpoints.
     Health(Arc<crate::health::HealthUpdate>),
+    /// A DNS cluster's endpoints changed (the `dns` resolver thread): a new snapshot
+    /// generation with only that cluster's balancer replaced.
+    Endpoints(Arc<crate::discovery::EndpointsUpdate>),
     /// Reply with what this shard serves now: its accepting listeners and its clusters'
     /// endpoints (`/listeners`, `/clusters`).
     Inspect(oneshot::Sender<ShardView>),

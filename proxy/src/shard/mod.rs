@@ -205,6 +205,16 @@ impl Shard {
         }
     }
 
+    /// Installs a DNS cluster's new endpoints: a snapshot in which only its balancer is new
+    /// (running requests finish on the old one, whose pools then close).
+    fn endpoints(&self, u: &crate::discovery::EndpointsUpdate) {
+        let snap = self.svc.snapshots.current();
+        if let Some(next) = crate::discovery::apply(&snap.config, u) {
+            let snap = self.svc.snapshots.swap(Arc::new(next), self.svc.id);
+            tracing::debug!(shard = self.svc.id, cluster = %u.cluster, generation = snap.generation, "dns endpoints installed");
+        }
+    }
+
     fn swap(self: &Rc<Self>, config: Arc<Config>) {
         self.svc
             .sweeper
@@ -263,6 +273,7 @@ pub async fn run(
             ShardCommand::Bind(sockets) => shard.accept.stage(sockets),
             ShardCommand::Swap(c) => shard.swap(c),
             ShardCommand::Health(h) => shard.health(&h),
+            ShardCommand::Endpoints(u) => shard.endpoints(&u),
             ShardCommand::StatsSnapshot(reply) => {
                 let _ = reply.send(shard.stats());
             }
