@@ -29,6 +29,7 @@ pub mod io;
 pub mod l4;
 pub mod listener;
 pub mod logging;
+pub mod overload;
 pub mod reload;
 pub mod route;
 pub mod secure;

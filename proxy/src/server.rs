@@ -33,6 +33,10 @@ pub struct Server {
     tls: crate::tls::runtime::TlsRuntime,
     /// The DNS resolver (its own thread), while any cluster is `strict_dns`/`logical_dns`.
     dns: Option<crate::discovery::Resolver>,
+    /// The overload manager's RSS monitor (its own thread), while a watermark is set.
+    overload: Option<crate::overload::Monitor>,
+    /// Test hook: an RSS (bytes) the monitor reads instead of the real one; 0 = real.
+    fake_rss: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a new config was not installed (the running one stays in force).
@@ -94,6 +98,8 @@ impl Server {
             health: None,
             tls,
             dns: None,
+            overload: None,
+            fake_rss: Default::default(),
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -112,7 +118,30 @@ impl Server {
         }
         server.start_health()?;
         server.start_dns()?;
+        server.start_overload()?;
         Ok(server)
+    }
+
+    /// (Re)starts the RSS monitor when the `overload:` watermarks changed.
+    fn start_overload(&mut self) -> io::Result<()> {
+        let want = self.config.overload;
+        if self.overload.as_ref().map(|m| *m.settings()) == Some(want) {
+            return Ok(());
+        }
+        drop(self.overload.take());
+        if want.watches_rss() {
+            let m =
+                crate::overload::Monitor::start(want, self.shards.clone(), self.fake_rss.clone())?;
+            self.overload = Some(m);
+        }
+        Ok(())
+    }
+
+    /// Test hook for the overload manager's RSS watermarks: the monitor reads `bytes` instead of
+    /// the process's real RSS from its next sample on (`None`: the real RSS again).
+    pub fn set_fake_rss(&self, bytes: Option<u64>) {
+        self.fake_rss
+            .store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Starts the DNS resolver if the config has DNS clusters and none runs, or hands it the
@@ -213,6 +242,9 @@ impl Server {
         self.config = config;
         self.addrs = addrs;
         self.tls = tls;
+        if let Err(e) = self.start_overload() {
+            tracing::error!(error = %e, "overload monitor failed to start; RSS watermarks inactive");
+        }
         if let Err(e) = self.start_dns() {
             tracing::error!(error = %e, "dns resolver failed to start; DNS clusters keep their endpoints");
         }
@@ -245,6 +277,7 @@ impl Server {
     pub fn shutdown(self) {
         drop(self.health);
         drop(self.dns);
+        drop(self.overload);
         for s in &self.shards {
             let _ = s.send(ShardCommand::Drain);
         }

@@ -19,6 +19,7 @@ mod http;
 mod lines;
 mod metrics;
 mod outlier;
+pub mod overload;
 mod raw;
 mod raw_http;
 mod routes;
@@ -60,6 +61,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// Where Istio's workload labels come from (the `metrics:` block).
     pub metrics: MetricsSettings,
+    /// The overload manager (the `overload:` block; off without it).
+    pub overload: overload::Overload,
 }
 
 /// What a listener speaks.

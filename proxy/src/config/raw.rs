@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub request_authentication: Vec<super::authz::RawRequestAuthn>,
     pub metrics: Option<super::metrics::RawMetrics>,
+    /// Overload manager: connection/request caps and RSS watermarks.
+    pub overload: Option<super::overload::RawOverload>,
 }
 
 #[derive(Debug, Deserialize)]

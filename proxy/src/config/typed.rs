@@ -390,5 +390,6 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         listeners,
         clusters,
         admin: super::admin::build_admin(&raw.admin)?,
+        overload: super::overload::build_overload(&raw.overload)?,
     })
 }

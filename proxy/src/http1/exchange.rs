@@ -24,6 +24,10 @@ use crate::telemetry::Protocol;
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
     let started = Instant::now();
+    let Some(_active) = env.svc.overload.admit() else {
+        use crate::overload::{BODY, FLAG};
+        return local::respond(conn, env, 503, Some(FLAG), BODY, started).await;
+    };
     let (snap, listener) = conn.ctx.request_snapshot(env.svc.snapshots.current());
     let Some(routes) = snap.routes[listener].as_ref() else {
         return Next::Close;

@@ -29,6 +29,8 @@ pub enum ShardCommand {
     /// A DNS cluster's endpoints changed (the `dns` resolver thread): a new snapshot
     /// generation with only that cluster's balancer replaced.
     Endpoints(Arc<crate::discovery::EndpointsUpdate>),
+    /// The overload manager's RSS monitor changed what the shards must do.
+    Overload(crate::overload::Actions),
     /// Reply with what this shard serves now: its accepting listeners and its clusters'
     /// endpoints (`/listeners`, `/clusters`).
     Inspect(oneshot::Sender<ShardView>),
@@ -117,6 +119,18 @@ pub struct ShardStats {
     pub mirror_skipped: u64,
     pub mirror_failed: u64,
     pub mirror_in_flight: u64,
+    /// Overload manager (`crate::overload`): connections closed over
+    /// `max_downstream_connections`, requests refused over `max_active_requests` and above the
+    /// RSS reject watermark, times each RSS action started (counters); whether each action is
+    /// on (gauge, shards summed) and requests active now (gauge).
+    pub overload_cx_overflow: u64,
+    pub overload_rq_overflow: u64,
+    pub overload_rq_rejected: u64,
+    pub overload_stop_accepting_entered: u64,
+    pub overload_reject_requests_entered: u64,
+    pub overload_stop_accepting: u64,
+    pub overload_reject_requests: u64,
+    pub overload_active_requests: u64,
     /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
     pub health: Vec<crate::cluster::health::HealthStats>,
     /// Retries not made because the cluster's retry budget was spent.
@@ -160,6 +174,14 @@ impl ShardStats {
         self.mirror_skipped += o.mirror_skipped;
         self.mirror_failed += o.mirror_failed;
         self.mirror_in_flight += o.mirror_in_flight;
+        self.overload_cx_overflow += o.overload_cx_overflow;
+        self.overload_rq_overflow += o.overload_rq_overflow;
+        self.overload_rq_rejected += o.overload_rq_rejected;
+        self.overload_stop_accepting_entered += o.overload_stop_accepting_entered;
+        self.overload_reject_requests_entered += o.overload_reject_requests_entered;
+        self.overload_stop_accepting += o.overload_stop_accepting;
+        self.overload_reject_requests += o.overload_reject_requests;
+        self.overload_active_requests += o.overload_active_requests;
         crate::cluster::health::merge_stats(&mut self.health, &o.health);
         self.retry_budget_exhausted += o.retry_budget_exhausted;
         self.tls.merge(&o.tls);

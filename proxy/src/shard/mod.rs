@@ -78,6 +78,8 @@ impl Shard {
         own: Vec<std::net::SocketAddr>,
     ) -> std::io::Result<Shard> {
         let l4 = L4State::new(max_connections())?;
+        let overload = crate::overload::OverloadState::default();
+        overload.configure(&config.overload, shards);
         Ok(Shard {
             svc: Services {
                 id,
@@ -88,6 +90,7 @@ impl Shard {
                 own: OwnAddrs::new(own),
                 faults: Default::default(),
                 mirrors: Default::default(),
+                overload,
                 authz: Default::default(),
                 telemetry: Default::default(),
             },
@@ -143,6 +146,15 @@ impl Shard {
         s.mirror_skipped = m.skipped.get();
         s.mirror_failed = m.failed.get();
         s.mirror_in_flight = u64::from(m.in_flight.get());
+        let o = &self.svc.overload;
+        s.overload_cx_overflow = o.cx_overflow.get();
+        s.overload_rq_overflow = o.rq_overflow.get();
+        s.overload_rq_rejected = o.rq_rejected.get();
+        s.overload_stop_accepting_entered = o.stop_accepting_entered.get();
+        s.overload_reject_requests_entered = o.reject_requests_entered.get();
+        s.overload_stop_accepting = u64::from(o.actions().stop_accepting);
+        s.overload_reject_requests = u64::from(o.actions().reject_requests);
+        s.overload_active_requests = u64::from(o.active_requests());
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
@@ -217,6 +229,9 @@ impl Shard {
 
     fn swap(self: &Rc<Self>, config: Arc<Config>) {
         self.svc
+            .overload
+            .configure(&config.overload, self.svc.snapshots.current().shards);
+        self.svc
             .sweeper
             .set_shortest_timeout(shortest_timeout(&config));
         let snap = self.svc.snapshots.swap(config.clone(), self.svc.id);
@@ -274,6 +289,7 @@ pub async fn run(
             ShardCommand::Swap(c) => shard.swap(c),
             ShardCommand::Health(h) => shard.health(&h),
             ShardCommand::Endpoints(u) => shard.endpoints(&u),
+            ShardCommand::Overload(a) => shard.svc.overload.apply(a),
             ShardCommand::StatsSnapshot(reply) => {
                 let _ = reply.send(shard.stats());
             }
