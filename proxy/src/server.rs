@@ -31,6 +31,8 @@ pub struct Server {
     health: Option<crate::health::Checker>,
     /// The certificate watchers of the current config's `tls:` blocks.
     tls: crate::tls::runtime::TlsRuntime,
+    /// The access-log writer threads, by path.
+    logs: crate::telemetry::access_log::writer::LogWriters,
 }
 
 /// Why a new config was not installed (the running one stays in force).
@@ -46,6 +48,8 @@ pub enum SwapError {
     ShardGone(usize),
     #[error("{0}")]
     Tls(String),
+    #[error("access log writer: {0}")]
+    AccessLog(io::Error),
 }
 
 impl Server {
@@ -55,6 +59,8 @@ impl Server {
         let shards = shards.max(1);
         let config = Arc::new(config);
         let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
+        let mut logs = crate::telemetry::access_log::writer::LogWriters::default();
+        logs.activate(&config)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
         let mut senders = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -90,6 +96,7 @@ impl Server {
             threads,
             health: None,
             tls,
+            logs,
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -171,6 +178,7 @@ impl Server {
             }
         }
         let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
+        self.logs.activate(&config).map_err(SwapError::AccessLog)?;
         let config = Arc::new(config);
         for (i, (s, sockets)) in self.shards.iter().zip(per_shard).enumerate() {
             if !sockets.is_empty() {
@@ -227,6 +235,7 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+        self.logs.shutdown(Duration::from_secs(2));
     }
 }
 
@@ -265,5 +274,20 @@ impl ServerHandle {
             total.merge(&s);
         }
         total
+    }
+
+    /// Attaches a tap on every shard; returns how many took it.
+    pub fn tap(&self, t: &crate::telemetry::tap_live::TapAttach) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.send(ShardCommand::Tap(t.clone())).is_ok())
+            .count()
+    }
+
+    /// Detaches tap `id` from every shard.
+    pub fn untap(&self, id: u64) {
+        for s in &self.shards {
+            let _ = s.send(ShardCommand::Untap(id));
+        }
     }
 }

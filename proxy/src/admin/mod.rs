@@ -16,6 +16,7 @@
 mod prometheus;
 mod reload;
 mod routes;
+mod tap;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -5,6 +5,7 @@
 //! endpoints are resolved here, at load time, never on the data path. Every error names its field
 //! path and line ([`ConfigError`]).
 
+mod access_log;
 mod admin;
 mod authz;
 mod auto;
@@ -29,6 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use access_log::{AccessLogConf, LogFilter};
 pub use admin::AdminSettings;
 pub use auto::AutoSettings;
 pub use breaker::Breakers;
@@ -191,6 +193,8 @@ pub struct Listener {
     /// Authorization policies and JWT rules that select this listener (also compiled into
     /// every route's filter chain); `None` when none does.
     pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
+    /// Access-log sinks (the `access_log:` list), in order.
+    pub access_log: Vec<AccessLogConf>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.

@@ -70,6 +70,9 @@ pub struct RawListener {
     pub opaque_ports: Option<Vec<u16>>,
     /// TLS termination (see [`crate::tls::config`]): `http`, `http2`, `tcp` and `auto`.
     pub tls: Option<crate::tls::config::RawListenerTls>,
+    /// Access-log sinks (see `config::access_log`): every protocol.
+    #[serde(default)]
+    pub access_log: Vec<super::access_log::RawAccessLog>,
 }
 
 #[derive(Debug, Deserialize)]

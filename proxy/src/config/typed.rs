@@ -274,6 +274,10 @@ fn build_listener(
         auto,
         tls: super::tls::listener_tls(&at("tls"), raw)?,
         authz: None,
+        access_log: super::access_log::build_access_logs(
+            &format!("listeners[{i}]"),
+            &raw.access_log,
+        )?,
     })
 }
 

@@ -150,7 +150,24 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
         );
         ds.failure(f).await;
     }
-    env.svc.telemetry.http_done(&mut ds.rec, env.ctx, &snap);
+    env.svc
+        .telemetry
+        .http_done(&mut ds.rec, env.ctx, &snap, &head);
+}
+
+impl crate::telemetry::RequestView for Head<'_> {
+    fn method(&self) -> &[u8] {
+        self.parts.method.as_str().as_bytes()
+    }
+    fn path(&self) -> &[u8] {
+        self.path
+    }
+    fn authority(&self) -> &[u8] {
+        self.authority
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.parts.headers.get(name).map(|v| v.as_bytes())
+    }
 }
 
 async fn route_and_forward(

@@ -67,6 +67,17 @@ enum End {
     Reset(io::Error),
 }
 
+impl End {
+    /// `%CONNECTION_TERMINATION_DETAILS%`: why the proxy ended the connection, if it did.
+    fn termination(&self) -> Option<&'static str> {
+        match self {
+            End::Closed { .. } => None,
+            End::IdleTimeout => Some("idle_timeout"),
+            End::Reset(_) => Some("reset"),
+        }
+    }
+}
+
 /// Runs `transfer` until it finishes or the sweeper aborts the connection for idleness.
 /// Takes the transfer pinned in the caller's frame: passing it by value would store the
 /// (large) future twice in this one's state.
@@ -147,12 +158,7 @@ pub async fn serve(
         return; // dropping the client closes it
     }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
-    let tally = Box::new(Tally {
-        started: Instant::now(),
-        listener: conn.listener,
-        cluster: listener.tcp_cluster(),
-        principal: crate::telemetry::metrics::peer_principal(&conn).map(Box::from),
-    });
+    let tally = Box::new(Tally::of(&conn, listener.tcp_cluster()));
     svc.telemetry.tcp_open(
         &tally.record(None, None, (0, 0)),
         tally.principal.as_deref(),
@@ -166,8 +172,8 @@ pub async fn serve(
         Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
     else {
         let mut r = tally.record(None, Some("UF"), (0, 0));
-        svc.telemetry
-            .tcp_done(&mut r, tally.principal.as_deref(), &snapshot);
+        r.upstream_failure = Some("connection_failure");
+        tally.done(svc, &mut r, &snapshot);
         return;
     };
     let peer = conn.peer;
@@ -192,13 +198,8 @@ pub async fn serve(
         _ => (0, 0),
     };
     let mut r = tally.record(Some(dst), None, bytes);
-    r.termination = match end {
-        End::Closed { .. } => None,
-        End::IdleTimeout => Some("idle_timeout"),
-        End::Reset(_) => Some("reset"),
-    };
-    svc.telemetry
-        .tcp_done(&mut r, tally.principal.as_deref(), &snapshot);
+    r.termination = end.termination();
+    tally.done(svc, &mut r, &snapshot);
     let name = &listener.name;
     match end {
         End::Closed { up, down } => {
@@ -242,9 +243,18 @@ pub async fn serve_tls<C>(
     if !authorized(&conn, svc) {
         return;
     }
+    let tally = Box::new(Tally::of(&conn, listener.tcp_cluster()));
+    svc.telemetry.tcp_open(
+        &tally.record(None, None, (0, 0)),
+        tally.principal.as_deref(),
+        &snapshot,
+    );
     let Some((upstream, dst, _in_flight)) =
         Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
     else {
+        let mut r = tally.record(None, Some("UF"), (0, 0));
+        r.upstream_failure = Some("connection_failure");
+        tally.done(svc, &mut r, &snapshot);
         return;
     };
     let peer = conn.peer;
@@ -256,6 +266,9 @@ pub async fn serve_tls<C>(
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(listener = %listener.name, %peer, endpoint = %dst, error = %e, "upstream tls failed; closing client");
+                let mut r = tally.record(Some(dst), Some("UF"), (0, 0));
+                r.upstream_failure = Some("tls_handshake_failure");
+                tally.done(svc, &mut r, &snapshot);
                 return;
             }
         };
@@ -270,6 +283,13 @@ pub async fn serve_tls<C>(
         ))
         .await
     };
+    let bytes = match end {
+        End::Closed { up, down } => (up, down),
+        _ => (0, 0),
+    };
+    let mut r = tally.record(Some(dst), None, bytes);
+    r.termination = end.termination();
+    tally.done(svc, &mut r, &snapshot);
     let peer_id = peer_id.as_deref().unwrap_or("-");
     tracing::debug!(listener = %listener.name, %peer, peer_id, endpoint = %dst, end = ?end, "tls tunnel closed");
 }
@@ -317,9 +337,26 @@ struct Tally {
     cluster: usize,
     /// The peer's identity (only under mTLS).
     principal: Option<Box<str>>,
+    peer: SocketAddr,
 }
 
 impl Tally {
+    fn of(conn: &ConnCtx, cluster: usize) -> Tally {
+        Tally {
+            started: Instant::now(),
+            listener: conn.listener,
+            cluster,
+            principal: crate::telemetry::metrics::peer_principal(conn).map(Box::from),
+            peer: conn.peer.0,
+        }
+    }
+
+    /// Hands the finished connection's record to telemetry.
+    fn done(&self, svc: &Services, r: &mut Record, snapshot: &crate::ctx::Snapshot) {
+        svc.telemetry
+            .tcp_done(r, Some(self.peer), self.principal.as_deref(), snapshot);
+    }
+
     /// The record; `bytes`: (from the client, to the client).
     fn record(&self, dst: Option<UpstreamAddr>, flag: Option<&str>, bytes: (u64, u64)) -> Record {
         let mut r = Record::new(self.listener, Protocol::Tcp);

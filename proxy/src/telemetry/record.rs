@@ -124,6 +124,8 @@ pub struct Record {
     pub upstream_failure: Option<&'static str>,
     /// Why the connection ended, when the proxy ended it (`%CONNECTION_TERMINATION_DETAILS%`).
     pub termination: Option<&'static str>,
+    /// The `x-request-id` the proxy generated (the client sent none), for logs.
+    pub request_id: Option<[u8; 36]>,
 }
 
 impl Record {
@@ -147,6 +149,7 @@ impl Record {
             retries: 0,
             upstream_failure: None,
             termination: None,
+            request_id: None,
         }
     }
 
@@ -167,6 +170,7 @@ impl Record {
             retries: 0,
             upstream_failure: None,
             termination: None,
+            request_id: None,
             ..*self
         };
     }
