@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod ctx;
 pub mod detect;
+pub mod egress;
 pub mod health;
 pub mod http;
 pub mod http1;

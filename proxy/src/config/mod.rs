@@ -10,6 +10,7 @@ mod authz;
 mod auto;
 mod breaker;
 mod budget;
+mod egress;
 mod error;
 mod fault;
 mod h2;
@@ -191,6 +192,9 @@ pub struct Listener {
     /// Authorization policies and JWT rules that select this listener (also compiled into
     /// every route's filter chain); `None` when none does.
     pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
+    /// The `registry_only` outbound traffic policy, when `outbound_traffic_policy` names this
+    /// listener (`None` under `allow_any`: nothing is checked).
+    pub egress: Option<Arc<crate::egress::EgressPolicy>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.

@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub request_authentication: Vec<super::authz::RawRequestAuthn>,
     pub metrics: Option<super::metrics::RawMetrics>,
+    /// Egress control (see `config::egress`).
+    pub outbound_traffic_policy: Option<super::egress::RawEgress>,
 }
 
 #[derive(Debug, Deserialize)]

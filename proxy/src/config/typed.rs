@@ -274,6 +274,7 @@ fn build_listener(
         auto,
         tls: super::tls::listener_tls(&at("tls"), raw)?,
         authz: None,
+        egress: None,
     })
 }
 
@@ -332,6 +333,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         .map(|(i, l)| build_listener(i, l, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
     super::authz::attach(&raw, &mut listeners, &clusters)?;
+    super::egress::attach(raw.outbound_traffic_policy.as_ref(), &mut listeners)?;
     if listeners.is_empty() {
         return Err(ConfigError::new(
             "listeners",

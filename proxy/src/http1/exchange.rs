@@ -101,8 +101,20 @@ async fn route_and_forward<S: Stream>(
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
+    let li = conn.rec.listener as usize;
     let (route, facts, verdict, fault) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
+        if let Some(Err(b)) = snap.config.listeners[li]
+            .egress
+            .as_ref()
+            .map(|e| e.check_request(&req))
+        {
+            env.svc
+                .telemetry
+                .egress_blocked(li, crate::egress::Path::Http, b);
+            return local::respond(conn, env, 502, Some(crate::egress::FLAG), b.body(), started)
+                .await;
+        }
         let facts = Facts {
             method: req.method,
             idempotent: req.method.is_idempotent(),

@@ -171,6 +171,17 @@ async fn route_and_forward(
             .map_or(BodyKind::Streamed, BodyKind::Sized)
     };
     let req = head.request_ctx(env.ctx, kind);
+    if let Some(Err(b)) = snap.config.listeners[listener]
+        .egress
+        .as_ref()
+        .map(|e| e.check_request(&req))
+    {
+        env.svc
+            .telemetry
+            .egress_blocked(listener, crate::egress::Path::Http, b);
+        ds.local(502, Some(crate::egress::FLAG), b.body()).await;
+        return Ok(());
+    }
     let route: Option<&Route> = routes.select(&req);
     let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
     let Some(route) = route else {
