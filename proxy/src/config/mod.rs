@@ -10,6 +10,7 @@ mod authz;
 mod auto;
 mod breaker;
 mod budget;
+pub mod dns;
 mod egress;
 mod error;
 mod fault;
@@ -19,6 +20,7 @@ mod http;
 mod lines;
 mod metrics;
 mod outlier;
+pub mod overload;
 mod raw;
 mod raw_http;
 mod routes;
@@ -60,6 +62,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// Where Istio's workload labels come from (the `metrics:` block).
     pub metrics: MetricsSettings,
+    /// The overload manager (the `overload:` block; off without it).
+    pub overload: overload::Overload,
 }
 
 /// What a listener speaks.
@@ -246,6 +250,8 @@ pub struct Cluster {
     pub retry_budget: Option<RetryBudgetSettings>,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
     pub tls: Option<crate::tls::config::ClusterTlsConf>,
+    /// `type: strict_dns | logical_dns`: where the endpoints come from (`crate::discovery`).
+    pub dns: Option<dns::DnsDiscovery>,
 }
 
 impl Listener {

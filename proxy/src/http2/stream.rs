@@ -160,6 +160,11 @@ async fn route_and_forward(
     (snap, listener): (&crate::ctx::Snapshot, usize),
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
+    let Some(_active) = env.svc.overload.admit() else {
+        use crate::overload::{BODY, FLAG};
+        ds.local(503, Some(FLAG), BODY).await;
+        return Ok(());
+    };
     let Some(routes) = snap.routes[listener].as_ref() else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());

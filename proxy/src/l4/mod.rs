@@ -379,9 +379,15 @@ async fn connect_upstream(
     svc: &Services,
     l4: &L4State,
     sniffed: Option<&[u8]>,
-) -> Result<(TcpStream, UpstreamAddr, Option<InFlight>), NoUpstream> {
+) -> Result<(TcpStream, UpstreamAddr, L4Hold), NoUpstream> {
     let cluster = balancer.cluster();
     let (listener, peer) = (&conn.listener().name, conn.peer);
+    // The cluster's max_connections share (`cluster::conn_gate`): over it, refused at once.
+    let Some(cx) = balancer.breaker.conns.try_open() else {
+        balancer.breaker.conns.note_cx_overflow();
+        crate::warn_limited!("l4_cx_overflow", listener = %listener, %peer, cluster = %cluster.name, "circuit breaker max_connections reached (UO); closing client");
+        return Err(NoUpstream::Failed);
+    };
     let (dst, pick) = match destination(conn, balancer, svc, l4) {
         Ok(d) => d,
         Err(e) => {
@@ -413,7 +419,14 @@ async fn connect_upstream(
             if let Some(i) = ep_idx {
                 balancer.l4_connected(i);
             }
-            Ok((upstream, dst, in_flight))
+            Ok((
+                upstream,
+                dst,
+                L4Hold {
+                    _in_flight: in_flight,
+                    _cx: cx,
+                },
+            ))
         }
         Err(e) => {
             if let Some(i) = ep_idx {
@@ -433,6 +446,13 @@ async fn connect_upstream(
             Err(NoUpstream::Failed)
         }
     }
+}
+
+/// What a proxied connection holds while it lasts: its endpoint's in-flight mark (static
+/// clusters) and its `max_connections` slot.
+pub struct L4Hold {
+    _in_flight: Option<InFlight>,
+    _cx: crate::cluster::ConnSlot,
 }
 
 /// Registers an original-dst upstream socket's local address with the shard for the lifetime

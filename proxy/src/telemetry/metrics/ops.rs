@@ -278,9 +278,39 @@ fn balancers_into(snap: &Snapshot, out: &mut MetricsSnapshot) {
         if let Some(bs) = b.breaker.stats(&b.cluster().name) {
             put(
                 "shardcar_cluster_upstream_rq_pending_overflow",
-                "Requests shed by the circuit breaker (503 UO).",
+                "Requests shed by the circuit breaker (503 UO: max_requests or max_pending_requests).",
                 Kind::Counter,
-                bs.overflows,
+                bs.overflows + bs.pending_overflows,
+            );
+            put(
+                "shardcar_cluster_upstream_cx_overflow",
+                "Upstream connections not opened at the max_connections breaker.",
+                Kind::Counter,
+                bs.cx_overflows,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_cx_active",
+                "Open upstream connections (HTTP/1, HTTP/2, L4).",
+                Kind::Gauge,
+                bs.active_connections,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_cx_max",
+                "The circuit breaker's max_connections (sum of the shards' shares; 0 = none).",
+                Kind::Gauge,
+                bs.max_connections,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_rq_pending_active",
+                "Requests waiting for an upstream connection.",
+                Kind::Gauge,
+                bs.pending_requests,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_rq_pending_max",
+                "The circuit breaker's max_pending_requests (sum of the shards' shares; 0 = none).",
+                Kind::Gauge,
+                bs.max_pending_requests,
             );
             put(
                 "shardcar_cluster_circuit_breakers_rq_active",
