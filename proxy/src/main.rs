@@ -247,6 +247,7 @@ fn start_admin(
         server,
         started: std::time::Instant::now(),
         health_failed: Default::default(),
+        baseline: Default::default(),
         control: Some(control.clone()),
     };
     for (name, addr, table) in [

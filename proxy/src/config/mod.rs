@@ -11,6 +11,8 @@ mod authz;
 mod auto;
 mod breaker;
 mod budget;
+pub mod dns;
+mod egress;
 mod error;
 mod fault;
 mod h2;
@@ -19,6 +21,7 @@ mod http;
 mod lines;
 mod metrics;
 mod outlier;
+pub mod overload;
 mod raw;
 mod raw_http;
 mod routes;
@@ -61,6 +64,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// Where Istio's workload labels come from (the `metrics:` block).
     pub metrics: MetricsSettings,
+    /// The overload manager (the `overload:` block; off without it).
+    pub overload: overload::Overload,
 }
 
 /// What a listener speaks.
@@ -195,6 +200,9 @@ pub struct Listener {
     pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
     /// Access-log sinks (the `access_log:` list), in order.
     pub access_log: Vec<AccessLogConf>,
+    /// The `registry_only` outbound traffic policy, when `outbound_traffic_policy` names this
+    /// listener (`None` under `allow_any`: nothing is checked).
+    pub egress: Option<Arc<crate::egress::EgressPolicy>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.
@@ -246,6 +254,8 @@ pub struct Cluster {
     pub retry_budget: Option<RetryBudgetSettings>,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
     pub tls: Option<crate::tls::config::ClusterTlsConf>,
+    /// `type: strict_dns | logical_dns`: where the endpoints come from (`crate::discovery`).
+    pub dns: Option<dns::DnsDiscovery>,
 }
 
 impl Listener {

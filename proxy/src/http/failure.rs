@@ -1,12 +1,12 @@
 //! Why an upstream attempt failed, and what the client is told (Envoy's response flags).
 
-/// Set on a local answer with flag `UO` (Envoy's `x-envoy-overloaded`): the proxy shed the request
-/// (circuit breaker full), the upstream never saw it.
+/// Set on a local answer with flag `UO` or `OM` (Envoy's `x-envoy-overloaded`): the proxy shed
+/// the request (circuit breaker full, or the overload manager), the upstream never saw it.
 pub const OVERLOADED_HEADER: &str = "x-shardcar-overloaded";
 
 /// Whether a local answer with `flag` carries [`OVERLOADED_HEADER`].
 pub fn is_overload(flag: &str) -> bool {
-    flag == "UO"
+    flag == "UO" || flag == crate::overload::FLAG
 }
 
 /// An attempt's failure.

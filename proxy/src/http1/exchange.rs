@@ -25,6 +25,10 @@ use crate::telemetry::{Protocol, RequestView};
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
     let started = Instant::now();
+    let Some(_active) = env.svc.overload.admit() else {
+        use crate::overload::{BODY, FLAG};
+        return local::respond(conn, env, 503, Some(FLAG), BODY, started).await;
+    };
     let (snap, listener) = conn.ctx.request_snapshot(env.svc.snapshots.current());
     let Some(routes) = snap.routes[listener].as_ref() else {
         return Next::Close;
@@ -151,17 +155,30 @@ async fn route_and_forward<S: Stream>(
     conn: &mut Conn<S>,
     settings: &HttpSettings,
     env: Env<'_>,
-    snap: &Snapshot,
+    snap: &std::rc::Rc<Snapshot>,
     routes: &RouteTable,
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
+    let li = conn.rec.listener as usize;
     let (route, facts, verdict, fault) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
+        if let Some(Err(b)) = snap.config.listeners[li]
+            .egress
+            .as_ref()
+            .map(|e| e.check_request(&req))
+        {
+            env.svc
+                .telemetry
+                .egress_blocked(li, crate::egress::Path::Http, b);
+            return local::respond(conn, env, 502, Some(crate::egress::FLAG), b.body(), started)
+                .await;
+        }
         let facts = Facts {
             method: req.method,
             idempotent: req.method.is_idempotent(),
-            close: conn.head.close,
+            // Draining: the response says `connection: close`, so the client does not race a close.
+            close: conn.head.close || env.svc.draining.get(),
             framing: conn.head.framing,
             tunnel: conn.head.upgrade || req.method == Method::Connect,
             minor: conn.head.minor,
@@ -199,6 +216,7 @@ async fn route_and_forward<S: Stream>(
     let mark = snap.config.upstream_mark;
     let fwd = forward::Upstream {
         route,
+        snap,
         balancer,
         mark,
         path: normalized,

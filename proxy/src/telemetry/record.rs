@@ -39,9 +39,10 @@ impl Protocol {
 pub struct Flags(pub u32);
 
 /// Known flags, in the order Envoy prints them.
-const FLAG_CODES: [&str; 24] = [
+/// `EB` (egress blocked, [`crate::egress`]) is ours, after Envoy's.
+const FLAG_CODES: [&str; 25] = [
     "UH", "UF", "UO", "NR", "URX", "UT", "UR", "UC", "LR", "DC", "DPE", "UPE", "RL", "UAEX", "DI",
-    "FI", "SI", "RBAC", "UMSDR", "DF", "NC", "OM", "DT", "UDO",
+    "FI", "SI", "RBAC", "UMSDR", "DF", "NC", "OM", "DT", "UDO", "EB",
 ];
 
 impl Flags {

@@ -87,6 +87,15 @@ impl ShardTelemetry {
     pub fn accepted(&self, idx: usize) {
         self.metrics.on_accept(idx);
     }
+    /// Listener `idx`'s egress policy refused a request or connection.
+    pub fn egress_blocked(
+        &self,
+        idx: usize,
+        path: crate::egress::Path,
+        why: crate::egress::Blocked,
+    ) {
+        self.metrics.on_egress_blocked(idx, path, why);
+    }
     pub fn closed(&self, idx: usize) {
         self.metrics.on_close(idx);
     }
