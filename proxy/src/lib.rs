@@ -20,6 +20,7 @@ pub mod config;
 pub mod ctx;
 pub mod detect;
 pub mod discovery;
+pub mod egress;
 pub mod health;
 pub mod http;
 pub mod http1;

@@ -31,6 +31,8 @@ pub struct Server {
     health: Option<crate::health::Checker>,
     /// The certificate watchers of the current config's `tls:` blocks.
     tls: crate::tls::runtime::TlsRuntime,
+    /// The access-log writer threads, by path.
+    logs: crate::telemetry::access_log::writer::LogWriters,
     /// The DNS resolver (its own thread), while any cluster is `strict_dns`/`logical_dns`.
     dns: Option<crate::discovery::Resolver>,
     /// The overload manager's RSS monitor (its own thread), while a watermark is set.
@@ -52,6 +54,8 @@ pub enum SwapError {
     ShardGone(usize),
     #[error("{0}")]
     Tls(String),
+    #[error("access log writer: {0}")]
+    AccessLog(io::Error),
 }
 
 impl Server {
@@ -62,6 +66,8 @@ impl Server {
         crate::discovery::resolve_config(&mut config);
         let config = Arc::new(config);
         let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
+        let mut logs = crate::telemetry::access_log::writer::LogWriters::default();
+        logs.activate(&config)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
         let mut senders = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -97,6 +103,7 @@ impl Server {
             threads,
             health: None,
             tls,
+            logs,
             dns: None,
             overload: None,
             fake_rss: Default::default(),
@@ -221,6 +228,7 @@ impl Server {
             }
         }
         let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
+        self.logs.activate(&config).map_err(SwapError::AccessLog)?;
         let config = Arc::new(config);
         for (i, (s, sockets)) in self.shards.iter().zip(per_shard).enumerate() {
             if !sockets.is_empty() {
@@ -285,6 +293,7 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+        self.logs.shutdown(Duration::from_secs(2));
     }
 }
 
@@ -325,6 +334,20 @@ impl ServerHandle {
         total
     }
 
+    /// Attaches a tap on every shard; returns how many took it.
+    pub fn tap(&self, t: &crate::telemetry::tap_live::TapAttach) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.send(ShardCommand::Tap(t.clone())).is_ok())
+            .count()
+    }
+
+    /// Detaches tap `id` from every shard.
+    pub fn untap(&self, id: u64) {
+        for s in &self.shards {
+            let _ = s.send(ShardCommand::Untap(id));
+        }
+    }
     /// What every answering shard serves now (listeners, clusters' endpoints), in shard order.
     pub fn inspect(&self) -> Vec<crate::shard::ShardView> {
         let replies: Vec<_> = self

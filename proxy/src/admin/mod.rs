@@ -19,6 +19,7 @@ mod lifecycle;
 mod prometheus;
 mod reload;
 mod routes;
+mod tap;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

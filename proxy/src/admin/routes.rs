@@ -65,6 +65,11 @@ pub static ADMIN: &[Route] = &[
         "re-read the config file; 200 with the new version or 400 naming the error",
     ),
     get(
+        "/tap",
+        super::tap::tap,
+        "stream JSON lines of matching requests (?authority=&path_prefix=&method=&status=&identity=&rate=)",
+    ),
+    get(
         "/config_dump",
         super::reload::config_dump,
         "config version in force, reload counters, listeners, clusters, the config (secrets redacted)",
@@ -312,6 +317,30 @@ pub(super) fn raw_counters(
             "jwt_authn_rejected",
             "requests refused for an invalid JWT (401)",
             t.authz[4],
+            false,
+        ),
+        (
+            "access_log_lines",
+            "access-log lines handed to a writer",
+            t.access_log_lines,
+            false,
+        ),
+        (
+            "access_log_dropped",
+            "access-log lines dropped because the writer's queue was full (slow sink)",
+            t.access_log_dropped,
+            false,
+        ),
+        (
+            "tap_events",
+            "tap lines sent to tap clients",
+            t.tap_events,
+            false,
+        ),
+        (
+            "tap_dropped",
+            "matching requests a tap did not send (rate cap or full queue)",
+            t.tap_dropped,
             false,
         ),
         (

@@ -5,12 +5,14 @@
 //! endpoints are resolved here, at load time, never on the data path. Every error names its field
 //! path and line ([`ConfigError`]).
 
+mod access_log;
 mod admin;
 mod authz;
 mod auto;
 mod breaker;
 mod budget;
 pub mod dns;
+mod egress;
 mod error;
 mod fault;
 mod h2;
@@ -31,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use access_log::{AccessLogConf, LogFilter};
 pub use admin::AdminSettings;
 pub use auto::AutoSettings;
 pub use breaker::Breakers;
@@ -195,6 +198,11 @@ pub struct Listener {
     /// Authorization policies and JWT rules that select this listener (also compiled into
     /// every route's filter chain); `None` when none does.
     pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
+    /// Access-log sinks (the `access_log:` list), in order.
+    pub access_log: Vec<AccessLogConf>,
+    /// The `registry_only` outbound traffic policy, when `outbound_traffic_policy` names this
+    /// listener (`None` under `allow_any`: nothing is checked).
+    pub egress: Option<Arc<crate::egress::EgressPolicy>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.

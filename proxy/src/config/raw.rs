@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub request_authentication: Vec<super::authz::RawRequestAuthn>,
     pub metrics: Option<super::metrics::RawMetrics>,
+    /// Egress control (see `config::egress`).
+    pub outbound_traffic_policy: Option<super::egress::RawEgress>,
     /// Overload manager: connection/request caps and RSS watermarks.
     pub overload: Option<super::overload::RawOverload>,
 }
@@ -72,6 +74,9 @@ pub struct RawListener {
     pub opaque_ports: Option<Vec<u16>>,
     /// TLS termination (see [`crate::tls::config`]): `http`, `http2`, `tcp` and `auto`.
     pub tls: Option<crate::tls::config::RawListenerTls>,
+    /// Access-log sinks (see `config::access_log`): every protocol.
+    #[serde(default)]
+    pub access_log: Vec<super::access_log::RawAccessLog>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -287,6 +287,11 @@ fn build_listener(
         auto,
         tls: super::tls::listener_tls(&at("tls"), raw)?,
         authz: None,
+        access_log: super::access_log::build_access_logs(
+            &format!("listeners[{i}]"),
+            &raw.access_log,
+        )?,
+        egress: None,
     })
 }
 
@@ -345,6 +350,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         .map(|(i, l)| build_listener(i, l, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
     super::authz::attach(&raw, &mut listeners, &clusters)?;
+    super::egress::attach(raw.outbound_traffic_policy.as_ref(), &mut listeners)?;
     if listeners.is_empty() {
         return Err(ConfigError::new(
             "listeners",

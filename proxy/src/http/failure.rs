@@ -42,6 +42,20 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`: what went wrong with the upstream connection,
+    /// for failures of the connection itself (not of the response).
+    pub fn transport_failure(self) -> Option<&'static str> {
+        match self {
+            Failure::Connect => Some("connection_failure"),
+            Failure::Stale | Failure::StaleAfterSend | Failure::Reset => {
+                Some("connection_termination")
+            }
+            Failure::Refused => Some("stream_refused"),
+            Failure::Protocol | Failure::TooManyHeaders => Some("protocol_error"),
+            Failure::NoHealthy | Failure::Overflow | Failure::Timeout | Failure::Client => None,
+        }
+    }
+
     pub fn status(self) -> u16 {
         match self {
             Failure::NoHealthy | Failure::Overflow | Failure::Connect | Failure::Refused => 503,

@@ -60,6 +60,7 @@ pub async fn forward<S: Stream>(
         (u128::from(rng.next()) << 64) | u128::from(rng.next()),
         &mut request_id,
     );
+    conn.rec.request_id = Some(request_id);
     let mut wbuf = env.h1.scratch.take();
     {
         let head = &conn.head;
@@ -195,6 +196,7 @@ pub async fn forward<S: Stream>(
         }
         Err(f) => {
             let close = facts.close || !body.done();
+            conn.rec.upstream_failure = f.transport_failure();
             let n = local::send(conn, env, f.status(), Some(f.flag()), f.body(), close).await;
             crate::warn_limited!(
                 "upstream request failed",

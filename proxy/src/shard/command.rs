@@ -26,6 +26,10 @@ pub enum ShardCommand {
     StatsSnapshot(oneshot::Sender<ShardStats>),
     /// The health checker's verdicts for one cluster's endpoints.
     Health(Arc<crate::health::HealthUpdate>),
+    /// Attach a tap (replacing one with the same id): matching requests are sent to it.
+    Tap(crate::telemetry::tap_live::TapAttach),
+    /// Detach the tap with this id.
+    Untap(u64),
     /// A DNS cluster's endpoints changed (the `dns` resolver thread): a new snapshot
     /// generation with only that cluster's balancer replaced.
     Endpoints(Arc<crate::discovery::EndpointsUpdate>),
@@ -141,6 +145,12 @@ pub struct ShardStats {
     pub authz: [u64; 5],
     /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
     pub metrics: crate::telemetry::metrics::MetricsSnapshot,
+    /// Access-log lines handed to a writer, and dropped because its queue was full.
+    pub access_log_lines: u64,
+    pub access_log_dropped: u64,
+    /// Tap lines sent, and matching requests not sent (rate cap, full queue).
+    pub tap_events: u64,
+    pub tap_dropped: u64,
 }
 
 impl ShardStats {
@@ -189,5 +199,9 @@ impl ShardStats {
             *a += b;
         }
         self.metrics.merge(&o.metrics);
+        self.access_log_lines += o.access_log_lines;
+        self.access_log_dropped += o.access_log_dropped;
+        self.tap_events += o.tap_events;
+        self.tap_dropped += o.tap_dropped;
     }
 }

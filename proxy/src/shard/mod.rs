@@ -168,6 +168,10 @@ impl Shard {
             a.jwt_rejected.get(),
         ];
         s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
+        s.access_log_lines = snap.log_counters.lines.get();
+        s.access_log_dropped = snap.log_counters.dropped.get();
+        s.tap_events = self.svc.telemetry.taps.events.get();
+        s.tap_dropped = self.svc.telemetry.taps.dropped.get();
         s
     }
 
@@ -283,8 +287,11 @@ pub async fn run(
     let _ = ready.send(Ok(()));
     monoio::spawn(shard.svc.sweeper.clone().run());
     monoio::spawn(evict_pools(shard.clone()));
+    monoio::spawn(flush_logs(shard.clone()));
     while let Some(cmd) = commands.recv().await {
         match cmd {
+            ShardCommand::Tap(t) => shard.svc.telemetry.taps.attach(t, shards),
+            ShardCommand::Untap(id) => shard.svc.telemetry.taps.detach(id),
             ShardCommand::Bind(sockets) => shard.accept.stage(sockets),
             ShardCommand::Swap(c) => shard.swap(c),
             ShardCommand::Health(h) => shard.health(&h),
@@ -304,6 +311,9 @@ pub async fn run(
     // listening socket is closed before draining, so none completes handshakes nobody serves.
     shard.accept.stop_all().await;
     drain(&shard, commands).await;
+    for sinks in &shard.svc.snapshots.current().access_logs {
+        sinks.iter().for_each(|s| s.flush());
+    }
 }
 
 /// Closes expired idle upstream connections of the current snapshot's clusters.
@@ -312,6 +322,16 @@ async fn evict_pools(shard: Rc<Shard>) {
         monoio::time::sleep(POOL_EVICT_EVERY).await;
         for b in &shard.svc.snapshots.current().clusters {
             b.pools.evict_expired();
+        }
+    }
+}
+
+/// Hands buffered access-log lines of the current snapshot to their writers every tick.
+async fn flush_logs(shard: Rc<Shard>) {
+    loop {
+        monoio::time::sleep(crate::telemetry::access_log::sink::FLUSH_EVERY).await;
+        for sinks in &shard.svc.snapshots.current().access_logs {
+            sinks.iter().for_each(|s| s.flush());
         }
     }
 }
@@ -354,6 +374,9 @@ async fn drain(shard: &Shard, mut commands: CommandReceiver) {
                 }
                 _ => {}
             }
+        }
+        for sinks in &shard.svc.snapshots.current().access_logs {
+            sinks.iter().for_each(|s| s.flush());
         }
         monoio::time::sleep(Duration::from_millis(5)).await;
     }
