@@ -154,6 +154,8 @@ pub struct Control {
     current: u64,
     last_bad: Option<u64>,
     last: Option<LastReload>,
+    /// The YAML text of the config in force (for `/config_dump`).
+    text: String,
     rx: mpsc::Receiver<ControlMsg>,
 }
 
@@ -163,10 +165,12 @@ impl Control {
     pub fn new(server: Server, path: Option<PathBuf>) -> (Control, ControlHandle) {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(ReloadStats::default());
-        let current = path
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .map_or(0, |b| fingerprint(&b));
+        let bytes = path.as_ref().and_then(|p| std::fs::read(p).ok());
+        let current = bytes.as_deref().map_or(0, fingerprint);
+        let text = match (&path, bytes) {
+            (None, _) => crate::config::DEFAULT_CONFIG_YAML.to_string(),
+            (Some(_), b) => String::from_utf8_lossy(&b.unwrap_or_default()).into_owned(),
+        };
         let handle = ControlHandle {
             tx,
             stats: stats.clone(),
@@ -178,6 +182,7 @@ impl Control {
             current,
             last_bad: None,
             last: None,
+            text,
             rx,
         };
         (control, handle)
@@ -217,6 +222,7 @@ impl Control {
             fingerprint: self.current,
             last: self.last.as_ref(),
             bound: self.server.listeners(),
+            text: &self.text,
         }
     }
 
@@ -260,6 +266,7 @@ impl Control {
         }
         self.current = fp;
         self.last_bad = None;
+        self.text = String::from_utf8_lossy(&bytes).into_owned();
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
         let version = self.stats.version.fetch_add(1, Ordering::Relaxed) + 1;
         self.last = Some(LastReload {
