@@ -19,6 +19,8 @@ pub struct Facts<'a> {
     pub last: Option<&'a LastReload>,
     /// Each listener's bound address (the resolved port where the config says 0).
     pub bound: &'a [(String, std::net::SocketAddr)],
+    /// The xDS client's state (a JSON object), when the proxy runs from a bootstrap.
+    pub xds: Option<&'a str>,
 }
 
 /// One JSON object, newline-terminated.
@@ -48,6 +50,9 @@ pub fn render(config: &Config, f: &Facts<'_>) -> String {
             let _ = write!(o, ",\"error\":{}", json(e));
         }
         o.push('}');
+    }
+    if let Some(x) = f.xds {
+        let _ = write!(o, ",\"xds\":{x}");
     }
     o.push_str(",\"listeners\":[");
     for (i, l) in config.listeners.iter().enumerate() {

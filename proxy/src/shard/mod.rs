@@ -214,6 +214,9 @@ pub async fn run(
             ShardCommand::StatsSnapshot(reply) => {
                 let _ = reply.send(shard.stats());
             }
+            ShardCommand::Barrier(reply) => {
+                let _ = reply.send(shard.svc.snapshots.current().generation);
+            }
             ShardCommand::Drain => break,
         }
     }
