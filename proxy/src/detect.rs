@@ -62,6 +62,29 @@ pub async fn http<S: Stream + Unpin>(
     }
 }
 
+/// Whether an opaque connection that starts with `buf` should be read up to the end of its
+/// ClientHello: it looks like TLS and the listener's egress policy matches host names.
+fn wants_hello(ctx: &ConnCtx, buf: &[u8]) -> bool {
+    buf.first() == Some(&0x16)
+        && ctx
+            .listener()
+            .egress
+            .as_ref()
+            .is_some_and(|e| e.wants_sni())
+}
+
+/// Reads onto `buf` until it holds a whole ClientHello (or is no ClientHello, or the client
+/// stops sending).
+async fn read_hello(stream: &mut monoio::net::TcpStream, buf: &mut Vec<u8>) {
+    use crate::egress::sni::{parse, Hello};
+    while parse(buf) == Hello::Incomplete {
+        match crate::http1::conn::read_onto(stream, buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Serves a connection of a `protocol: auto` listener as HTTP/1.1, HTTP/2 or opaque TCP.
 pub async fn auto(
     ctx: ConnCtx,
@@ -95,6 +118,11 @@ pub async fn auto(
         })
         .await;
         match sniffed {
+            Ok(Some(Kind::Opaque)) if wants_hello(&ctx, &buf) => {
+                // The egress policy matches SNI: the whole ClientHello, within the same bound.
+                let _ = monoio::time::timeout(timeout, read_hello(&mut stream, &mut buf)).await;
+                Kind::Opaque
+            }
             Ok(Some(k)) => k,
             Ok(None) => return,     // closed before it said what it is
             Err(_) => Kind::Opaque, // silent (server-first) or too slow to tell

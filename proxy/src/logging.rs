@@ -9,9 +9,13 @@
 
 use std::cell::Cell;
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 /// Lines per reason per window that pass the limiter.
 pub const LINES_PER_WINDOW: u32 = 10;
@@ -47,8 +51,12 @@ impl Drop for LogGuard {
     }
 }
 
-/// Installs the global subscriber (filter from `SHARDCAR_LOG`, default `info`): non-blocking
-/// and lossy to stderr, ANSI colours only when stderr is a terminal. Keep the guard in `main`.
+/// The running filter, swappable at runtime (`/logging` on the admin API).
+static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Installs the global subscriber (filter from `SHARDCAR_LOG`, default `info`, changeable
+/// later with [`set_level`]): non-blocking and lossy to stderr, ANSI colours only when stderr
+/// is a terminal. Keep the guard in `main`.
 pub fn init() -> LogGuard {
     let (writer, worker) = NonBlockingBuilder::default()
         .lossy(true)
@@ -56,18 +64,125 @@ pub fn init() -> LogGuard {
         .thread_name("shardcar-log")
         .finish(std::io::stderr());
     let dropped = writer.error_counter();
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_env("SHARDCAR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHARDCAR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    let _ = FILTER.set(handle);
     LogGuard {
         _worker: worker,
         dropped,
     }
+}
+
+/// The modules a level can be set for (`/logging?<module>=<level>`, also as `shardcar::<module>`).
+pub const MODULES: &[&str] = &[
+    "admin",
+    "authz",
+    "cluster",
+    "config",
+    "ctx",
+    "detect",
+    "health",
+    "http",
+    "http1",
+    "http2",
+    "intercept",
+    "io",
+    "l4",
+    "listener",
+    "logging",
+    "reload",
+    "route",
+    "server",
+    "shard",
+    "telemetry",
+    "tls",
+    "upstream",
+];
+
+const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// Why a level change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LevelError {
+    #[error("unknown level {0:?} (trace, debug, info, warn, error, off)")]
+    Level(String),
+    #[error("unknown module {0:?}; modules: {modules}", modules = MODULES.join(", "))]
+    Module(String),
+    #[error("no reloadable log filter is installed")]
+    NoFilter,
+    #[error("{0}")]
+    Filter(String),
+}
+
+/// The filter's directives now, in `EnvFilter` syntax (`info,shardcar::http1=debug`).
+pub fn directives() -> Option<String> {
+    FILTER.get()?.with_current(|f| f.to_string()).ok()
+}
+
+/// Sets the level of every module (`module: None`: the default, dropping per-module
+/// directives, as Envoy's `?level=` does) or of one module (`http1` or `shardcar::http1`).
+/// Returns the directives now in force.
+pub fn set_level(module: Option<&str>, level: &str) -> Result<String, LevelError> {
+    let level = level.to_ascii_lowercase();
+    if !LEVELS.contains(&level.as_str()) {
+        return Err(LevelError::Level(level));
+    }
+    let handle = FILTER.get().ok_or(LevelError::NoFilter)?;
+    let current = directives().unwrap_or_default();
+    let next = match module {
+        None => level,
+        Some(m) => {
+            let short = m.strip_prefix("shardcar::").unwrap_or(m);
+            let top = short.split("::").next().unwrap_or_default();
+            if !MODULES.contains(&top) {
+                return Err(LevelError::Module(m.to_string()));
+            }
+            let target = format!("shardcar::{short}");
+            with_directive(&current, &target, &level)
+        }
+    };
+    let filter = EnvFilter::try_new(&next).map_err(|e| LevelError::Filter(e.to_string()))?;
+    handle
+        .reload(filter)
+        .map_err(|e| LevelError::Filter(e.to_string()))?;
+    tracing::info!(filter = %next, "log levels changed");
+    Ok(next)
+}
+
+/// `directives` with `target`'s directive replaced by (or added as) `target=level`.
+fn with_directive(directives: &str, target: &str, level: &str) -> String {
+    let mut out: Vec<String> = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && d.split_once('=').map(|(t, _)| t) != Some(target))
+        .map(String::from)
+        .collect();
+    out.push(format!("{target}={level}"));
+    out.join(",")
+}
+
+/// The level in effect for `target` under simple directives (`level`, `target=level`): the
+/// longest matching target's, else the default (`info` when none is given).
+pub fn effective_level(directives: &str, target: &str) -> String {
+    let mut best: Option<(usize, &str)> = None;
+    let mut default = "info";
+    for d in directives.split(',').map(str::trim) {
+        match d.split_once('=') {
+            None if LEVELS.contains(&d) => default = d,
+            None => {}
+            Some((t, l)) => {
+                let covers = target == t || target.starts_with(&format!("{t}::"));
+                if covers && best.is_none_or(|(n, _)| t.len() > n) {
+                    best = Some((t.len(), l));
+                }
+            }
+        }
+    }
+    best.map_or(default, |(_, l)| l).to_string()
 }
 
 /// What the limiter decided for one line.
@@ -173,6 +288,17 @@ macro_rules! warn_limited {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directives_are_replaced_per_target_and_resolved_by_longest_match() {
+        let d = with_directive("info,shardcar::http1=warn", "shardcar::http1", "debug");
+        assert_eq!(d, "info,shardcar::http1=debug");
+        let d = with_directive(&d, "shardcar::http1::relay", "trace");
+        assert_eq!(effective_level(&d, "shardcar::http1::relay"), "trace");
+        assert_eq!(effective_level(&d, "shardcar::http1"), "debug");
+        assert_eq!(effective_level(&d, "shardcar::http2"), "info");
+        assert_eq!(effective_level("warn", "shardcar::l4"), "warn");
+    }
 
     #[test]
     fn n_lines_pass_then_the_rest_are_suppressed_and_reported() {

@@ -8,7 +8,7 @@ use shardcar::intercept;
 use shardcar::reload::{self, Control, ControlHandle, Trigger};
 use shardcar::tls::{devca_files, SpiffeId, TrustDomain};
 use shardcar::{Config, Server};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -184,7 +184,7 @@ fn run(cli: &Cli) -> ExitCode {
         },
         None => Config::embedded_default(),
     };
-    let signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+    let signals = match Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot install signal handlers: {e}");
@@ -207,7 +207,10 @@ fn run(cli: &Cli) -> ExitCode {
     }
     let handle = server.handle();
     let admin = server.config().admin.clone();
-    let (control, control_handle) = Control::new(server, cli.config.clone());
+    let (mut control, control_handle) = Control::new(server, cli.config.clone());
+    if let Some(b) = &boot {
+        control.set_text(b.statics.to_string());
+    }
     if let Err(e) = start_admin(handle, &admin, &control_handle) {
         eprintln!("cannot start the admin server: {e}");
         control.into_server().shutdown();
@@ -238,11 +241,12 @@ fn run(cli: &Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP reloads the config; SIGTERM/SIGINT stop the control loop (then the shards drain).
+/// SIGHUP reloads the config; SIGUSR1 reopens access-log files (logrotate); SIGTERM/SIGINT stop the control loop (then the shards drain).
 fn handle_signals(mut signals: Signals, control: &ControlHandle) {
     for sig in signals.forever() {
         match sig {
             SIGHUP => control.request_reload(Trigger::Sighup),
+            SIGUSR1 => shardcar::telemetry::access_log::writer::reopen_all(),
             _ => {
                 tracing::info!(
                     signal = sig,
@@ -267,6 +271,7 @@ fn start_admin(
         server,
         started: std::time::Instant::now(),
         health_failed: Default::default(),
+        baseline: Default::default(),
         control: Some(control.clone()),
     };
     for (name, addr, table) in [

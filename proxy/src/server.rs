@@ -31,6 +31,14 @@ pub struct Server {
     health: Option<crate::health::Checker>,
     /// The certificate watchers of the current config's `tls:` blocks.
     tls: crate::tls::runtime::TlsRuntime,
+    /// The access-log writer threads, by path.
+    logs: crate::telemetry::access_log::writer::LogWriters,
+    /// The DNS resolver (its own thread), while any cluster is `strict_dns`/`logical_dns`.
+    dns: Option<crate::discovery::Resolver>,
+    /// The overload manager's RSS monitor (its own thread), while a watermark is set.
+    overload: Option<crate::overload::Monitor>,
+    /// Test hook: an RSS (bytes) the monitor reads instead of the real one; 0 = real.
+    fake_rss: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a new config was not installed (the running one stays in force).
@@ -46,15 +54,20 @@ pub enum SwapError {
     ShardGone(usize),
     #[error("{0}")]
     Tls(String),
+    #[error("access log writer: {0}")]
+    AccessLog(io::Error),
 }
 
 impl Server {
     /// Binds all listeners (an ephemeral port 0 is resolved once per listener) and starts
     /// `shards` shard threads; returns once every shard runs.
-    pub fn start(config: Config, shards: usize) -> io::Result<Server> {
+    pub fn start(mut config: Config, shards: usize) -> io::Result<Server> {
         let shards = shards.max(1);
+        crate::discovery::resolve_config(&mut config);
         let config = Arc::new(config);
         let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
+        let mut logs = crate::telemetry::access_log::writer::LogWriters::default();
+        logs.activate(&config)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
         let mut senders = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -90,6 +103,10 @@ impl Server {
             threads,
             health: None,
             tls,
+            logs,
+            dns: None,
+            overload: None,
+            fake_rss: Default::default(),
         };
         for _ in 0..shards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -107,7 +124,46 @@ impl Server {
             }
         }
         server.start_health()?;
+        server.start_dns()?;
+        server.start_overload()?;
         Ok(server)
+    }
+
+    /// (Re)starts the RSS monitor when the `overload:` watermarks changed.
+    fn start_overload(&mut self) -> io::Result<()> {
+        let want = self.config.overload;
+        if self.overload.as_ref().map(|m| *m.settings()) == Some(want) {
+            return Ok(());
+        }
+        drop(self.overload.take());
+        if want.watches_rss() {
+            let m =
+                crate::overload::Monitor::start(want, self.shards.clone(), self.fake_rss.clone())?;
+            self.overload = Some(m);
+        }
+        Ok(())
+    }
+
+    /// Test hook for the overload manager's RSS watermarks: the monitor reads `bytes` instead of
+    /// the process's real RSS from its next sample on (`None`: the real RSS again).
+    pub fn set_fake_rss(&self, bytes: Option<u64>) {
+        self.fake_rss
+            .store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Starts the DNS resolver if the config has DNS clusters and none runs, or hands it the
+    /// new config.
+    fn start_dns(&mut self) -> io::Result<()> {
+        match &self.dns {
+            Some(r) => r.swap(self.config.clone()),
+            None if crate::discovery::wanted(&self.config) => {
+                let r =
+                    crate::discovery::Resolver::start(self.config.clone(), self.shards.clone())?;
+                self.dns = Some(r);
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// Starts the health checker if the config asks for one and none runs.
@@ -139,8 +195,9 @@ impl Server {
     /// (its open connections finish on their old snapshot), and one whose address or
     /// `transparent` flag changed is rebound; other listener settings apply to new
     /// connections. Nothing changes if a socket cannot be bound.
-    pub fn swap(&mut self, config: Config) -> Result<(), SwapError> {
+    pub fn swap(&mut self, mut config: Config) -> Result<(), SwapError> {
         let shards = self.shards.len();
+        crate::discovery::resolve_config(&mut config);
         let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
             (0..shards).map(|_| Vec::new()).collect();
         let mut addrs = Vec::with_capacity(config.listeners.len());
@@ -171,6 +228,7 @@ impl Server {
             }
         }
         let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
+        self.logs.activate(&config).map_err(SwapError::AccessLog)?;
         let config = Arc::new(config);
         for (i, (s, sockets)) in self.shards.iter().zip(per_shard).enumerate() {
             if !sockets.is_empty() {
@@ -192,6 +250,12 @@ impl Server {
         self.config = config;
         self.addrs = addrs;
         self.tls = tls;
+        if let Err(e) = self.start_overload() {
+            tracing::error!(error = %e, "overload monitor failed to start; RSS watermarks inactive");
+        }
+        if let Err(e) = self.start_dns() {
+            tracing::error!(error = %e, "dns resolver failed to start; DNS clusters keep their endpoints");
+        }
         Ok(())
     }
 
@@ -220,6 +284,8 @@ impl Server {
     /// Stops accepting, drains open connections (up to `drain_timeout`), and joins the shards.
     pub fn shutdown(self) {
         drop(self.health);
+        drop(self.dns);
+        drop(self.overload);
         for s in &self.shards {
             let _ = s.send(ShardCommand::Drain);
         }
@@ -227,11 +293,12 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+        self.logs.shutdown(Duration::from_secs(2));
     }
 }
 
-/// What the admin side holds: the shards' command channels (queries only; swaps and drains
-/// stay with [`Server`]).
+/// What the admin side holds: the shards' command channels (queries, and stopping the
+/// listeners; swaps and the final drain stay with [`Server`]).
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     shards: Vec<CommandSender>,
@@ -281,5 +348,44 @@ impl ServerHandle {
             total.merge(&s);
         }
         total
+    }
+
+    /// Attaches a tap on every shard; returns how many took it.
+    pub fn tap(&self, t: &crate::telemetry::tap_live::TapAttach) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.send(ShardCommand::Tap(t.clone())).is_ok())
+            .count()
+    }
+
+    /// Detaches tap `id` from every shard.
+    pub fn untap(&self, id: u64) {
+        for s in &self.shards {
+            let _ = s.send(ShardCommand::Untap(id));
+        }
+    }
+    /// What every answering shard serves now (listeners, clusters' endpoints), in shard order.
+    pub fn inspect(&self) -> Vec<crate::shard::ShardView> {
+        let replies: Vec<_> = self
+            .shards
+            .iter()
+            .filter_map(|s| {
+                let (tx, rx) = oneshot::channel();
+                s.send(ShardCommand::Inspect(tx)).ok().map(|_| rx)
+            })
+            .collect();
+        replies
+            .into_iter()
+            .filter_map(|rx| rx.blocking_recv().ok())
+            .collect()
+    }
+
+    /// Stops every shard's listeners (`graceful`: and drains their connections); returns how
+    /// many shards took the command.
+    pub fn drain_listeners(&self, graceful: bool) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.send(ShardCommand::DrainListeners { graceful }).is_ok())
+            .count()
     }
 }

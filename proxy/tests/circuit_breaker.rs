@@ -202,3 +202,146 @@ clusters:
     drop(held);
     server.shutdown();
 }
+
+/// Polls the merged breaker stats (up to 10 s) until `f` holds.
+fn wait_breaker(
+    server: &Server,
+    what: &str,
+    f: impl Fn(&shardcar::cluster::breaker::BreakerStats) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let b = breaker(server);
+        if f(&b) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {b:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn pending_overflows_at_exactly_max_pending_requests_once_max_connections_is_reached() {
+    if !have("curl", &["--version"]) {
+        return;
+    }
+    let origin = HoldOrigin::start();
+    let (server, addr) = support::http_proxy_to(
+        origin.addr,
+        "    circuit_breakers: {max_connections: 2, max_pending_requests: 1}\n",
+    );
+    let url = format!("http://{addr}/x");
+    // Two requests open the two connections allowed; the origin holds them. (One after the
+    // other: a request counts as pending while its connect runs.)
+    let mut held: Vec<Client> = (1..=2)
+        .map(|n| {
+            let mut c = Client::connect(addr);
+            c.send(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+            origin.wait_arrived(n);
+            c
+        })
+        .collect();
+    let b = breaker(&server);
+    assert_eq!(
+        (b.active_connections, b.max_connections, b.cx_overflows),
+        (2, 2, 0)
+    );
+    // The third has no connection to go on: it waits, pending (the one pending slot).
+    let mut third = Client::connect(addr);
+    third.send(b"GET /third HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_breaker(&server, "third pending", |b| b.pending_requests == 1);
+    let b = breaker(&server);
+    assert_eq!((b.max_pending_requests, b.cx_overflows), (1, 1));
+    // The fourth overflows the pending share at once, over HTTP/1.1 and HTTP/2.
+    for args in [&["--http1.1"][..], &["--http2-prior-knowledge"][..]] {
+        let out = curl(args, &url);
+        assert!(
+            out.lines().next().unwrap().contains(" 503"),
+            "{args:?}: {out}"
+        );
+        let lower = out.to_ascii_lowercase();
+        assert!(lower.contains("x-shardcar-flag: uo"), "{args:?}: {out}");
+        assert!(
+            lower.contains("x-shardcar-overloaded: true"),
+            "{args:?}: {out}"
+        );
+    }
+    let b = breaker(&server);
+    assert_eq!((b.pending_overflows, b.pending_requests), (2, 1), "{b:?}");
+    assert_eq!(origin.arrived.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Released: the held two answer, their connections go back to the pool and the pending
+    // one is served on one of them — never a third connection.
+    origin.release();
+    for c in held.iter_mut().chain(std::iter::once(&mut third)) {
+        let r = c.read_response(false).expect("response");
+        assert_eq!((r.status, r.text().as_str()), (200, "held"));
+    }
+    assert_eq!(
+        origin.connections.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    let b = breaker(&server);
+    assert_eq!((b.pending_requests, b.active_connections), (0, 2), "{b:?}");
+    server.shutdown();
+}
+
+#[test]
+fn l4_connections_over_max_connections_are_refused() {
+    let origin = HoldOrigin::start();
+    let yaml = support::l4_yaml(
+        "copy",
+        &[origin.addr],
+        "",
+        "    circuit_breakers: {max_connections: 1}\n",
+    );
+    let (server, addr) = support::start_proxy(&yaml, 1);
+    let mut first = Client::connect(addr);
+    first.send(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+    origin.wait_arrived(1);
+    // The second connection is closed without reaching the origin.
+    let mut second = Client::connect(addr);
+    assert!(second.closed_within(std::time::Duration::from_secs(5)));
+    let b = breaker(&server);
+    assert_eq!(
+        (b.active_connections, b.max_connections, b.cx_overflows),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        origin.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    origin.release();
+    assert_eq!(first.read_response(false).unwrap().status, 200);
+    drop(first);
+    // Its slot comes back once the first connection ends.
+    wait_breaker(&server, "slot released", |b| b.active_connections == 0);
+    let mut third = Client::connect(addr);
+    assert_eq!(third.get("/again").status, 200);
+    server.shutdown();
+}
+
+#[test]
+fn connection_thresholds_must_be_at_least_one() {
+    for field in ["max_connections", "max_pending_requests"] {
+        let yaml = format!(
+            "listeners:
+  - name: l4
+    address: 127.0.0.1:0
+    protocol: tcp
+    cluster: up
+clusters:
+  - name: up
+    endpoints: [\"127.0.0.1:1\"]
+    circuit_breakers:
+      {field}: 0
+"
+        );
+        let e = Config::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("clusters[0].circuit_breakers.{field}"))
+                && e.contains("at least 1")
+                && e.contains("line 10"),
+            "{e}"
+        );
+    }
+}

@@ -13,15 +13,20 @@
 //! `Route { method, path, handler }` line to the table in `routes.rs`. Paths match exactly
 //! (the query string is split off into `Request::query`).
 
+mod baseline;
+mod inspect;
+mod lifecycle;
 mod prometheus;
 mod reload;
 mod routes;
+mod tap;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use baseline::Baseline;
 pub use routes::{Route, ADMIN, HEALTH};
 
 use crate::server::ServerHandle;
@@ -41,6 +46,8 @@ pub struct AdminCtx {
     pub health_failed: Arc<std::sync::atomic::AtomicBool>,
     /// The control thread (`POST /reload`, `/config_dump`); `None` when nothing can reload.
     pub control: Option<crate::reload::ControlHandle>,
+    /// Counter values at the last `POST /reset_counters` (subtracted from what is shown).
+    pub baseline: Arc<Baseline>,
 }
 
 /// A parsed admin request.
@@ -98,7 +105,11 @@ fn handle(mut conn: TcpStream, table: &[Route], ctx: &AdminCtx) {
             return;
         }
     };
-    let result = match table.iter().find(|r| r.path == req.path) {
+    let same_path = || table.iter().filter(|r| r.path == req.path);
+    let found = same_path()
+        .find(|r| r.method == req.method || (r.method == "GET" && req.method == "HEAD"))
+        .or_else(|| same_path().next());
+    let result = match found {
         Some(r) if r.method == req.method || (r.method == "GET" && req.method == "HEAD") => {
             (r.handler)(ctx, &req, &mut conn)
         }
@@ -188,6 +199,7 @@ pub fn write_head(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         500 => "Internal Server Error",

@@ -12,7 +12,8 @@ use super::{respond, AdminCtx, Request};
 use crate::telemetry::metrics::prometheus::write;
 
 pub fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
-    let total = ctx.server.total_stats();
+    let mut total = ctx.server.total_stats();
+    ctx.baseline.apply_metrics(&mut total.metrics);
     let mut body = String::with_capacity(64 * 1024);
     for (name, help, v, gauge) in counters_of(ctx, &total) {
         let (kind, suffix) = if gauge {

@@ -1,6 +1,6 @@
-//! The admin routing tables and the endpoints: `/ready`, `/server_info`, `/stats`,
-//! `/stats/prometheus`, `POST /healthcheck/fail|ok` on the admin port, and `/healthz/ready`,
-//! `/stats/prometheus` on the health port. To add an endpoint, add one [`Route`] line here (see the `admin` module doc).
+//! The admin routing tables and the small endpoints: `/ready`, `/server_info`, `/stats`,
+//! `POST /healthcheck/fail|ok` on the admin port, and `/healthz/ready`, `/stats/prometheus`
+//! on the health port (the others live in their own files). To add an endpoint, add one [`Route`] line here (see the `admin` module doc).
 
 use std::fmt::Write as _;
 use std::io;
@@ -65,9 +65,49 @@ pub static ADMIN: &[Route] = &[
         "re-read the config file; 200 with the new version or 400 naming the error",
     ),
     get(
+        "/tap",
+        super::tap::tap,
+        "stream JSON lines of matching requests (?authority=&path_prefix=&method=&status=&identity=&rate=)",
+    ),
+    get(
         "/config_dump",
         super::reload::config_dump,
-        "config version in force, reload counters, listeners and clusters",
+        "config version in force, reload counters, listeners, clusters, the config (secrets redacted)",
+    ),
+    get(
+        "/clusters",
+        super::inspect::clusters,
+        "endpoints with health flags, weight and active requests (?format=json)",
+    ),
+    get(
+        "/listeners",
+        super::inspect::listeners,
+        "listeners accepting now and their addresses (?format=json)",
+    ),
+    get(
+        "/logging",
+        super::lifecycle::logging,
+        "log filter in force and each module's level",
+    ),
+    post(
+        "/logging",
+        super::lifecycle::logging,
+        "?level=<level> for all modules, ?<module>=<level> for one",
+    ),
+    post(
+        "/drain_listeners",
+        super::lifecycle::drain_listeners,
+        "stop accepting on every listener (?graceful: drain open connections too)",
+    ),
+    post(
+        "/reset_counters",
+        super::lifecycle::reset_counters,
+        "counters read as zero from now on",
+    ),
+    post(
+        "/quitquitquit",
+        super::lifecycle::quitquitquit,
+        "shut down as SIGTERM does (drain, exit)",
     ),
 ];
 
@@ -137,8 +177,18 @@ fn counters(ctx: &AdminCtx) -> Vec<(&'static str, &'static str, u64, bool)> {
     counters_of(ctx, &ctx.server.total_stats())
 }
 
-/// [`counters`] from an already merged snapshot.
+/// [`counters`] from an already merged snapshot, less the `/reset_counters` baseline.
 pub(super) fn counters_of(
+    ctx: &AdminCtx,
+    t: &crate::shard::ShardStats,
+) -> Vec<(&'static str, &'static str, u64, bool)> {
+    let mut c = raw_counters(ctx, t);
+    ctx.baseline.apply_counters(&mut c);
+    c
+}
+
+/// The counters as the shards report them (no baseline).
+pub(super) fn raw_counters(
     ctx: &AdminCtx,
     t: &crate::shard::ShardStats,
 ) -> Vec<(&'static str, &'static str, u64, bool)> {
@@ -267,6 +317,30 @@ pub(super) fn counters_of(
             "jwt_authn_rejected",
             "requests refused for an invalid JWT (401)",
             t.authz[4],
+            false,
+        ),
+        (
+            "access_log_lines",
+            "access-log lines handed to a writer",
+            t.access_log_lines,
+            false,
+        ),
+        (
+            "access_log_dropped",
+            "access-log lines dropped because the writer's queue was full (slow sink)",
+            t.access_log_dropped,
+            false,
+        ),
+        (
+            "tap_events",
+            "tap lines sent to tap clients",
+            t.tap_events,
+            false,
+        ),
+        (
+            "tap_dropped",
+            "matching requests a tap did not send (rate cap or full queue)",
+            t.tap_dropped,
             false,
         ),
         (

@@ -100,6 +100,12 @@ impl Cidr {
         })
     }
 
+    /// The one address this block is (a bare address, /32 or /128), if it is a single one.
+    pub fn single(&self) -> Option<IpAddr> {
+        let max = if self.net.is_ipv4() { 32 } else { 128 };
+        (self.len == max).then_some(self.net)
+    }
+
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {

@@ -1,5 +1,6 @@
 //! Per-shard circuit breaker for one cluster: `max_requests` and `max_retries` (Envoy's
-//! `circuit_breakers.thresholds.max_requests` / `max_retries`).
+//! `circuit_breakers.thresholds.max_requests` / `max_retries`); `max_connections` and
+//! `max_pending_requests` live in [`super::conn_gate`] and are reported with these.
 //!
 //! The configured threshold is process-wide; each shard enforces `ceil(max / shards)` on its own
 //! `Cell` counter, so the hot path takes no lock and touches no shared cache line (the kernel's
@@ -23,6 +24,8 @@ pub struct Breaker {
     retries: Rc<Cell<u32>>,
     /// Retries not made because the `max_retries` share was full (`upstream_rq_retry_overflow`).
     pub retry_overflows: Cell<u64>,
+    /// `max_connections` / `max_pending_requests` (see `cluster::conn_gate`).
+    pub conns: super::conn_gate::ConnGate,
 }
 
 /// Holds one admitted request until dropped.
@@ -47,6 +50,18 @@ impl Breaker {
     /// Adds the `max_retries` threshold (process-wide; this shard enforces `ceil(max / shards)`).
     pub fn with_retries(mut self, max: Option<u32>, shards: usize) -> Breaker {
         self.retry_limit = max.map(|m| m.div_ceil(shards.max(1) as u32));
+        self
+    }
+
+    /// Adds the `max_connections` and `max_pending_requests` thresholds (process-wide; this
+    /// shard enforces `ceil(max / shards)` of each).
+    pub fn with_connections(
+        mut self,
+        max_connections: Option<u32>,
+        max_pending: Option<u32>,
+        shards: usize,
+    ) -> Breaker {
+        self.conns = super::conn_gate::ConnGate::new(max_connections, max_pending, shards);
         self
     }
 
@@ -98,12 +113,28 @@ pub struct BreakerStats {
     pub max_retries: u64,
     /// Retries not made because `max_retries` was full (counter).
     pub retry_overflows: u64,
+    /// Open upstream connections (gauge) and the sum of the `max_connections` shares (0: none).
+    pub active_connections: u64,
+    pub max_connections: u64,
+    /// Connections not opened at `max_connections` (counter, Envoy's `upstream_cx_overflow`).
+    pub cx_overflows: u64,
+    /// Requests waiting for a connection (gauge) and the sum of the `max_pending_requests`
+    /// shares (0: none set).
+    pub pending_requests: u64,
+    pub max_pending_requests: u64,
+    /// Requests refused with 503 `UO` because `max_pending_requests` was full (counter).
+    pub pending_overflows: u64,
 }
 
 impl Breaker {
     /// This breaker's figures, or `None` for a cluster without thresholds.
     pub fn stats(&self, cluster: &str) -> Option<BreakerStats> {
-        if self.limit.is_none() && self.retry_limit.is_none() {
+        let (max_cx, max_pending) = self.conns.limits();
+        if self.limit.is_none()
+            && self.retry_limit.is_none()
+            && max_cx.is_none()
+            && max_pending.is_none()
+        {
             return None;
         }
         Some(BreakerStats {
@@ -114,6 +145,12 @@ impl Breaker {
             active_retries: u64::from(self.retries.get()),
             max_retries: u64::from(self.retry_limit.unwrap_or(0)),
             retry_overflows: self.retry_overflows.get(),
+            active_connections: u64::from(self.conns.open()),
+            max_connections: u64::from(max_cx.unwrap_or(0)),
+            cx_overflows: self.conns.cx_overflows.get(),
+            pending_requests: u64::from(self.conns.pending_now()),
+            max_pending_requests: u64::from(max_pending.unwrap_or(0)),
+            pending_overflows: self.conns.pending_overflows.get(),
         })
     }
 }
@@ -129,6 +166,12 @@ pub fn merge_stats(into: &mut Vec<BreakerStats>, more: &[BreakerStats]) {
                 b.active_retries += m.active_retries;
                 b.max_retries += m.max_retries;
                 b.retry_overflows += m.retry_overflows;
+                b.active_connections += m.active_connections;
+                b.max_connections += m.max_connections;
+                b.cx_overflows += m.cx_overflows;
+                b.pending_requests += m.pending_requests;
+                b.max_pending_requests += m.max_pending_requests;
+                b.pending_overflows += m.pending_overflows;
             }
             None => into.push(m.clone()),
         }

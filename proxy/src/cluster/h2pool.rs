@@ -25,6 +25,8 @@ pub struct H2Conn {
     pub gone: Cell<bool>,
     /// Our own cap (the cluster's `http2.max_concurrent_streams`).
     pub cap: u32,
+    /// The connection's `max_connections` slot, released when the last stream drops it.
+    pub slot: super::ConnSlot,
 }
 
 impl H2Conn {
@@ -43,6 +45,8 @@ impl Drop for StreamSlot {
     fn drop(&mut self) {
         let a = &self.conn.active;
         a.set(a.get().saturating_sub(1));
+        // Room again: a request waiting at max_connections may take it.
+        self.conn.slot.notify();
     }
 }
 

@@ -79,7 +79,12 @@ impl Balancer {
             pools: Pools::new(cluster.pool, n),
             h2: H2Pool::new(n),
             breaker: super::Breaker::new(cluster.breakers.max_requests, shards)
-                .with_retries(cluster.breakers.max_retries, shards),
+                .with_retries(cluster.breakers.max_retries, shards)
+                .with_connections(
+                    cluster.breakers.max_connections,
+                    cluster.breakers.max_pending_requests,
+                    shards,
+                ),
             outlier: Outlier::new(cluster.outlier, n),
             health: super::health::ActiveHealth::new(n),
             budget: super::budget::RetryBudget::new(cluster.retry_budget, shards),
@@ -115,7 +120,7 @@ impl Balancer {
             return None;
         };
         if eps.is_empty() {
-            return None;
+            return None; // a DNS cluster whose names resolve to nothing (yet)
         }
         let idx = self.choose(eps.len());
         Some((&eps[idx], self.mark_in_flight(idx)))
@@ -141,6 +146,9 @@ impl Balancer {
         }
         self.outlier.poll();
         let n = eps.len();
+        if n == 0 {
+            return None; // a DNS cluster whose names resolve to nothing (yet): 503 UH
+        }
         let mut first = self.choose(n);
         if self.outlier.ejected_now() == 0 && self.health.down_count() == 0 {
             if avoid == Some(first) && n > 1 {
@@ -234,6 +242,24 @@ impl Balancer {
         }
     }
 
+    /// Every endpoint as this shard sees it (`/clusters`): health, ejection, requests in flight.
+    pub fn endpoint_views(&self) -> Vec<crate::shard::EndpointView> {
+        let ClusterKind::Static(eps) = &self.cluster.kind else {
+            return Vec::new();
+        };
+        self.outlier.poll();
+        eps.iter()
+            .enumerate()
+            .map(|(i, e)| crate::shard::EndpointView {
+                addr: e.addr,
+                written: e.written.clone(),
+                failed_active_hc: self.health.is_down(i),
+                ejected: self.outlier.is_ejected(i),
+                active_requests: self.in_flight[i].get(),
+            })
+            .collect()
+    }
+
     /// Current in-flight count of endpoint `addr` on this shard (for tests and metrics).
     pub fn in_flight_of(&self, addr: SocketAddr) -> u32 {
         match &self.cluster.kind {
@@ -273,6 +299,7 @@ mod tests {
             panic_threshold: 50,
             retry_budget: None,
             tls: None,
+            dns: None,
         })
     }
 

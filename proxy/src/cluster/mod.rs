@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod budget;
+pub mod conn_gate;
 pub mod h2pool;
 pub mod health;
 mod lb;
@@ -14,6 +15,7 @@ pub mod outlier;
 pub mod pool;
 
 pub use breaker::{Admitted, Breaker};
+pub use conn_gate::{ConnGate, ConnSlot, Pending};
 pub use h2pool::{H2Conn, H2Pool, StreamSlot};
 pub use lb::{Balancer, InFlight};
 pub use pool::{CleanEnd, PooledConn, Pools};

@@ -40,16 +40,23 @@ pub struct PooledConn {
     /// Came from the pool (not freshly connected) for the current request.
     pub reused: bool,
     idle_since: Instant,
+    /// This connection's `max_connections` slot, released when it is dropped.
+    _slot: super::ConnSlot,
 }
 
 impl PooledConn {
-    pub fn fresh(stream: crate::upstream::UpStream, endpoint: usize) -> PooledConn {
+    pub fn fresh(
+        stream: crate::upstream::UpStream,
+        endpoint: usize,
+        slot: super::ConnSlot,
+    ) -> PooledConn {
         PooledConn {
             stream,
             requests: 0,
             endpoint,
             reused: false,
             idle_since: Instant::now(),
+            _slot: slot,
         }
     }
 }
@@ -112,6 +119,19 @@ impl Pools {
         }
         self.expired.set(self.expired.get() + n as u64);
         n
+    }
+
+    /// Closes one idle connection (any endpoint, the longest idle of the first non-empty list),
+    /// freeing its `max_connections` slot; `false` when none is idle.
+    pub fn close_one_idle(&self) -> bool {
+        for slot in self.idle.iter() {
+            let mut idle = slot.borrow_mut();
+            if !idle.is_empty() {
+                idle.remove(0);
+                return true;
+            }
+        }
+        false
     }
 
     pub fn note_connected(&self) {

@@ -12,6 +12,10 @@ pub struct RawBreakers {
     pub max_requests: Option<u32>,
     /// Process-wide concurrent retries to the cluster (divided among shards).
     pub max_retries: Option<u32>,
+    /// Process-wide open upstream connections to the cluster (divided among shards).
+    pub max_connections: Option<u32>,
+    /// Process-wide requests waiting for a connection (divided among shards).
+    pub max_pending_requests: Option<u32>,
 }
 
 /// Typed breaker thresholds (process-wide; each shard enforces its share).
@@ -19,6 +23,8 @@ pub struct RawBreakers {
 pub struct Breakers {
     pub max_requests: Option<u32>,
     pub max_retries: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
 }
 
 pub fn build_breakers(at: &str, raw: Option<&RawBreakers>) -> Result<Breakers, ConfigError> {
@@ -28,6 +34,8 @@ pub fn build_breakers(at: &str, raw: Option<&RawBreakers>) -> Result<Breakers, C
     for (field, v) in [
         ("max_requests", raw.max_requests),
         ("max_retries", raw.max_retries),
+        ("max_connections", raw.max_connections),
+        ("max_pending_requests", raw.max_pending_requests),
     ] {
         if v == Some(0) {
             return Err(ConfigError::new(
@@ -39,5 +47,7 @@ pub fn build_breakers(at: &str, raw: Option<&RawBreakers>) -> Result<Breakers, C
     Ok(Breakers {
         max_requests: raw.max_requests,
         max_retries: raw.max_retries,
+        max_connections: raw.max_connections,
+        max_pending_requests: raw.max_pending_requests,
     })
 }

@@ -5,11 +5,14 @@
 //! endpoints are resolved here, at load time, never on the data path. Every error names its field
 //! path and line ([`ConfigError`]).
 
+mod access_log;
 mod admin;
 mod authz;
 mod auto;
 mod breaker;
 mod budget;
+pub mod dns;
+mod egress;
 mod error;
 mod fault;
 mod h2;
@@ -18,6 +21,7 @@ mod http;
 mod lines;
 mod metrics;
 mod outlier;
+pub mod overload;
 mod raw;
 mod raw_http;
 mod routes;
@@ -29,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use access_log::{AccessLogConf, LogFilter};
 pub use admin::AdminSettings;
 pub use auto::AutoSettings;
 pub use breaker::Breakers;
@@ -59,6 +64,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// Where Istio's workload labels come from (the `metrics:` block).
     pub metrics: MetricsSettings,
+    /// The overload manager (the `overload:` block; off without it).
+    pub overload: overload::Overload,
 }
 
 /// What a listener speaks.
@@ -191,6 +198,11 @@ pub struct Listener {
     /// Authorization policies and JWT rules that select this listener (also compiled into
     /// every route's filter chain); `None` when none does.
     pub authz: Option<Arc<crate::authz::ListenerAuthz>>,
+    /// Access-log sinks (the `access_log:` list), in order.
+    pub access_log: Vec<AccessLogConf>,
+    /// The `registry_only` outbound traffic policy, when `outbound_traffic_policy` names this
+    /// listener (`None` under `allow_any`: nothing is checked).
+    pub egress: Option<Arc<crate::egress::EgressPolicy>>,
 }
 
 /// An upstream endpoint: the address resolved at load time and how it was written.
@@ -242,6 +254,8 @@ pub struct Cluster {
     pub retry_budget: Option<RetryBudgetSettings>,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
     pub tls: Option<crate::tls::config::ClusterTlsConf>,
+    /// `type: strict_dns | logical_dns`: where the endpoints come from (`crate::discovery`).
+    pub dns: Option<dns::DnsDiscovery>,
 }
 
 impl Listener {

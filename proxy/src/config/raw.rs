@@ -27,6 +27,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub request_authentication: Vec<super::authz::RawRequestAuthn>,
     pub metrics: Option<super::metrics::RawMetrics>,
+    /// Egress control (see `config::egress`).
+    pub outbound_traffic_policy: Option<super::egress::RawEgress>,
+    /// Overload manager: connection/request caps and RSS watermarks.
+    pub overload: Option<super::overload::RawOverload>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +74,9 @@ pub struct RawListener {
     pub opaque_ports: Option<Vec<u16>>,
     /// TLS termination (see [`crate::tls::config`]): `http`, `http2`, `tcp` and `auto`.
     pub tls: Option<crate::tls::config::RawListenerTls>,
+    /// Access-log sinks (see `config::access_log`): every protocol.
+    #[serde(default)]
+    pub access_log: Vec<super::access_log::RawAccessLog>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +113,13 @@ pub struct RawCluster {
     pub retry_budget: Option<super::budget::RawRetryBudget>,
     /// TLS / mTLS to the endpoints (see [`crate::tls::config`]).
     pub tls: Option<crate::tls::config::RawClusterTls>,
+    /// DNS clusters: re-resolve this often (default 5s).
+    pub dns_refresh_rate: Option<Scalar>,
+    /// DNS clusters: re-resolve after the records' TTL instead.
+    pub respect_dns_ttl: Option<bool>,
+    /// DNS clusters: nameservers (`ip:port`), default those of /etc/resolv.conf.
+    #[serde(default)]
+    pub dns_resolvers: Vec<String>,
 }
 
 /// A YAML integer, or a string such as `"0x539"`.

@@ -38,6 +38,19 @@ pub struct RawRoute {
     pub response_headers_to_remove: Vec<String>,
     /// Fault injection (see `crate::route::fault`).
     pub fault: Option<super::fault::RawFault>,
+    /// Traffic mirroring (see `crate::http1::mirror`).
+    #[serde(default)]
+    pub request_mirror_policies: Vec<RawMirror>,
+}
+
+/// One `request_mirror_policies` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMirror {
+    pub cluster: String,
+    /// Share of the route's requests mirrored, in percent (`0`–`100`, fractions allowed;
+    /// default 100).
+    pub runtime_fraction: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

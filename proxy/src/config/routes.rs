@@ -139,7 +139,41 @@ fn build_route(
             },
         },
         filters,
+        mirrors: build_mirrors(at, raw, clusters)?,
     })
+}
+
+fn build_mirrors(
+    at: &str,
+    raw: &RawRoute,
+    clusters: &[Arc<Cluster>],
+) -> Result<Box<[crate::route::Mirror]>, ConfigError> {
+    let mut out = Vec::with_capacity(raw.request_mirror_policies.len());
+    for (k, m) in raw.request_mirror_policies.iter().enumerate() {
+        let at = format!("{at}.request_mirror_policies[{k}]");
+        let cluster = cluster_ref(format!("{at}.cluster"), &m.cluster, clusters)?;
+        if clusters[cluster].protocol != super::UpstreamProtocol::Http1 {
+            return Err(ConfigError::new(
+                format!("{at}.cluster"),
+                format!(
+                    "cluster {:?} is not protocol: http1 (mirroring sends HTTP/1.1)",
+                    m.cluster
+                ),
+            ));
+        }
+        let pct = m.runtime_fraction.unwrap_or(100.0);
+        if !(0.0..=100.0).contains(&pct) {
+            return Err(ConfigError::new(
+                format!("{at}.runtime_fraction"),
+                format!("{pct} is not a percentage (0 to 100)"),
+            ));
+        }
+        out.push(crate::route::Mirror {
+            cluster,
+            per_million: (pct * 10_000.0).round() as u32,
+        });
+    }
+    Ok(out.into())
 }
 
 /// Header values may not break a head.

@@ -107,11 +107,23 @@ fn build_cluster(i: usize, raw: &RawCluster, xds: bool) -> Result<Cluster, Confi
                 .transpose()?;
             ClusterKind::OriginalDst { override_ip }
         }
+        // Endpoints arrive from the resolver (`crate::discovery`), none until then.
+        Some("strict_dns") | Some("logical_dns") => ClusterKind::Static(Vec::new()),
         Some(o) => {
             return Err(ConfigError::new(
                 at("type"),
-                format!("unknown cluster type {o:?} (expected static or original_dst)"),
+                format!(
+                    "unknown cluster type {o:?} (expected static, original_dst, strict_dns or logical_dns)"
+                ),
             ))
+        }
+    };
+    let dns = match raw.kind.as_deref() {
+        Some("strict_dns") => Some(super::dns::build_dns(i, raw, false)?),
+        Some("logical_dns") => Some(super::dns::build_dns(i, raw, true)?),
+        _ => {
+            super::dns::reject_on_other(i, raw)?;
+            None
         }
     };
     if matches!(kind, ClusterKind::OriginalDst { .. }) {
@@ -178,6 +190,7 @@ fn build_cluster(i: usize, raw: &RawCluster, xds: bool) -> Result<Cluster, Confi
         )?,
         retry_budget: super::budget::build_budget(&at("retry_budget"), raw.retry_budget.as_ref())?,
         tls: super::tls::cluster_tls(&at("tls"), raw)?,
+        dns,
     })
 }
 
@@ -282,6 +295,11 @@ fn build_listener(
         auto,
         tls: super::tls::listener_tls(&at("tls"), raw)?,
         authz: None,
+        access_log: super::access_log::build_access_logs(
+            &format!("listeners[{i}]"),
+            &raw.access_log,
+        )?,
+        egress: None,
     })
 }
 
@@ -342,6 +360,7 @@ pub(super) fn build(raw: RawConfig, xds: bool) -> Result<Config, ConfigError> {
         .map(|(i, l)| build_listener(i, l, &clusters))
         .collect::<Result<Vec<_>, _>>()?;
     super::authz::attach(&raw, &mut listeners, &clusters)?;
+    super::egress::attach(raw.outbound_traffic_policy.as_ref(), &mut listeners)?;
     if listeners.is_empty() && !xds {
         return Err(ConfigError::new(
             "listeners",
@@ -387,5 +406,6 @@ pub(super) fn build(raw: RawConfig, xds: bool) -> Result<Config, ConfigError> {
         listeners,
         clusters,
         admin: super::admin::build_admin(&raw.admin)?,
+        overload: super::overload::build_overload(&raw.overload)?,
     })
 }

@@ -39,6 +39,10 @@ pub struct Services {
     pub own: OwnAddrs,
     /// Fault-injection counters (route `fault:` filters).
     pub faults: crate::http::fault::FaultStats,
+    /// Traffic-mirroring counters (shared with the mirror tasks, hence the `Rc`).
+    pub mirrors: Rc<crate::http1::mirror::MirrorStats>,
+    /// The overload manager's caps, actions and counters on this shard.
+    pub overload: crate::overload::OverloadState,
     /// Authorization decisions on this shard.
     pub authz: crate::authz::AuthzStats,
     /// Metrics (and the other per-request consumers), fed one `Record` per request.

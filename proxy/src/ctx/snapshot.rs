@@ -27,6 +27,10 @@ pub struct Snapshot {
     pub shards: usize,
     /// Per listener: this shard's view of its TLS server config (`None` without `tls:`).
     pub listener_tls: Vec<Option<crate::tls::live::LocalLive<rustls::ServerConfig>>>,
+    /// Per listener: this shard's access-log sinks (buffers and writer queues).
+    pub access_logs: Vec<Vec<crate::telemetry::access_log::sink::ShardSink>>,
+    /// Access-log line counters, carried from snapshot to snapshot.
+    pub log_counters: Rc<crate::telemetry::access_log::sink::LogCounters>,
 }
 
 impl Snapshot {
@@ -64,7 +68,10 @@ impl Snapshot {
                     })
             })
             .collect();
+        let log_counters = prev.map(|p| p.log_counters.clone()).unwrap_or_default();
         Snapshot {
+            access_logs: crate::telemetry::access_log::sink::build(&config, &log_counters),
+            log_counters,
             routes: config
                 .listeners
                 .iter()

@@ -1,12 +1,12 @@
 //! Why an upstream attempt failed, and what the client is told (Envoy's response flags).
 
-/// Set on a local answer with flag `UO` (Envoy's `x-envoy-overloaded`): the proxy shed the request
-/// (circuit breaker full), the upstream never saw it.
+/// Set on a local answer with flag `UO` or `OM` (Envoy's `x-envoy-overloaded`): the proxy shed
+/// the request (circuit breaker full, or the overload manager), the upstream never saw it.
 pub const OVERLOADED_HEADER: &str = "x-shardcar-overloaded";
 
 /// Whether a local answer with `flag` carries [`OVERLOADED_HEADER`].
 pub fn is_overload(flag: &str) -> bool {
-    flag == "UO"
+    flag == "UO" || flag == crate::overload::FLAG
 }
 
 /// An attempt's failure.
@@ -42,6 +42,20 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`: what went wrong with the upstream connection,
+    /// for failures of the connection itself (not of the response).
+    pub fn transport_failure(self) -> Option<&'static str> {
+        match self {
+            Failure::Connect => Some("connection_failure"),
+            Failure::Stale | Failure::StaleAfterSend | Failure::Reset => {
+                Some("connection_termination")
+            }
+            Failure::Refused => Some("stream_refused"),
+            Failure::Protocol | Failure::TooManyHeaders => Some("protocol_error"),
+            Failure::NoHealthy | Failure::Overflow | Failure::Timeout | Failure::Client => None,
+        }
+    }
+
     pub fn status(self) -> u16 {
         match self {
             Failure::NoHealthy | Failure::Overflow | Failure::Connect | Failure::Refused => 503,

@@ -117,9 +117,7 @@ async fn send<S: Stream>(
     let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, tried)?;
     let addr = UpstreamAddr(ep.addr);
     conn.rec.upstream_host = Some(ep.addr);
-    let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark)
-        .await
-        .map_err(|_| Failure::Connect)?;
+    let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark).await?;
     let lost = if up.reused {
         Failure::Stale
     } else {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::conn::Conn;
 use super::forward;
+use super::head::{Framing, RequestHead};
 use super::local;
 use super::outcome::{Facts, Next};
 use super::target;
@@ -19,11 +20,15 @@ use crate::http::Method;
 use crate::io::Stream;
 use crate::route::normalize::{normalize, PathError};
 use crate::route::{Action, RouteTable, Verdict};
-use crate::telemetry::Protocol;
+use crate::telemetry::{Protocol, RequestView};
 
 /// Handles the request whose head is at the start of `conn.rbuf`.
 pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env: Env<'_>) -> Next {
     let started = Instant::now();
+    let Some(_active) = env.svc.overload.admit() else {
+        use crate::overload::{BODY, FLAG};
+        return local::respond(conn, env, 503, Some(FLAG), BODY, started).await;
+    };
     let (snap, listener) = conn.ctx.request_snapshot(env.svc.snapshots.current());
     let Some(routes) = snap.routes[listener].as_ref() else {
         return Next::Close;
@@ -41,6 +46,14 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
     };
     conn.rec.start = started;
     conn.rec.listener = listener as u16;
+    // A body read may reuse the buffer under the head: keep a copy for a log or tap.
+    let saved = (conn.head.framing != Framing::None
+        && env.svc.telemetry.wants_head(&snap, listener))
+    .then(|| {
+        let mut b = env.h1.scratch.take();
+        b.extend_from_slice(&conn.rbuf[..conn.head.len]);
+        b
+    });
     let next = route_and_forward(
         conn,
         settings,
@@ -59,9 +72,55 @@ pub async fn handle<S: Stream>(conn: &mut Conn<S>, settings: &HttpSettings, env:
     } else {
         Protocol::Http11
     };
-    env.svc.telemetry.http_done(&mut conn.rec, &conn.ctx, &snap);
+    let view = H1View {
+        buf: saved.as_deref().unwrap_or(&conn.rbuf),
+        head: &conn.head,
+    };
+    env.svc
+        .telemetry
+        .http_done(&mut conn.rec, &conn.ctx, &snap, &view);
+    if let Some(b) = saved {
+        env.h1.scratch.give(b);
+    }
     conn.rec.restart();
     next
+}
+
+/// The request head as access logs and tap read it: spans into the read buffer (or the copy
+/// kept when a body may have overwritten it).
+struct H1View<'a> {
+    buf: &'a [u8],
+    head: &'a RequestHead,
+}
+
+impl H1View<'_> {
+    fn get(&self, s: crate::http::Span) -> &[u8] {
+        self.buf.get(s.range()).unwrap_or(b"")
+    }
+}
+
+impl RequestView for H1View<'_> {
+    fn method(&self) -> &[u8] {
+        self.get(self.head.method)
+    }
+    fn path(&self) -> &[u8] {
+        let raw = self.get(self.head.target);
+        target::absolute_form(raw).map_or(raw, |(_, p)| p)
+    }
+    fn authority(&self) -> &[u8] {
+        let raw = self.get(self.head.target);
+        match target::absolute_form(raw) {
+            Some((a, _)) => a,
+            None => self.header("host").unwrap_or(b""),
+        }
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head
+            .headers
+            .iter()
+            .find(|h| self.get(h.name).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| self.get(h.value))
+    }
 }
 
 /// The request's path normalised as the listener asks (`normalize_path`, `merge_slashes`,
@@ -96,17 +155,30 @@ async fn route_and_forward<S: Stream>(
     conn: &mut Conn<S>,
     settings: &HttpSettings,
     env: Env<'_>,
-    snap: &Snapshot,
+    snap: &std::rc::Rc<Snapshot>,
     routes: &RouteTable,
     normalized: Option<&[u8]>,
     started: Instant,
 ) -> Next {
+    let li = conn.rec.listener as usize;
     let (route, facts, verdict, fault) = {
         let req = target::request_ctx(&conn.rbuf, &conn.head, &conn.ctx, normalized);
+        if let Some(Err(b)) = snap.config.listeners[li]
+            .egress
+            .as_ref()
+            .map(|e| e.check_request(&req))
+        {
+            env.svc
+                .telemetry
+                .egress_blocked(li, crate::egress::Path::Http, b);
+            return local::respond(conn, env, 502, Some(crate::egress::FLAG), b.body(), started)
+                .await;
+        }
         let facts = Facts {
             method: req.method,
             idempotent: req.method.is_idempotent(),
-            close: conn.head.close,
+            // Draining: the response says `connection: close`, so the client does not race a close.
+            close: conn.head.close || env.svc.draining.get(),
             framing: conn.head.framing,
             tunnel: conn.head.upgrade || req.method == Method::Connect,
             minor: conn.head.minor,
@@ -144,6 +216,7 @@ async fn route_and_forward<S: Stream>(
     let mark = snap.config.upstream_mark;
     let fwd = forward::Upstream {
         route,
+        snap,
         balancer,
         mark,
         path: normalized,

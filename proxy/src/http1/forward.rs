@@ -30,6 +30,8 @@ use crate::route::Route;
 /// Where a routed request goes.
 pub struct Upstream<'a> {
     pub route: &'a Route,
+    /// The snapshot the request runs on (mirror copies keep it alive).
+    pub snap: &'a std::rc::Rc<crate::ctx::Snapshot>,
     pub balancer: &'a Balancer,
     /// `SO_MARK` for new upstream connections.
     pub mark: Option<u32>,
@@ -47,6 +49,7 @@ pub async fn forward<S: Stream>(
 ) -> Next {
     let Upstream {
         route,
+        snap,
         balancer,
         mark,
         path,
@@ -57,6 +60,7 @@ pub async fn forward<S: Stream>(
         (u128::from(rng.next()) << 64) | u128::from(rng.next()),
         &mut request_id,
     );
+    conn.rec.request_id = Some(request_id);
     let mut wbuf = env.h1.scratch.take();
     {
         let head = &conn.head;
@@ -95,7 +99,9 @@ pub async fn forward<S: Stream>(
     let retrying = retrier.enabled();
     let mut body = match facts.framing {
         Framing::Length(n)
-            if retrying && n as usize <= settings.retry_buffer_bytes && !facts.tunnel =>
+            if (retrying || !route.mirrors.is_empty())
+                && n as usize <= settings.retry_buffer_bytes
+                && !facts.tunnel =>
         {
             match body::buffer(conn, n as usize).await {
                 Ok(b) => Body::Buffered(b),
@@ -108,6 +114,19 @@ pub async fn forward<S: Stream>(
         Framing::None | Framing::UntilClose => Body::Empty,
         _ => Body::Stream { done: false },
     };
+    if !route.mirrors.is_empty() && !facts.tunnel {
+        let copy = super::mirror::Copy {
+            head: &wbuf,
+            body: match &body {
+                Body::Empty => Some(&[][..]),
+                Body::Buffered(b) => Some(&b[..]),
+                Body::Stream { .. } => None,
+            },
+            mark,
+            timeout: route.timeout,
+        };
+        super::mirror::launch(&route.mirrors, snap, &env.svc.mirrors, rng, &copy);
+    }
     let mut timing = Timing {
         tried: Default::default(),
         route_timeout: route.timeout,
@@ -177,6 +196,7 @@ pub async fn forward<S: Stream>(
         }
         Err(f) => {
             let close = facts.close || !body.done();
+            conn.rec.upstream_failure = f.transport_failure();
             let n = local::send(conn, env, f.status(), Some(f.flag()), f.body(), close).await;
             crate::warn_limited!(
                 "upstream request failed",

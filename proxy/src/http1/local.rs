@@ -21,7 +21,7 @@ pub async fn respond<S: Stream>(
     started: Instant,
 ) -> Next {
     conn.consumed = conn.head.len;
-    let close = conn.head.close || conn.head.framing != Framing::None;
+    let close = conn.head.close || conn.head.framing != Framing::None || env.svc.draining.get();
     if let Some(flag) = flag {
         let buf = &conn.rbuf;
         crate::warn_limited!(

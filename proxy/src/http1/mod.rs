@@ -24,6 +24,7 @@ pub mod exchange;
 pub mod forward;
 pub mod head;
 pub mod local;
+pub mod mirror;
 pub mod outcome;
 pub mod relay;
 pub mod response_head;

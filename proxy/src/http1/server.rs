@@ -104,6 +104,8 @@ pub async fn serve<S: Stream>(
     let env = Env { svc, h1, l4 };
     let mut conn = Conn::new(stream, ctx, watch.clone());
     conn.rbuf = initial;
+    // Bytes protocol detection already read belong to the first request.
+    conn.rec.bytes_received = conn.rbuf.len() as u64;
     let in_head = Cell::new(false);
     let outcome = {
         let work = pin!(async {

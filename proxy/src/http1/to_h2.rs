@@ -225,6 +225,7 @@ pub async fn forward<S: Stream>(
                 duration_ms = started.elapsed().as_millis() as u64,
                 "upstream request failed (HTTP/2 upstream)"
             );
+            conn.rec.upstream_failure = f.transport_failure();
             local::send(conn, env, status, Some(f.flag()), f.body(), close).await
         }
     }

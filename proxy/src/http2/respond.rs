@@ -120,6 +120,7 @@ impl Downstream {
 
     /// Answers an upstream failure with its status and flag.
     pub async fn failure(&mut self, f: Failure) {
+        self.rec.upstream_failure = f.transport_failure();
         self.answer(
             f.status(),
             grpc::status_for_failure(f),

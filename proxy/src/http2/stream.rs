@@ -150,7 +150,24 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
         );
         ds.failure(f).await;
     }
-    env.svc.telemetry.http_done(&mut ds.rec, env.ctx, &snap);
+    env.svc
+        .telemetry
+        .http_done(&mut ds.rec, env.ctx, &snap, &head);
+}
+
+impl crate::telemetry::RequestView for Head<'_> {
+    fn method(&self) -> &[u8] {
+        self.parts.method.as_str().as_bytes()
+    }
+    fn path(&self) -> &[u8] {
+        self.path
+    }
+    fn authority(&self) -> &[u8] {
+        self.authority
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.parts.headers.get(name).map(|v| v.as_bytes())
+    }
 }
 
 async fn route_and_forward(
@@ -160,6 +177,11 @@ async fn route_and_forward(
     (snap, listener): (&crate::ctx::Snapshot, usize),
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
+    let Some(_active) = env.svc.overload.admit() else {
+        use crate::overload::{BODY, FLAG};
+        ds.local(503, Some(FLAG), BODY).await;
+        return Ok(());
+    };
     let Some(routes) = snap.routes[listener].as_ref() else {
         ds.local(404, Some("NR"), b"no route\n").await;
         return Ok(());
@@ -171,6 +193,17 @@ async fn route_and_forward(
             .map_or(BodyKind::Streamed, BodyKind::Sized)
     };
     let req = head.request_ctx(env.ctx, kind);
+    if let Some(Err(b)) = snap.config.listeners[listener]
+        .egress
+        .as_ref()
+        .map(|e| e.check_request(&req))
+    {
+        env.svc
+            .telemetry
+            .egress_blocked(listener, crate::egress::Path::Http, b);
+        ds.local(502, Some(crate::egress::FLAG), b.body()).await;
+        return Ok(());
+    }
     let route: Option<&Route> = routes.select(&req);
     let fault = route.map(|r| crate::http::fault::decide(&r.filters, &req, &env.svc.rng));
     let Some(route) = route else {

@@ -67,6 +67,17 @@ enum End {
     Reset(io::Error),
 }
 
+impl End {
+    /// `%CONNECTION_TERMINATION_DETAILS%`: why the proxy ended the connection, if it did.
+    fn termination(&self) -> Option<&'static str> {
+        match self {
+            End::Closed { .. } => None,
+            End::IdleTimeout => Some("idle_timeout"),
+            End::Reset(_) => Some("reset"),
+        }
+    }
+}
+
 /// Runs `transfer` until it finishes or the sweeper aborts the connection for idleness.
 /// Takes the transfer pinned in the caller's frame: passing it by value would store the
 /// (large) future twice in this one's state.
@@ -147,12 +158,7 @@ pub async fn serve(
         return; // dropping the client closes it
     }
     // What telemetry needs at the end, boxed: 8 bytes in the connection future.
-    let tally = Box::new(Tally {
-        started: Instant::now(),
-        listener: conn.listener,
-        cluster: listener.tcp_cluster(),
-        principal: crate::telemetry::metrics::peer_principal(&conn).map(Box::from),
-    });
+    let tally = Box::new(Tally::of(&conn, listener.tcp_cluster()));
     svc.telemetry.tcp_open(
         &tally.record(None, None, (0, 0)),
         tally.principal.as_deref(),
@@ -162,14 +168,26 @@ pub async fn serve(
     // upstream is up, and the task (336 bytes) and the transfer (≤1 KiB) each stay within
     // glibc's small-allocation classes. Measured: an idle copy connection costs 2.5 KB of RSS
     // this way and 3.1 KB with the transfer inlined into one 1,336-byte task (see `size_probe`).
-    let Some((mut upstream, dst, _in_flight)) =
-        Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
-    else {
-        let mut r = tally.record(None, Some("UF"), (0, 0));
-        svc.telemetry
-            .tcp_done(&mut r, tally.principal.as_deref(), &snapshot);
-        return;
-    };
+    let sniffed = prefix.as_deref().map(|p| p.as_slice());
+    let (mut upstream, dst, _in_flight) =
+        match Box::pin(connect_upstream(&conn, balancer, svc, l4, sniffed)).await {
+            Ok(up) => up,
+            Err(no) => {
+                let flag = match no {
+                    NoUpstream::Blocked => {
+                        let _ = sys::set_linger_zero(client.as_raw_fd());
+                        crate::egress::FLAG
+                    }
+                    NoUpstream::Failed => "UF",
+                };
+                let mut r = tally.record(None, Some(flag), (0, 0));
+                if matches!(no, NoUpstream::Failed) {
+                    r.upstream_failure = Some("connection_failure");
+                }
+                tally.done(svc, &mut r, &snapshot);
+                return;
+            }
+        };
     let peer = conn.peer;
     drop(conn);
     if let Some(prefix) = prefix {
@@ -192,13 +210,8 @@ pub async fn serve(
         _ => (0, 0),
     };
     let mut r = tally.record(Some(dst), None, bytes);
-    r.termination = match end {
-        End::Closed { .. } => None,
-        End::IdleTimeout => Some("idle_timeout"),
-        End::Reset(_) => Some("reset"),
-    };
-    svc.telemetry
-        .tcp_done(&mut r, tally.principal.as_deref(), &snapshot);
+    r.termination = end.termination();
+    tally.done(svc, &mut r, &snapshot);
     let name = &listener.name;
     match end {
         End::Closed { up, down } => {
@@ -242,11 +255,32 @@ pub async fn serve_tls<C>(
     if !authorized(&conn, svc) {
         return;
     }
-    let Some((upstream, dst, _in_flight)) =
-        Box::pin(connect_upstream(&conn, balancer, svc, l4)).await
-    else {
-        return;
-    };
+    let tally = Box::new(Tally::of(&conn, listener.tcp_cluster()));
+    svc.telemetry.tcp_open(
+        &tally.record(None, None, (0, 0)),
+        tally.principal.as_deref(),
+        &snapshot,
+    );
+    let sniffed = prefix.as_deref().map(|p| p.as_slice());
+    let (upstream, dst, _in_flight) =
+        match Box::pin(connect_upstream(&conn, balancer, svc, l4, sniffed)).await {
+            Ok(up) => up,
+            Err(no) => {
+                let flag = match no {
+                    NoUpstream::Blocked => {
+                        let _ = sys::set_linger_zero(client.as_raw_fd());
+                        crate::egress::FLAG
+                    }
+                    NoUpstream::Failed => "UF",
+                };
+                let mut r = tally.record(None, Some(flag), (0, 0));
+                if matches!(no, NoUpstream::Failed) {
+                    r.upstream_failure = Some("connection_failure");
+                }
+                tally.done(svc, &mut r, &snapshot);
+                return;
+            }
+        };
     let peer = conn.peer;
     let peer_id = conn.peer_identity().map(|p| p.to_string());
     drop(conn);
@@ -256,6 +290,9 @@ pub async fn serve_tls<C>(
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(listener = %listener.name, %peer, endpoint = %dst, error = %e, "upstream tls failed; closing client");
+                let mut r = tally.record(Some(dst), Some("UF"), (0, 0));
+                r.upstream_failure = Some("tls_handshake_failure");
+                tally.done(svc, &mut r, &snapshot);
                 return;
             }
         };
@@ -270,6 +307,13 @@ pub async fn serve_tls<C>(
         ))
         .await
     };
+    let bytes = match end {
+        End::Closed { up, down } => (up, down),
+        _ => (0, 0),
+    };
+    let mut r = tally.record(Some(dst), None, bytes);
+    r.termination = end.termination();
+    tally.done(svc, &mut r, &snapshot);
     let peer_id = peer_id.as_deref().unwrap_or("-");
     tracing::debug!(listener = %listener.name, %peer, peer_id, endpoint = %dst, end = ?end, "tls tunnel closed");
 }
@@ -317,9 +361,26 @@ struct Tally {
     cluster: usize,
     /// The peer's identity (only under mTLS).
     principal: Option<Box<str>>,
+    peer: SocketAddr,
 }
 
 impl Tally {
+    fn of(conn: &ConnCtx, cluster: usize) -> Tally {
+        Tally {
+            started: Instant::now(),
+            listener: conn.listener,
+            cluster,
+            principal: crate::telemetry::metrics::peer_principal(conn).map(Box::from),
+            peer: conn.peer.0,
+        }
+    }
+
+    /// Hands the finished connection's record to telemetry.
+    fn done(&self, svc: &Services, r: &mut Record, snapshot: &crate::ctx::Snapshot) {
+        svc.telemetry
+            .tcp_done(r, Some(self.peer), self.principal.as_deref(), snapshot);
+    }
+
     /// The record; `bytes`: (from the client, to the client).
     fn record(&self, dst: Option<UpstreamAddr>, flag: Option<&str>, bytes: (u64, u64)) -> Record {
         let mut r = Record::new(self.listener, Protocol::Tcp);
@@ -347,23 +408,52 @@ pub async fn tunnel(client: TcpStream, upstream: TcpStream, watch: &ConnWatch, l
     tracing::debug!(?peer, end = ?end, "tunnel closed");
 }
 
-/// Picks the destination and connects within the cluster's connect timeout. Failures are
-/// logged with the cluster and endpoint; the caller then just closes the client.
+/// Why [`connect_upstream`] gave no upstream.
+enum NoUpstream {
+    /// The listener's egress policy refused the destination: reset the client.
+    Blocked,
+    /// No destination, or the connect failed: close the client.
+    Failed,
+}
+
+/// Picks the destination, applies the listener's egress policy (`sniffed`: the bytes
+/// protocol detection read, for a ClientHello's SNI), and connects within the cluster's
+/// connect timeout. Failures are logged with the cluster and endpoint.
 async fn connect_upstream(
     conn: &ConnCtx,
     balancer: &Balancer,
     svc: &Services,
     l4: &L4State,
-) -> Option<(TcpStream, UpstreamAddr, Option<InFlight>)> {
+    sniffed: Option<&[u8]>,
+) -> Result<(TcpStream, UpstreamAddr, L4Hold), NoUpstream> {
     let cluster = balancer.cluster();
     let (listener, peer) = (&conn.listener().name, conn.peer);
+    // The cluster's max_connections share (`cluster::conn_gate`): over it, refused at once.
+    let Some(cx) = balancer.breaker.conns.try_open() else {
+        balancer.breaker.conns.note_cx_overflow();
+        crate::warn_limited!("l4_cx_overflow", listener = %listener, %peer, cluster = %cluster.name, "circuit breaker max_connections reached (UO); closing client");
+        return Err(NoUpstream::Failed);
+    };
     let (dst, pick) = match destination(conn, balancer, svc, l4) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, error = %e, "no destination; closing client");
-            return None;
+            return Err(NoUpstream::Failed);
         }
     };
+    if let Some(policy) = conn.listener().egress.as_deref() {
+        use crate::egress::sni::{parse, Hello};
+        let hello = sniffed.filter(|_| policy.wants_sni()).map(parse);
+        let sni = match &hello {
+            Some(Hello::Done(Some(name))) => Some(name.as_slice()),
+            _ => None,
+        };
+        if let Err(b) = policy.check_tcp(conn, dst, sni) {
+            svc.telemetry
+                .egress_blocked(conn.listener, crate::egress::Path::Tcp, b);
+            return Err(NoUpstream::Blocked);
+        }
+    }
     let opts = ConnectOpts {
         timeout: cluster.connect_timeout,
         mark: conn.snapshot.config.upstream_mark,
@@ -375,7 +465,14 @@ async fn connect_upstream(
             if let Some(i) = ep_idx {
                 balancer.l4_connected(i);
             }
-            Some((upstream, dst, in_flight))
+            Ok((
+                upstream,
+                dst,
+                L4Hold {
+                    _in_flight: in_flight,
+                    _cx: cx,
+                },
+            ))
         }
         Err(e) => {
             if let Some(i) = ep_idx {
@@ -392,9 +489,16 @@ async fn connect_upstream(
                     tracing::warn!(listener = %listener, %peer, cluster = %cluster.name, endpoint = %dst, error = %e, "upstream tls handshake failed; closing client")
                 }
             }
-            None
+            Err(NoUpstream::Failed)
         }
     }
+}
+
+/// What a proxied connection holds while it lasts: its endpoint's in-flight mark (static
+/// clusters) and its `max_connections` slot.
+pub struct L4Hold {
+    _in_flight: Option<InFlight>,
+    _cx: crate::cluster::ConnSlot,
 }
 
 /// Registers an original-dst upstream socket's local address with the shard for the lifetime

@@ -86,6 +86,8 @@ enum ControlMsg {
     /// A config assembled by the xDS client: swap it in, wait for every shard, answer.
     Apply {
         config: Box<Config>,
+        /// The config as a JSON document (YAML-compatible), for `/config_dump`.
+        text: String,
         reply: mpsc::Sender<Result<u64, String>>,
     },
     /// The xDS client's state (versions, nonces, warming) as a JSON object, for `/config_dump`.
@@ -143,11 +145,12 @@ impl ControlHandle {
 
     /// Installs a config from the xDS client and waits until every shard uses it: the new
     /// version, or why the running config stays (the client NACKs with that text).
-    pub fn apply(&self, config: Config) -> Result<u64, String> {
+    pub fn apply(&self, config: Config, text: String) -> Result<u64, String> {
         let (tx, rx) = mpsc::channel();
         self.tx
             .send(ControlMsg::Apply {
                 config: Box::new(config),
+                text,
                 reply: tx,
             })
             .map_err(|_| "the proxy is shutting down".to_string())?;
@@ -184,6 +187,8 @@ pub struct Control {
     last: Option<LastReload>,
     /// The xDS client's last reported state (`None` without a bootstrap).
     xds: Option<String>,
+    /// The YAML text of the config in force (for `/config_dump`).
+    text: String,
     rx: mpsc::Receiver<ControlMsg>,
 }
 
@@ -193,10 +198,12 @@ impl Control {
     pub fn new(server: Server, path: Option<PathBuf>) -> (Control, ControlHandle) {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(ReloadStats::default());
-        let current = path
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .map_or(0, |b| fingerprint(&b));
+        let bytes = path.as_ref().and_then(|p| std::fs::read(p).ok());
+        let current = bytes.as_deref().map_or(0, fingerprint);
+        let text = match (&path, bytes) {
+            (None, _) => crate::config::DEFAULT_CONFIG_YAML.to_string(),
+            (Some(_), b) => String::from_utf8_lossy(&b.unwrap_or_default()).into_owned(),
+        };
         let handle = ControlHandle {
             tx,
             stats: stats.clone(),
@@ -209,9 +216,16 @@ impl Control {
             last_bad: None,
             last: None,
             xds: None,
+            text,
             rx,
         };
         (control, handle)
+    }
+
+    /// The config text `/config_dump` shows when it did not come from a file (an xDS
+    /// bootstrap's static resources, as JSON).
+    pub fn set_text(&mut self, text: String) {
+        self.text = text;
     }
 
     /// Serves reload and dump requests until [`ControlHandle::shutdown`] (or every handle is
@@ -228,8 +242,16 @@ impl Control {
                 ControlMsg::Dump(reply) => {
                     let _ = reply.send(dump::render(self.server.config(), &self.dump_facts()));
                 }
-                ControlMsg::Apply { config, reply } => {
-                    let _ = reply.send(self.apply(*config));
+                ControlMsg::Apply {
+                    config,
+                    text,
+                    reply,
+                } => {
+                    let r = self.apply(*config);
+                    if r.is_ok() {
+                        self.text = text;
+                    }
+                    let _ = reply.send(r);
                 }
                 ControlMsg::XdsStatus(s) => self.xds = Some(s),
                 ControlMsg::Shutdown => break,
@@ -253,6 +275,7 @@ impl Control {
             last: self.last.as_ref(),
             bound: self.server.listeners(),
             xds: self.xds.as_deref(),
+            text: &self.text,
         }
     }
 
@@ -309,6 +332,7 @@ impl Control {
         }
         self.current = fp;
         self.last_bad = None;
+        self.text = String::from_utf8_lossy(&bytes).into_owned();
         self.stats.applied.fetch_add(1, Ordering::Relaxed);
         let version = self.stats.version.fetch_add(1, Ordering::Relaxed) + 1;
         self.last = Some(LastReload {

@@ -134,6 +134,16 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// Header edits (and later authz, faults, mirroring) compiled from the route's config.
     pub filters: FilterChain,
+    /// `request_mirror_policies`: shadow copies of a share of the requests.
+    pub mirrors: Box<[Mirror]>,
+}
+
+/// One mirror policy: copy `per_million` of the route's requests to cluster `cluster`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mirror {
+    /// Index into `Config::clusters`.
+    pub cluster: usize,
+    pub per_million: u32,
 }
 
 #[derive(Debug, Clone)]

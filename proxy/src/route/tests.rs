@@ -42,6 +42,7 @@ fn route(name: &str, matcher: RouteMatch) -> Route {
         timeout: None,
         retry: RetryPolicy::default(),
         filters: Default::default(),
+        mirrors: Default::default(),
     }
 }
 

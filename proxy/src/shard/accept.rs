@@ -126,6 +126,13 @@ pub async fn accept_loop(
     let mut last_warn: Option<Instant> = None;
     let mut suppressed = 0u64;
     while !*drain.borrow() {
+        if shard.svc.overload.stop_accepting() {
+            // Above the RSS watermark (`crate::overload`): new connections wait in the backlog.
+            monoio::select! {
+                _ = shard.svc.overload.accepting() => continue,
+                _ = drain.changed() => break,
+            }
+        }
         if slot.full() {
             slot.paused.set(slot.paused.get() + 1);
             tracing::debug!(shard = shard.svc.id, listener = %name, "max_connections reached; accepting paused");
@@ -139,6 +146,11 @@ pub async fn accept_loop(
                 Ok((stream, peer)) => {
                     backoff = BACKOFF_MIN;
                     shard.accepted.set(shard.accepted.get() + 1);
+                    if shard.svc.overload.refuse_connection(shard.active.get()) {
+                        // Over max_downstream_connections: closed at once (counted).
+                        drop(stream);
+                        continue;
+                    }
                     known.refresh(&shard, &name);
                     if let Some((snapshot, idx)) = known.0.clone() {
                         spawn_connection(&shard, &slot, snapshot, idx, stream, peer);
@@ -157,6 +169,7 @@ pub async fn accept_loop(
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             },
+            _ = shard.svc.overload.stopping() => continue,
             _ = drain.changed() => break,
         }
     }

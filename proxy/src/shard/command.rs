@@ -29,6 +29,54 @@ pub enum ShardCommand {
     /// Reply with the config generation in use once every command before this one is done
     /// (the xDS client measures propagation and ACKs only after every shard applied a swap).
     Barrier(oneshot::Sender<u64>),
+    /// Attach a tap (replacing one with the same id): matching requests are sent to it.
+    Tap(crate::telemetry::tap_live::TapAttach),
+    /// Detach the tap with this id.
+    Untap(u64),
+    /// A DNS cluster's endpoints changed (the `dns` resolver thread): a new snapshot
+    /// generation with only that cluster's balancer replaced.
+    Endpoints(Arc<crate::discovery::EndpointsUpdate>),
+    /// The overload manager's RSS monitor changed what the shards must do.
+    Overload(crate::overload::Actions),
+    /// Reply with what this shard serves now: its accepting listeners and its clusters'
+    /// endpoints (`/listeners`, `/clusters`).
+    Inspect(oneshot::Sender<ShardView>),
+    /// Stop accepting on every listener (`POST /drain_listeners`); open connections go on.
+    /// `graceful`: also drain them as on SIGTERM (`connection: close` on the next response,
+    /// GOAWAY on HTTP/2, idle ones closed after a grace), while the shard keeps running.
+    DrainListeners { graceful: bool },
+}
+
+/// What one shard serves at the moment it answered an `Inspect`.
+#[derive(Debug, Clone, Default)]
+pub struct ShardView {
+    pub shard: usize,
+    /// Listeners accepting on this shard: name and bound address.
+    pub listeners: Vec<(String, std::net::SocketAddr)>,
+    pub clusters: Vec<ClusterView>,
+}
+
+/// One cluster of the shard's current snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub name: String,
+    /// `original_dst` clusters have no endpoint list.
+    pub original_dst: bool,
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// One endpoint as this shard's balancer sees it.
+#[derive(Debug, Clone)]
+pub struct EndpointView {
+    pub addr: std::net::SocketAddr,
+    /// As written in the config (`host:port`).
+    pub written: String,
+    /// Failing active health checks (the checker's last verdict).
+    pub failed_active_hc: bool,
+    /// Ejected by this shard's outlier detection.
+    pub ejected: bool,
+    /// Requests (or TCP connections) in flight to it from this shard.
+    pub active_requests: u32,
 }
 
 pub type CommandSender = mpsc::UnboundedSender<ShardCommand>;
@@ -71,6 +119,25 @@ pub struct ShardStats {
     pub fault_delays_injected: u64,
     pub fault_aborts_injected: u64,
     pub fault_active_delays: u64,
+    /// Traffic mirroring (`crate::http1::mirror`): copies answered, dropped at the in-flight
+    /// bound, skipped (streamed body), failed (counters) and out now (gauge).
+    pub mirror_sent: u64,
+    pub mirror_dropped: u64,
+    pub mirror_skipped: u64,
+    pub mirror_failed: u64,
+    pub mirror_in_flight: u64,
+    /// Overload manager (`crate::overload`): connections closed over
+    /// `max_downstream_connections`, requests refused over `max_active_requests` and above the
+    /// RSS reject watermark, times each RSS action started (counters); whether each action is
+    /// on (gauge, shards summed) and requests active now (gauge).
+    pub overload_cx_overflow: u64,
+    pub overload_rq_overflow: u64,
+    pub overload_rq_rejected: u64,
+    pub overload_stop_accepting_entered: u64,
+    pub overload_reject_requests_entered: u64,
+    pub overload_stop_accepting: u64,
+    pub overload_reject_requests: u64,
+    pub overload_active_requests: u64,
     /// Active health (unhealthy endpoints, panic-mode picks) per health-checked cluster.
     pub health: Vec<crate::cluster::health::HealthStats>,
     /// Retries not made because the cluster's retry budget was spent.
@@ -81,6 +148,12 @@ pub struct ShardStats {
     pub authz: [u64; 5],
     /// Labelled metrics (Istio's and the `shardcar_` listener/cluster stats).
     pub metrics: crate::telemetry::metrics::MetricsSnapshot,
+    /// Access-log lines handed to a writer, and dropped because its queue was full.
+    pub access_log_lines: u64,
+    pub access_log_dropped: u64,
+    /// Tap lines sent, and matching requests not sent (rate cap, full queue).
+    pub tap_events: u64,
+    pub tap_dropped: u64,
 }
 
 impl ShardStats {
@@ -109,6 +182,19 @@ impl ShardStats {
         self.fault_delays_injected += o.fault_delays_injected;
         self.fault_aborts_injected += o.fault_aborts_injected;
         self.fault_active_delays += o.fault_active_delays;
+        self.mirror_sent += o.mirror_sent;
+        self.mirror_dropped += o.mirror_dropped;
+        self.mirror_skipped += o.mirror_skipped;
+        self.mirror_failed += o.mirror_failed;
+        self.mirror_in_flight += o.mirror_in_flight;
+        self.overload_cx_overflow += o.overload_cx_overflow;
+        self.overload_rq_overflow += o.overload_rq_overflow;
+        self.overload_rq_rejected += o.overload_rq_rejected;
+        self.overload_stop_accepting_entered += o.overload_stop_accepting_entered;
+        self.overload_reject_requests_entered += o.overload_reject_requests_entered;
+        self.overload_stop_accepting += o.overload_stop_accepting;
+        self.overload_reject_requests += o.overload_reject_requests;
+        self.overload_active_requests += o.overload_active_requests;
         crate::cluster::health::merge_stats(&mut self.health, &o.health);
         self.retry_budget_exhausted += o.retry_budget_exhausted;
         self.tls.merge(&o.tls);
@@ -116,5 +202,9 @@ impl ShardStats {
             *a += b;
         }
         self.metrics.merge(&o.metrics);
+        self.access_log_lines += o.access_log_lines;
+        self.access_log_dropped += o.access_log_dropped;
+        self.tap_events += o.tap_events;
+        self.tap_dropped += o.tap_dropped;
     }
 }

@@ -41,6 +41,8 @@ pub struct AcceptSet {
     stopping: RefCell<Vec<JoinHandle<()>>>,
     retired_paused: std::cell::Cell<u64>,
     retired_errors: std::cell::Cell<u64>,
+    /// Set by `POST /drain_listeners`: no loop runs or starts again (a reload starts none).
+    closed: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for AcceptSet {
@@ -96,6 +98,9 @@ impl AcceptSet {
     /// Brings the loops in line with `config` (see the module doc).
     pub fn reconcile(&self, shard: &Rc<Shard>, config: &Config) {
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if self.closed.get() {
+            return;
+        }
         let shards = shard.svc.snapshots.current().shards;
         // Stop loops whose listener is gone or rebound.
         let mut keep = Vec::new();
@@ -139,6 +144,26 @@ impl AcceptSet {
         self.retired_errors
             .set(self.retired_errors.get() + r.slot.errors.get());
         self.stopping.borrow_mut().push(r.task);
+    }
+
+    /// Stops every loop for good without waiting (`POST /drain_listeners`); the shard keeps
+    /// serving its open connections.
+    pub fn close_all(&self) {
+        self.closed.set(true);
+        for r in std::mem::take(&mut *self.running.borrow_mut()) {
+            tracing::debug!(listener = %r.name, address = %r.bound, "listener stopped accepting (drain_listeners)");
+            self.retire(r);
+        }
+        self.pending.borrow_mut().clear();
+    }
+
+    /// The running loops: listener name and bound address.
+    pub fn bound(&self) -> Vec<(String, SocketAddr)> {
+        self.running
+            .borrow()
+            .iter()
+            .map(|r| (r.name.to_string(), r.bound))
+            .collect()
     }
 
     /// Stops every loop (the shard drains) and waits until all have returned.

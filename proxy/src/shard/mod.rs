@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use accept::ListenerSlot;
-pub use command::{CommandReceiver, CommandSender, ShardCommand, ShardStats};
+pub use command::{
+    ClusterView, CommandReceiver, CommandSender, EndpointView, ShardCommand, ShardStats, ShardView,
+};
 pub use listeners::AcceptSet;
 
 use crate::config::Config;
@@ -27,6 +29,11 @@ use crate::ctx::{OwnAddrs, Rng, Services, Snapshot, SnapshotCell, Sweeper};
 use crate::http1::H1State;
 use crate::http2::H2State;
 use crate::l4::L4State;
+
+/// When draining, how long an idle keepalive connection is left open before it is closed: a
+/// client that sends its next request meanwhile gets the answer with `connection: close`
+/// instead of racing the close (a request on the wire when the server closes is lost).
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// How often idle pooled upstream connections past their `idle_timeout` are closed.
 const POOL_EVICT_EVERY: Duration = Duration::from_secs(1);
@@ -71,6 +78,8 @@ impl Shard {
         own: Vec<std::net::SocketAddr>,
     ) -> std::io::Result<Shard> {
         let l4 = L4State::new(max_connections())?;
+        let overload = crate::overload::OverloadState::default();
+        overload.configure(&config.overload, shards);
         Ok(Shard {
             svc: Services {
                 id,
@@ -80,6 +89,8 @@ impl Shard {
                 draining: Cell::new(false),
                 own: OwnAddrs::new(own),
                 faults: Default::default(),
+                mirrors: Default::default(),
+                overload,
                 authz: Default::default(),
                 telemetry: Default::default(),
             },
@@ -129,6 +140,21 @@ impl Shard {
         s.fault_delays_injected = f.delays_injected.get();
         s.fault_aborts_injected = f.aborts_injected.get();
         s.fault_active_delays = f.active_delays.get();
+        let m = &self.svc.mirrors;
+        s.mirror_sent = m.sent.get();
+        s.mirror_dropped = m.dropped.get();
+        s.mirror_skipped = m.skipped.get();
+        s.mirror_failed = m.failed.get();
+        s.mirror_in_flight = u64::from(m.in_flight.get());
+        let o = &self.svc.overload;
+        s.overload_cx_overflow = o.cx_overflow.get();
+        s.overload_rq_overflow = o.rq_overflow.get();
+        s.overload_rq_rejected = o.rq_rejected.get();
+        s.overload_stop_accepting_entered = o.stop_accepting_entered.get();
+        s.overload_reject_requests_entered = o.reject_requests_entered.get();
+        s.overload_stop_accepting = u64::from(o.actions().stop_accepting);
+        s.overload_reject_requests = u64::from(o.actions().reject_requests);
+        s.overload_active_requests = u64::from(o.active_requests());
         s.h2_connections = self.h2.connections.get();
         s.h2_streams = self.h2.streams.get();
         s.h2_guard_closes = self.h2.guard_closes.get();
@@ -142,7 +168,49 @@ impl Shard {
             a.jwt_rejected.get(),
         ];
         s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
+        s.access_log_lines = snap.log_counters.lines.get();
+        s.access_log_dropped = snap.log_counters.dropped.get();
+        s.tap_events = self.svc.telemetry.taps.events.get();
+        s.tap_dropped = self.svc.telemetry.taps.dropped.get();
         s
+    }
+
+    /// What this shard serves now (listeners accepting, clusters' endpoints).
+    fn view(&self) -> ShardView {
+        let snap = self.svc.snapshots.current();
+        ShardView {
+            shard: self.svc.id,
+            listeners: self.accept.bound(),
+            clusters: snap
+                .clusters
+                .iter()
+                .map(|b| ClusterView {
+                    name: b.cluster().name.clone(),
+                    original_dst: matches!(
+                        b.cluster().kind,
+                        crate::config::ClusterKind::OriginalDst { .. }
+                    ),
+                    endpoints: b.endpoint_views(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `POST /drain_listeners`: stop accepting everywhere; `graceful` also drains connections.
+    fn drain_listeners(&self, graceful: bool) {
+        self.accept.close_all();
+        tracing::info!(
+            shard = self.svc.id,
+            graceful,
+            "listeners drained: no new connections"
+        );
+        if graceful && !self.svc.draining.replace(true) {
+            let sweeper = self.svc.sweeper.clone();
+            monoio::spawn(async move {
+                monoio::time::sleep(DRAIN_IDLE_GRACE).await;
+                sweeper.abort_between_requests();
+            });
+        }
     }
 
     /// Applies the health checker's verdicts to the current snapshot's balancer of that cluster.
@@ -153,7 +221,20 @@ impl Shard {
         }
     }
 
+    /// Installs a DNS cluster's new endpoints: a snapshot in which only its balancer is new
+    /// (running requests finish on the old one, whose pools then close).
+    fn endpoints(&self, u: &crate::discovery::EndpointsUpdate) {
+        let snap = self.svc.snapshots.current();
+        if let Some(next) = crate::discovery::apply(&snap.config, u) {
+            let snap = self.svc.snapshots.swap(Arc::new(next), self.svc.id);
+            tracing::debug!(shard = self.svc.id, cluster = %u.cluster, generation = snap.generation, "dns endpoints installed");
+        }
+    }
+
     fn swap(self: &Rc<Self>, config: Arc<Config>) {
+        self.svc
+            .overload
+            .configure(&config.overload, self.svc.snapshots.current().shards);
         self.svc
             .sweeper
             .set_shortest_timeout(shortest_timeout(&config));
@@ -206,17 +287,26 @@ pub async fn run(
     let _ = ready.send(Ok(()));
     monoio::spawn(shard.svc.sweeper.clone().run());
     monoio::spawn(evict_pools(shard.clone()));
+    monoio::spawn(flush_logs(shard.clone()));
     while let Some(cmd) = commands.recv().await {
         match cmd {
+            ShardCommand::Tap(t) => shard.svc.telemetry.taps.attach(t, shards),
+            ShardCommand::Untap(id) => shard.svc.telemetry.taps.detach(id),
             ShardCommand::Bind(sockets) => shard.accept.stage(sockets),
             ShardCommand::Swap(c) => shard.swap(c),
             ShardCommand::Health(h) => shard.health(&h),
+            ShardCommand::Endpoints(u) => shard.endpoints(&u),
+            ShardCommand::Overload(a) => shard.svc.overload.apply(a),
             ShardCommand::StatsSnapshot(reply) => {
                 let _ = reply.send(shard.stats());
             }
             ShardCommand::Barrier(reply) => {
                 let _ = reply.send(shard.svc.snapshots.current().generation);
             }
+            ShardCommand::Inspect(reply) => {
+                let _ = reply.send(shard.view());
+            }
+            ShardCommand::DrainListeners { graceful } => shard.drain_listeners(graceful),
             ShardCommand::Drain => break,
         }
     }
@@ -224,6 +314,9 @@ pub async fn run(
     // listening socket is closed before draining, so none completes handshakes nobody serves.
     shard.accept.stop_all().await;
     drain(&shard, commands).await;
+    for sinks in &shard.svc.snapshots.current().access_logs {
+        sinks.iter().for_each(|s| s.flush());
+    }
 }
 
 /// Closes expired idle upstream connections of the current snapshot's clusters.
@@ -236,12 +329,23 @@ async fn evict_pools(shard: Rc<Shard>) {
     }
 }
 
+/// Hands buffered access-log lines of the current snapshot to their writers every tick.
+async fn flush_logs(shard: Rc<Shard>) {
+    loop {
+        monoio::time::sleep(crate::telemetry::access_log::sink::FLUSH_EVERY).await;
+        for sinks in &shard.svc.snapshots.current().access_logs {
+            sinks.iter().for_each(|s| s.flush());
+        }
+    }
+}
+
 /// Waits for open connections up to `drain_timeout`, still answering stats requests.
 async fn drain(shard: &Shard, mut commands: CommandReceiver) {
     let timeout = shard.svc.snapshots.current().config.drain_timeout;
     let deadline = Instant::now() + timeout;
     shard.svc.draining.set(true);
-    shard.svc.sweeper.abort_between_requests();
+    let idle_close_at = Instant::now() + DRAIN_IDLE_GRACE.min(timeout);
+    let mut idle_closed = false;
     if shard.active.get() > 0 {
         tracing::info!(
             shard = shard.svc.id,
@@ -259,10 +363,23 @@ async fn drain(shard: &Shard, mut commands: CommandReceiver) {
             );
             return;
         }
+        if !idle_closed && Instant::now() >= idle_close_at {
+            shard.svc.sweeper.abort_between_requests();
+            idle_closed = true;
+        }
         while let Ok(cmd) = commands.try_recv() {
-            if let ShardCommand::StatsSnapshot(reply) = cmd {
-                let _ = reply.send(shard.stats());
+            match cmd {
+                ShardCommand::StatsSnapshot(reply) => {
+                    let _ = reply.send(shard.stats());
+                }
+                ShardCommand::Inspect(reply) => {
+                    let _ = reply.send(shard.view());
+                }
+                _ => {}
             }
+        }
+        for sinks in &shard.svc.snapshots.current().access_logs {
+            sinks.iter().for_each(|s| s.flush());
         }
         monoio::time::sleep(Duration::from_millis(5)).await;
     }

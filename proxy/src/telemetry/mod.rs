@@ -10,7 +10,10 @@ pub mod propagate;
 pub mod record;
 pub mod shard;
 pub mod tap;
+pub mod tap_live;
 pub mod trace;
+pub mod view;
 
 pub use record::{Flags, Protocol, Record};
 pub use shard::ShardTelemetry;
+pub use view::RequestView;

@@ -39,9 +39,10 @@ impl Protocol {
 pub struct Flags(pub u32);
 
 /// Known flags, in the order Envoy prints them.
-const FLAG_CODES: [&str; 24] = [
+/// `EB` (egress blocked, [`crate::egress`]) is ours, after Envoy's.
+const FLAG_CODES: [&str; 25] = [
     "UH", "UF", "UO", "NR", "URX", "UT", "UR", "UC", "LR", "DC", "DPE", "UPE", "RL", "UAEX", "DI",
-    "FI", "SI", "RBAC", "UMSDR", "DF", "NC", "OM", "DT", "UDO",
+    "FI", "SI", "RBAC", "UMSDR", "DF", "NC", "OM", "DT", "UDO", "EB",
 ];
 
 impl Flags {
@@ -124,6 +125,8 @@ pub struct Record {
     pub upstream_failure: Option<&'static str>,
     /// Why the connection ended, when the proxy ended it (`%CONNECTION_TERMINATION_DETAILS%`).
     pub termination: Option<&'static str>,
+    /// The `x-request-id` the proxy generated (the client sent none), for logs.
+    pub request_id: Option<[u8; 36]>,
 }
 
 impl Record {
@@ -147,6 +150,7 @@ impl Record {
             retries: 0,
             upstream_failure: None,
             termination: None,
+            request_id: None,
         }
     }
 
@@ -167,6 +171,7 @@ impl Record {
             retries: 0,
             upstream_failure: None,
             termination: None,
+            request_id: None,
             ..*self
         };
     }

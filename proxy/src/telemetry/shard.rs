@@ -1,22 +1,64 @@
 //! A shard's telemetry sinks and the hand-off every protocol calls once per finished request
-//! (or TCP connection) with its [`Record`]. Consumers (metrics today; access logs and tap
-//! attach here too) read the record; none of them is called from inside a codec.
+//! (or TCP connection) with its [`Record`]: metrics always; the request's listener's access
+//! logs when it has any (they live in the request's snapshot); attached taps (one branch when
+//! none is). None of them is called from inside a codec.
 
+use super::access_log::sink;
 use super::metrics::ShardMetrics;
 use super::record::Record;
-use crate::ctx::{ConnCtx, Snapshot};
+use super::tap_live::ShardTaps;
+use super::view::RequestView;
+use crate::ctx::{ConnCtx, Rng, Snapshot};
 
 /// One shard's telemetry state. `!Send`, single writer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ShardTelemetry {
     pub metrics: ShardMetrics,
+    pub taps: ShardTaps,
+    /// Access-log sampling.
+    rng: Rng,
+}
+
+impl Default for ShardTelemetry {
+    fn default() -> Self {
+        ShardTelemetry {
+            metrics: ShardMetrics::default(),
+            taps: ShardTaps::default(),
+            rng: Rng::for_shard(0x51),
+        }
+    }
 }
 
 impl ShardTelemetry {
     /// An HTTP request (HTTP/1 or HTTP/2 stream) finished; fixes `rec.duration`.
-    pub fn http_done(&self, rec: &mut Record, conn: &ConnCtx, snap: &Snapshot) {
+    pub fn http_done(
+        &self,
+        rec: &mut Record,
+        conn: &ConnCtx,
+        snap: &Snapshot,
+        req: &dyn RequestView,
+    ) {
         rec.finish();
         self.metrics.on_http(rec, conn, snap);
+        if let Some(sinks) = snap.access_logs.get(rec.listener as usize) {
+            if !sinks.is_empty() {
+                sink::log_http(sinks, rec, conn, snap, req, &self.rng);
+            }
+        }
+        if self.taps.on() {
+            self.taps.offer(rec, conn, req);
+        }
+    }
+
+    /// Whether a finished request on `listener` of `snap` is read by more than metrics (an
+    /// access log or a tap): the HTTP/1 codec then keeps a copy of a head its body would
+    /// overwrite.
+    pub fn wants_head(&self, snap: &Snapshot, listener: usize) -> bool {
+        self.taps.on()
+            || snap
+                .access_logs
+                .get(listener)
+                .is_some_and(|s| !s.is_empty())
     }
 
     /// A TCP proxy connection started (its upstream cluster chosen).
@@ -24,15 +66,35 @@ impl ShardTelemetry {
         self.metrics.on_tcp_open(rec, principal, snap);
     }
 
-    /// A TCP proxy connection ended; fixes `rec.duration`.
-    pub fn tcp_done(&self, rec: &mut Record, principal: Option<&str>, snap: &Snapshot) {
+    /// A TCP proxy connection ended; fixes `rec.duration`. `peer`: the client's address.
+    pub fn tcp_done(
+        &self,
+        rec: &mut Record,
+        peer: Option<std::net::SocketAddr>,
+        principal: Option<&str>,
+        snap: &Snapshot,
+    ) {
         rec.finish();
         self.metrics.on_tcp_close(rec, principal, snap);
+        if let Some(sinks) = snap.access_logs.get(rec.listener as usize) {
+            if !sinks.is_empty() {
+                sink::log_tcp(sinks, rec, peer, principal, snap, &self.rng);
+            }
+        }
     }
 
     /// A downstream connection was accepted on / closed from listener `idx`.
     pub fn accepted(&self, idx: usize) {
         self.metrics.on_accept(idx);
+    }
+    /// Listener `idx`'s egress policy refused a request or connection.
+    pub fn egress_blocked(
+        &self,
+        idx: usize,
+        path: crate::egress::Path,
+        why: crate::egress::Blocked,
+    ) {
+        self.metrics.on_egress_blocked(idx, path, why);
     }
     pub fn closed(&self, idx: usize) {
         self.metrics.on_close(idx);

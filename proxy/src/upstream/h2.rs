@@ -43,6 +43,8 @@ fn builder(s: &H2Settings, initial_streams: u32) -> h2::client::Builder {
 /// Why checkout failed.
 #[derive(Debug)]
 pub enum CheckoutError {
+    /// The cluster's `max_pending_requests` share is full (503 `UO`).
+    Overflow,
     Connect(ConnectError),
     Handshake(h2::Error),
 }
@@ -55,20 +57,36 @@ pub async fn checkout(
     mark: Option<u32>,
 ) -> Result<StreamSlot, CheckoutError> {
     let cluster = balancer.cluster();
-    loop {
+    if let Some(slot) = balancer.h2.claim(ep_idx) {
+        return Ok(slot);
+    }
+    // No room: the request is pending until it has a stream (see `cluster::conn_gate`).
+    let gate = &balancer.breaker.conns;
+    let _pending = gate.pending().ok_or(CheckoutError::Overflow)?;
+    let mut waited = false;
+    let cx = loop {
         if let Some(slot) = balancer.h2.claim(ep_idx) {
             return Ok(slot);
         }
-        if !balancer
+        if balancer
             .h2
             .wait_for_connect(ep_idx, cluster.h2.max_concurrent_streams)
             .await
         {
-            break;
+            continue;
         }
-    }
+        if let Some(cx) = gate.try_open() {
+            break cx;
+        }
+        if !waited {
+            waited = true;
+            gate.note_cx_overflow();
+        }
+        // At max_connections: wait for a stream to end or a connection to close.
+        gate.wait().await;
+    };
     balancer.h2.begin_connect(ep_idx);
-    let r = connect_new(balancer, ep_idx, addr, mark).await;
+    let r = connect_new(balancer, ep_idx, addr, mark, cx).await;
     balancer.h2.end_connect(ep_idx);
     r
 }
@@ -78,6 +96,7 @@ async fn connect_new(
     ep_idx: usize,
     addr: UpstreamAddr,
     mark: Option<u32>,
+    cx: crate::cluster::ConnSlot,
 ) -> Result<StreamSlot, CheckoutError> {
     let cluster = balancer.cluster();
     let tcp = match connect_stream(balancer, addr, mark).await {
@@ -114,6 +133,7 @@ async fn connect_new(
         peer_max: std::cell::Cell::new(conn.max_concurrent_send_streams() as u32),
         gone: std::cell::Cell::new(false),
         cap,
+        slot: cx,
     });
     let watch = Rc::downgrade(&shared);
     let pings = cluster.h2.keepalive.zip(conn.ping_pong());
@@ -242,7 +262,10 @@ pub async fn open_stream(
     let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, tried)?;
     let slot = checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark)
         .await
-        .map_err(|_| Failure::Connect)?;
+        .map_err(|e| match e {
+            CheckoutError::Overflow => Failure::Overflow,
+            _ => Failure::Connect,
+        })?;
     let mut send = slot.conn.send.clone();
     let ready = poll_fn(|cx| send.poll_ready(cx)).await;
     let sent = ready.and_then(|()| {

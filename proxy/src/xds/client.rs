@@ -184,7 +184,7 @@ impl Client {
         if self.last_doc.as_ref() != Some(&c.doc) {
             let config = Config::from_xds_value(c.doc.clone())
                 .map_err(|e| format!("{}: {}: {}", blame(&c, &e.path), e.path, e.message))?;
-            self.control.apply(config)?;
+            self.control.apply(config, c.doc.to_string())?;
             self.applies += 1;
             if self.propagation.len() == SAMPLES {
                 self.propagation.remove(0);

@@ -13,6 +13,8 @@ pub struct HoldOrigin {
     pub addr: SocketAddr,
     /// Request heads received so far.
     pub arrived: Arc<AtomicUsize>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
     released: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -25,12 +27,15 @@ impl HoldOrigin {
         let arrived = Arc::new(AtomicUsize::new(0));
         let released = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
         let (a, r, s) = (arrived.clone(), released.clone(), stop.clone());
+        let n = connections.clone();
         let thread = std::thread::spawn(move || {
             for conn in l.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
+                n.fetch_add(1, Ordering::SeqCst);
                 let Ok(conn) = conn else { continue };
                 let (a, r) = (a.clone(), r.clone());
                 std::thread::spawn(move || serve(conn, &a, &r));
@@ -39,6 +44,7 @@ impl HoldOrigin {
         HoldOrigin {
             addr,
             arrived,
+            connections,
             released,
             stop,
             thread: Some(thread),

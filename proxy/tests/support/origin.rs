@@ -34,7 +34,12 @@ struct Shared {
 
 impl Origin {
     pub fn start(name: &str) -> Origin {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        Origin::start_at(name, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Like [`Origin::start`], on `addr` (e.g. another loopback address).
+    pub fn start_at(name: &str, addr: SocketAddr) -> Origin {
+        let l = TcpListener::bind(addr).unwrap();
         let addr = l.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));

@@ -4,8 +4,10 @@
 
 pub mod format;
 pub mod render;
+pub mod sink;
 #[cfg(test)]
 mod tests;
+pub mod writer;
 
 pub use format::{Format, FormatError, Op, ENVOY_DEFAULT_FORMAT};
 pub use render::{Entry, HeaderLookup};

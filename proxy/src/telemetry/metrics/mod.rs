@@ -65,6 +65,16 @@ impl ShardMetrics {
         self.ops.borrow_mut().accept(idx);
     }
 
+    /// The egress policy of listener `idx` refused a request or connection.
+    pub fn on_egress_blocked(
+        &self,
+        idx: usize,
+        path: crate::egress::Path,
+        why: crate::egress::Blocked,
+    ) {
+        self.ops.borrow_mut().egress_blocked(idx, path, why);
+    }
+
     /// A downstream connection of listener `idx` closed.
     pub fn on_close(&self, idx: usize) {
         self.ops.borrow_mut().close(idx);

@@ -8,6 +8,7 @@ use super::histogram::{Buckets, Histogram};
 use super::snapshot::{Kind, MetricsSnapshot, Value};
 use super::table::Table;
 use crate::ctx::Snapshot;
+use crate::egress::{Blocked, Path};
 use crate::telemetry::record::{Flags, Record};
 
 const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -17,6 +18,8 @@ struct ListenerSeries {
     cx_total: u64,
     cx_destroy: u64,
     rq: [u64; 6],
+    /// Egress blocks by `[path][reason]` (`egress::Path`, `egress::Blocked`).
+    egress_blocked: [[u64; 2]; 2],
 }
 
 #[derive(Debug)]
@@ -66,6 +69,10 @@ impl OpsTables {
 
     pub fn close(&mut self, idx: usize) {
         self.listener(idx).cx_destroy += 1;
+    }
+
+    pub fn egress_blocked(&mut self, idx: usize, path: Path, why: Blocked) {
+        self.listener(idx).egress_blocked[path as usize][why as usize] += 1;
     }
 
     fn cluster(&mut self, c: u16, snap: &Snapshot) -> &mut ClusterSeries {
@@ -162,6 +169,25 @@ impl OpsTables {
             for (c, v) in s.rq.iter().enumerate().filter(|(_, v)| **v > 0) {
                 rq.int(vec![n.clone(), CLASSES[c].into()], *v);
             }
+            if s.egress_blocked.iter().flatten().any(|v| *v > 0) {
+                let eb = out.family(
+                    "shardcar_listener_egress_blocked",
+                    "Outbound requests (502 EB) and connections (reset) the registry_only policy refused.",
+                    Kind::Counter,
+                    &["listener", "protocol", "reason"],
+                );
+                for (p, path) in ["http", "tcp"].into_iter().enumerate() {
+                    for (r, why) in [Blocked::NotRegistered, Blocked::Metadata]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        eb.int(
+                            vec![n.clone(), path.into(), why.label().into()],
+                            s.egress_blocked[p][r],
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -252,9 +278,39 @@ fn balancers_into(snap: &Snapshot, out: &mut MetricsSnapshot) {
         if let Some(bs) = b.breaker.stats(&b.cluster().name) {
             put(
                 "shardcar_cluster_upstream_rq_pending_overflow",
-                "Requests shed by the circuit breaker (503 UO).",
+                "Requests shed by the circuit breaker (503 UO: max_requests or max_pending_requests).",
                 Kind::Counter,
-                bs.overflows,
+                bs.overflows + bs.pending_overflows,
+            );
+            put(
+                "shardcar_cluster_upstream_cx_overflow",
+                "Upstream connections not opened at the max_connections breaker.",
+                Kind::Counter,
+                bs.cx_overflows,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_cx_active",
+                "Open upstream connections (HTTP/1, HTTP/2, L4).",
+                Kind::Gauge,
+                bs.active_connections,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_cx_max",
+                "The circuit breaker's max_connections (sum of the shards' shares; 0 = none).",
+                Kind::Gauge,
+                bs.max_connections,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_rq_pending_active",
+                "Requests waiting for an upstream connection.",
+                Kind::Gauge,
+                bs.pending_requests,
+            );
+            put(
+                "shardcar_cluster_circuit_breakers_rq_pending_max",
+                "The circuit breaker's max_pending_requests (sum of the shards' shares; 0 = none).",
+                Kind::Gauge,
+                bs.max_pending_requests,
             );
             put(
                 "shardcar_cluster_circuit_breakers_rq_active",

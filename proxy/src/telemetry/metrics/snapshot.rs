@@ -107,6 +107,31 @@ impl MetricsSnapshot {
         }
     }
 
+    /// Subtracts `base`'s counter and histogram series from the matching ones here (saturating;
+    /// gauges untouched): what `POST /reset_counters` shows afterwards.
+    pub fn subtract(&mut self, base: &MetricsSnapshot) {
+        for f in &mut self.families {
+            if f.kind == Kind::Gauge {
+                continue;
+            }
+            let Some(b) = base.families.iter().find(|b| b.name == f.name) else {
+                continue;
+            };
+            for (labels, v) in f.series.iter_mut() {
+                match (v, b.series.get(labels)) {
+                    (Value::Int(a), Some(Value::Int(z))) => *a = a.saturating_sub(*z),
+                    (Value::Hist(a), Some(Value::Hist(z))) => {
+                        for (x, y) in a.counts.iter_mut().zip(&z.counts) {
+                            *x = x.saturating_sub(*y);
+                        }
+                        a.sum = a.sum.saturating_sub(z.sum);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// The sum of a counter family's series whose labels include every `(name, value)` of
     /// `matching` (a histogram series counts its observations).
     pub fn sum(&self, name: &str, matching: &[(&str, &str)]) -> u64 {
