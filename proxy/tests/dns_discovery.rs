@@ -24,39 +24,50 @@ struct Dnsmasq {
 }
 
 impl Dnsmasq {
+    /// Starts dnsmasq on a free port (another one if that port turns out taken: dnsmasq also
+    /// binds TCP on it, so a free UDP port is not enough).
     fn start(dir: &TempDir, records: &str) -> Dnsmasq {
         let hosts = dir.file("hosts");
         std::fs::write(&hosts, records).unwrap();
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--local-ttl=1",
-                "--pid-file=",
-                "--user=root",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--addn-hosts={}", hosts.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq starts");
-        let d = Dnsmasq { child, hosts, port };
-        d.wait_answers();
-        d
+        for _ in 0..10 {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new("dnsmasq")
+                .args([
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    "--local-ttl=1",
+                    "--pid-file=",
+                    "--user=root",
+                ])
+                .arg(format!("--port={port}"))
+                .arg(format!("--addn-hosts={}", hosts.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dnsmasq starts");
+            let mut d = Dnsmasq {
+                child,
+                hosts: hosts.clone(),
+                port,
+            };
+            if d.wait_answers() {
+                return d;
+            }
+            let _ = d.child.kill();
+        }
+        panic!("dnsmasq did not start on any of 10 ports");
     }
 
-    /// Polls (up to 10 s) until dnsmasq answers a query for app.test.
-    fn wait_answers(&self) {
+    /// Polls (up to 10 s) until dnsmasq answers a query for app.test; false if it exited.
+    fn wait_answers(&mut self) -> bool {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
@@ -65,12 +76,15 @@ impl Dnsmasq {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 512];
         while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return false; // e.g. the port was taken
+            }
             let _ = s.send_to(&q, ("127.0.0.1", self.port));
             if s.recv(&mut buf).is_ok() {
-                return;
+                return true;
             }
         }
-        panic!("dnsmasq did not answer on port {}", self.port);
+        panic!("dnsmasq runs but did not answer on port {}", self.port);
     }
 
     /// Rewrites the records and makes dnsmasq re-read them.
