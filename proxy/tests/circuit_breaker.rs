@@ -310,6 +310,15 @@ fn l4_connections_over_max_connections_are_refused() {
         origin.connections.load(std::sync::atomic::Ordering::SeqCst),
         1
     );
+    // The refused connection is reported with flag UO (not UF).
+    let mut text = String::new();
+    shardcar::telemetry::metrics::prometheus::write(&mut text, &server.total_stats().metrics);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("istio_tcp_connections_closed_total")
+                && l.contains("response_flags=\"UO\"")),
+        "{text}"
+    );
     origin.release();
     assert_eq!(first.read_response(false).unwrap().status, 200);
     drop(first);
