@@ -20,6 +20,9 @@ pub struct Cli {
     /// Config file (YAML). Without it the embedded default runs (15001 outbound, 15006 inbound).
     #[arg(long, short = 'c', global = true)]
     pub config: Option<PathBuf>,
+    /// xDS bootstrap (YAML: node, xDS cluster, static resources); instead of `--config`.
+    #[arg(long, conflicts_with = "config")]
+    pub bootstrap: Option<PathBuf>,
     /// Number of shards (threads, one per CPU). Default: every CPU this process may use.
     #[arg(long)]
     pub shards: Option<usize>,

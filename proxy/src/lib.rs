@@ -8,7 +8,7 @@
 //! Beside the data path: [`config`] (two-stage YAML loading), [`shard`] (one runtime per core,
 //! state by layer, command channel), [`server`] (start, swap, stats, drain), [`intercept`]
 //! (iptables/nft capture rules), [`admin`] (the control-side admin API), [`reload`] (SIGHUP,
-//! file watch and `POST /reload` → validate → swap) and [`sys`], the only module allowed `unsafe`. [`ctx`] holds
+//! file watch and `POST /reload` → validate → swap), [`xds`] (ADS client → the same swap) and [`sys`], the only module allowed `unsafe`. [`ctx`] holds
 //! what all layers share (addresses, snapshots, the connection sweeper) and imports none of them.
 #![deny(unsafe_code)]
 
@@ -41,6 +41,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod tls_io;
 pub mod upstream;
+pub mod xds;
 
 pub use config::Config;
 pub use server::Server;

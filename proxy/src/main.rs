@@ -171,7 +171,21 @@ fn ebpf_cmd(action: &InterceptAction, dry_run: bool, o: &intercept::ebpf::EbpfOp
 }
 
 fn run(cli: &Cli) -> ExitCode {
+    let boot = match &cli.bootstrap {
+        Some(path) => match shardcar::xds::Bootstrap::from_file(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let config = match &cli.config {
+        _ if boot.is_some() => boot
+            .as_ref()
+            .map(|b| b.initial.clone())
+            .unwrap_or_else(Config::embedded_default),
         Some(path) => match Config::from_file(path) {
             Ok(c) => c,
             Err(e) => {
@@ -204,11 +218,21 @@ fn run(cli: &Cli) -> ExitCode {
     }
     let handle = server.handle();
     let admin = server.config().admin.clone();
-    let (control, control_handle) = Control::new(server, cli.config.clone());
+    let (mut control, control_handle) = Control::new(server, cli.config.clone());
+    if let Some(b) = &boot {
+        control.set_text(b.statics.to_string());
+    }
     if let Err(e) = start_admin(handle, &admin, &control_handle) {
         eprintln!("cannot start the admin server: {e}");
         control.into_server().shutdown();
         return ExitCode::FAILURE;
+    }
+    if let Some(b) = boot {
+        if let Err(e) = shardcar::xds::start(b, control_handle.clone()) {
+            eprintln!("cannot start the xds client: {e}");
+            control.into_server().shutdown();
+            return ExitCode::FAILURE;
+        }
     }
     let watched = cli.config.as_deref().filter(|_| !cli.no_watch);
     let _watch = watched.and_then(|path| {

@@ -325,6 +325,22 @@ impl ServerHandle {
             .collect()
     }
 
+    /// Waits until every shard has handled every command sent before (a swap included);
+    /// false if a shard is gone.
+    pub fn barrier(&self) -> bool {
+        let replies: Vec<_> = self
+            .shards
+            .iter()
+            .map(|s| {
+                let (tx, rx) = oneshot::channel();
+                s.send(ShardCommand::Barrier(tx)).ok().map(|_| rx)
+            })
+            .collect();
+        replies
+            .into_iter()
+            .all(|rx| rx.is_some_and(|rx| rx.blocking_recv().is_ok()))
+    }
+
     /// All shards' counters summed.
     pub fn total_stats(&self) -> ShardStats {
         let mut total = ShardStats::default();

@@ -310,6 +310,15 @@ fn l4_connections_over_max_connections_are_refused() {
         origin.connections.load(std::sync::atomic::Ordering::SeqCst),
         1
     );
+    // The refused connection is reported with flag UO (not UF).
+    let mut text = String::new();
+    shardcar::telemetry::metrics::prometheus::write(&mut text, &server.total_stats().metrics);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("istio_tcp_connections_closed_total")
+                && l.contains("response_flags=\"UO\"")),
+        "{text}"
+    );
     origin.release();
     assert_eq!(first.read_response(false).unwrap().status, 200);
     drop(first);
@@ -344,4 +353,61 @@ clusters:
             "{e}"
         );
     }
+}
+
+#[test]
+fn http2_upstream_requests_wait_at_max_connections_and_overflow_pending() {
+    // B: an h2c listener in front of the holding origin. A: an h1 listener whose cluster
+    // speaks h2 to B, one stream per connection, one connection, one pending request.
+    let origin = HoldOrigin::start();
+    let b_yaml = format!(
+        "drain_timeout: 1s
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: http2
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: app
+clusters:
+  - name: app
+    endpoints: [\"{}\"]
+",
+        origin.addr
+    );
+    let b = Server::start(Config::from_yaml(&b_yaml).unwrap(), 1).expect("proxy B");
+    let (a, addr) = support::http_proxy_to(
+        b.addr("web").unwrap(),
+        "    protocol: http2
+    http2: {max_concurrent_streams: 1}
+    circuit_breakers: {max_connections: 1, max_pending_requests: 1}
+",
+    );
+    let mut first = Client::connect(addr);
+    first.send(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+    origin.wait_arrived(1);
+    // The second finds the one connection full and may not open another: pending.
+    let mut second = Client::connect(addr);
+    second.send(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_breaker(&a, "second pending", |b| b.pending_requests == 1);
+    // The third overflows.
+    let r = Client::connect(addr).get("/x");
+    assert_eq!((r.status, r.header("x-shardcar-flag")), (503, Some("UO")));
+    let s = breaker(&a);
+    assert_eq!(
+        (s.active_connections, s.cx_overflows, s.pending_overflows),
+        (1, 1, 1),
+        "{s:?}"
+    );
+    origin.release();
+    for c in [&mut first, &mut second] {
+        assert_eq!(c.read_response(false).unwrap().status, 200);
+    }
+    assert_eq!(a.total_stats().h2_upstream_connected, 1);
+    drop((first, second));
+    a.shutdown();
+    b.shutdown();
 }

@@ -260,3 +260,41 @@ clusters:
         );
     }
 }
+
+#[test]
+fn http2_clients_are_mirrored_too() {
+    if !support::tools::have("curl", &["--version"]) {
+        return;
+    }
+    let primary = Origin::start("primary");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let shadow_addr = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || capture_one(l, tx));
+    let (server, addr) = proxy(primary.addr, shadow_addr, "100");
+    let url = format!("http://{addr}/echo");
+    let out = support::tools::run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "10",
+            "--http2-prior-knowledge",
+            "--data-binary",
+            "hello",
+            &url,
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello");
+    let (head, body) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("shadow copy");
+    assert!(head.starts_with("POST /echo HTTP/1.1\r\n"), "{head}");
+    let want = format!("host: 127.0.0.1-shadow:{}\r\n", addr.port());
+    assert!(
+        head.to_ascii_lowercase().contains(&want),
+        "{want} in {head}"
+    );
+    assert_eq!(body, b"hello");
+    server.shutdown();
+}

@@ -183,6 +183,15 @@ fn rss_watermarks_stop_accepting_then_reject_then_recover() {
         ),
         (1, 1, 1)
     );
+    let mut text = String::new();
+    shardcar::telemetry::metrics::prometheus::write(&mut text, &s.metrics);
+    for line in [
+        "shardcar_overload_rq_rejected_total 1\n",
+        "shardcar_overload_stop_accepting_entered_total 1\n",
+        "shardcar_overload_stop_accepting 0\n",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
     server.shutdown();
 }
 

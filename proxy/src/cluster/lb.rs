@@ -99,6 +99,11 @@ impl Balancer {
         &self.cluster
     }
 
+    /// Whether `c` is this balancer's cluster unchanged (same `Arc`, or equal settings).
+    pub fn same_cluster(&self, c: &Arc<Cluster>) -> bool {
+        Arc::ptr_eq(&self.cluster, c) || *self.cluster == **c
+    }
+
     /// xorshift64*: cheap, per-shard, good enough to pick two endpoints.
     fn next_random(&self) -> u64 {
         let mut x = self.rng.get();
@@ -135,6 +140,10 @@ impl Balancer {
         let ClusterKind::Static(eps) = &self.cluster.kind else {
             return None;
         };
+        if eps.is_empty() {
+            // An EDS cluster whose endpoints were all removed: 503 UH.
+            return None;
+        }
         self.outlier.poll();
         let n = eps.len();
         if n == 0 {

@@ -293,10 +293,25 @@ impl Config {
                 message: msg,
             }
         })?;
-        typed::build(raw).map_err(|mut e| {
+        typed::build(raw, false).map_err(|mut e| {
             e.line = index.line_of(&e.path);
             e
         })
+    }
+
+    /// Validates a config assembled by the xDS client (`crate::xds`): the same shape as the
+    /// YAML, as a JSON value. It may have no listener, and `type: eds` clusters (possibly
+    /// without endpoints). Errors name the field path (no line: there is no file).
+    pub fn from_xds_value(value: serde_json::Value) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError {
+                line: None,
+                path: if path == "." { String::new() } else { path },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        typed::build(raw, true)
     }
 
     /// Reads and validates a config file.

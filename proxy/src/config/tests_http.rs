@@ -313,7 +313,7 @@ fn route_errors_name_field_and_line() {
         (
             "            timeout: 0\n",
             "            timeot: 0\n",
-            "listeners[0].virtual_hosts[0].routes[1].timeot: unknown field `timeot`, expected one of `name`, `match`, `cluster`, `weighted_clusters`, `direct_response`, `timeout`, `retry_policy`, `request_headers_to_add`, `request_headers_to_remove`, `host_rewrite`, `response_headers_to_add`, `response_headers_to_remove`, `fault` at line 17",
+            "listeners[0].virtual_hosts[0].routes[1].timeot: unknown field `timeot`, expected one of `name`, `match`, `cluster`, `weighted_clusters`, `direct_response`, `timeout`, `retry_policy`, `request_headers_to_add`, `request_headers_to_remove`, `host_rewrite`, `response_headers_to_add`, `response_headers_to_remove`, `fault`, `request_mirror_policies` at line 17",
         ),
     ];
     for (from, to, want) in cases {

@@ -44,7 +44,7 @@ fn parse_endpoint(path: String, s: &str) -> Result<Endpoint, ConfigError> {
     })
 }
 
-fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
+fn build_cluster(i: usize, raw: &RawCluster, xds: bool) -> Result<Cluster, ConfigError> {
     let at = |f: &str| format!("clusters[{i}].{f}");
     if raw.name.is_empty() {
         return Err(ConfigError::new(at("name"), "must not be empty"));
@@ -60,6 +60,14 @@ fn build_cluster(i: usize, raw: &RawCluster) -> Result<Cluster, ConfigError> {
         }
     };
     let kind = match raw.kind.as_deref() {
+        // From xDS only (EDS): the endpoint list may be empty (every endpoint removed → 503 UH).
+        Some("eds") if xds => ClusterKind::Static(
+            raw.endpoints
+                .iter()
+                .enumerate()
+                .map(|(j, e)| parse_endpoint(format!("clusters[{i}].endpoints[{j}]"), e))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         None | Some("static") => {
             if raw.endpoints.is_empty() {
                 return Err(ConfigError::new(
@@ -334,14 +342,16 @@ fn check_unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<
     Ok(())
 }
 
-pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
+/// `xds`: the config comes from the xDS client (`crate::xds`), which may have no listener yet
+/// and clusters of `type: eds` whose endpoint lists may be empty.
+pub(super) fn build(raw: RawConfig, xds: bool) -> Result<Config, ConfigError> {
     check_unique("clusters", raw.clusters.iter().map(|c| c.name.as_str()))?;
     check_unique("listeners", raw.listeners.iter().map(|l| l.name.as_str()))?;
     let clusters = raw
         .clusters
         .iter()
         .enumerate()
-        .map(|(i, c)| build_cluster(i, c).map(Arc::new))
+        .map(|(i, c)| build_cluster(i, c, xds).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
     let mut listeners = raw
         .listeners
@@ -351,7 +361,7 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     super::authz::attach(&raw, &mut listeners, &clusters)?;
     super::egress::attach(raw.outbound_traffic_policy.as_ref(), &mut listeners)?;
-    if listeners.is_empty() {
+    if listeners.is_empty() && !xds {
         return Err(ConfigError::new(
             "listeners",
             "at least one listener is required",

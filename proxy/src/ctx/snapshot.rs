@@ -42,23 +42,30 @@ impl Snapshot {
         shard: usize,
         shards: usize,
     ) -> Snapshot {
+        // By name in a map: an xDS config carries thousands of clusters.
+        let by_name: std::collections::HashMap<&str, &Rc<Balancer>> = prev
+            .map(|p| {
+                p.clusters
+                    .iter()
+                    .map(|b| (b.cluster().name.as_str(), b))
+                    .collect()
+            })
+            .unwrap_or_default();
         let clusters = config
             .clusters
             .iter()
             .map(|c| {
-                prev.and_then(|p| {
-                    p.clusters
-                        .iter()
-                        .find(|b| b.cluster().name == c.name && *b.cluster() == **c)
-                        .cloned()
-                })
-                .unwrap_or_else(|| {
-                    Rc::new(Balancer::new(
-                        c.clone(),
-                        0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
-                        shards,
-                    ))
-                })
+                by_name
+                    .get(c.name.as_str())
+                    .filter(|b| b.same_cluster(c))
+                    .map(|b| Rc::clone(b))
+                    .unwrap_or_else(|| {
+                        Rc::new(Balancer::new(
+                            c.clone(),
+                            0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
+                            shards,
+                        ))
+                    })
             })
             .collect();
         let log_counters = prev.map(|p| p.log_counters.clone()).unwrap_or_default();

@@ -174,7 +174,7 @@ async fn route_and_forward(
     ds: &mut Downstream,
     head: &Head<'_>,
     body: RecvStream,
-    (snap, listener): (&crate::ctx::Snapshot, usize),
+    (snap, listener): (&std::rc::Rc<crate::ctx::Snapshot>, usize),
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
     let Some(_active) = env.svc.overload.admit() else {
@@ -243,7 +243,7 @@ async fn route_and_forward(
     };
     match protocol {
         UpstreamProtocol::Http1 | UpstreamProtocol::Auto => {
-            to_h1::exchange(ds, head, body, route, balancer, mark, env).await
+            to_h1::exchange(ds, head, body, route, (snap, balancer), mark, env).await
         }
         UpstreamProtocol::Http2 => {
             to_h2::exchange(ds, head, body, route, balancer, mark, env).await

@@ -46,7 +46,7 @@ pub async fn exchange(
     head: &Head<'_>,
     mut body: RecvStream,
     route: &Route,
-    balancer: &Balancer,
+    (snap, balancer): (&std::rc::Rc<crate::ctx::Snapshot>, &Balancer),
     mark: Option<u32>,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
@@ -56,7 +56,10 @@ pub async fn exchange(
         ReqBody::Empty
     } else {
         match head.content_length {
-            Some(n) if retrier.enabled() && n as usize <= env.settings.retry_buffer_bytes => {
+            Some(n)
+                if (retrier.enabled() || !route.mirrors.is_empty())
+                    && n as usize <= env.settings.retry_buffer_bytes =>
+            {
                 ReqBody::Buffered(buffer(&mut body, n as usize, ds).await?)
             }
             _ => ReqBody::Stream(body),
@@ -98,6 +101,19 @@ pub async fn exchange(
             trace: crate::telemetry::propagate::Fresh::draw(|| rng.next()),
         },
     );
+    if !route.mirrors.is_empty() {
+        let copy = crate::http1::mirror::Copy {
+            head: &wbuf,
+            body: match &req_body {
+                ReqBody::Empty => Some(&[][..]),
+                ReqBody::Buffered(b) => Some(&b[..]),
+                _ => None,
+            },
+            mark,
+            timeout: route.timeout,
+        };
+        crate::http1::mirror::launch(&route.mirrors, snap, &env.svc.mirrors, rng, &copy);
+    }
     let mut timing = Timing {
         tried: Default::default(),
         route_timeout: route.timeout,

@@ -186,6 +186,7 @@ pub async fn serve(
                         crate::egress::FLAG
                     }
                     NoUpstream::Failed => "UF",
+                    NoUpstream::Overflow => "UO",
                 };
                 let mut r = tally.record(None, Some(flag), (0, 0));
                 if matches!(no, NoUpstream::Failed) {
@@ -279,6 +280,7 @@ pub async fn serve_tls<C>(
                         crate::egress::FLAG
                     }
                     NoUpstream::Failed => "UF",
+                    NoUpstream::Overflow => "UO",
                 };
                 let mut r = tally.record(None, Some(flag), (0, 0));
                 if matches!(no, NoUpstream::Failed) {
@@ -421,6 +423,8 @@ enum NoUpstream {
     Blocked,
     /// No destination, or the connect failed: close the client.
     Failed,
+    /// The cluster's `max_connections` breaker is full: close the client (flag `UO`).
+    Overflow,
 }
 
 /// Picks the destination, applies the listener's egress policy (`sniffed`: the bytes
@@ -439,7 +443,7 @@ async fn connect_upstream(
     let Some(cx) = balancer.breaker.conns.try_open() else {
         balancer.breaker.conns.note_cx_overflow();
         crate::warn_limited!("l4_cx_overflow", listener = %listener, %peer, cluster = %cluster.name, "circuit breaker max_connections reached (UO); closing client");
-        return Err(NoUpstream::Failed);
+        return Err(NoUpstream::Overflow);
     };
     let (dst, pick) = match destination(conn, balancer, svc, l4) {
         Ok(d) => d,

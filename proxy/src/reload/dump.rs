@@ -23,6 +23,8 @@ pub struct Facts<'a> {
     pub bound: &'a [(String, std::net::SocketAddr)],
     /// The YAML text of the config in force.
     pub text: &'a str,
+    /// The xDS client's state (a JSON object), when the proxy runs from a bootstrap.
+    pub xds: Option<&'a str>,
 }
 
 /// One JSON object, newline-terminated.
@@ -52,6 +54,9 @@ pub fn render(config: &Config, f: &Facts<'_>) -> String {
             let _ = write!(o, ",\"error\":{}", json(e));
         }
         o.push('}');
+    }
+    if let Some(x) = f.xds {
+        let _ = write!(o, ",\"xds\":{x}");
     }
     o.push_str(",\"listeners\":[");
     for (i, l) in config.listeners.iter().enumerate() {

@@ -83,6 +83,15 @@ enum ControlMsg {
         reply: Option<mpsc::Sender<Result<u64, String>>>,
     },
     Dump(mpsc::Sender<String>),
+    /// A config assembled by the xDS client: swap it in, wait for every shard, answer.
+    Apply {
+        config: Box<Config>,
+        /// The config as a JSON document (YAML-compatible), for `/config_dump`.
+        text: String,
+        reply: mpsc::Sender<Result<u64, String>>,
+    },
+    /// The xDS client's state (versions, nonces, warming) as a JSON object, for `/config_dump`.
+    XdsStatus(String),
     Shutdown,
 }
 
@@ -98,6 +107,8 @@ impl std::fmt::Debug for ControlMsg {
         f.write_str(match self {
             ControlMsg::Reload { .. } => "Reload",
             ControlMsg::Dump(_) => "Dump",
+            ControlMsg::Apply { .. } => "Apply",
+            ControlMsg::XdsStatus(_) => "XdsStatus",
             ControlMsg::Shutdown => "Shutdown",
         })
     }
@@ -132,6 +143,26 @@ impl ControlHandle {
         rx.recv_timeout(REPLY_TIMEOUT).ok()
     }
 
+    /// Installs a config from the xDS client and waits until every shard uses it: the new
+    /// version, or why the running config stays (the client NACKs with that text).
+    pub fn apply(&self, config: Config, text: String) -> Result<u64, String> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(ControlMsg::Apply {
+                config: Box::new(config),
+                text,
+                reply: tx,
+            })
+            .map_err(|_| "the proxy is shutting down".to_string())?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| "the control thread did not answer".to_string())?
+    }
+
+    /// Replaces the xDS section of `/config_dump`.
+    pub fn set_xds_status(&self, json: String) {
+        let _ = self.tx.send(ControlMsg::XdsStatus(json));
+    }
+
     /// Makes [`Control::run`] return (it then hands the server back for shutdown).
     pub fn shutdown(&self) {
         let _ = self.tx.send(ControlMsg::Shutdown);
@@ -154,6 +185,8 @@ pub struct Control {
     current: u64,
     last_bad: Option<u64>,
     last: Option<LastReload>,
+    /// The xDS client's last reported state (`None` without a bootstrap).
+    xds: Option<String>,
     /// The YAML text of the config in force (for `/config_dump`).
     text: String,
     rx: mpsc::Receiver<ControlMsg>,
@@ -182,10 +215,17 @@ impl Control {
             current,
             last_bad: None,
             last: None,
+            xds: None,
             text,
             rx,
         };
         (control, handle)
+    }
+
+    /// The config text `/config_dump` shows when it did not come from a file (an xDS
+    /// bootstrap's static resources, as JSON).
+    pub fn set_text(&mut self, text: String) {
+        self.text = text;
     }
 
     /// Serves reload and dump requests until [`ControlHandle::shutdown`] (or every handle is
@@ -202,6 +242,18 @@ impl Control {
                 ControlMsg::Dump(reply) => {
                     let _ = reply.send(dump::render(self.server.config(), &self.dump_facts()));
                 }
+                ControlMsg::Apply {
+                    config,
+                    text,
+                    reply,
+                } => {
+                    let r = self.apply(*config);
+                    if r.is_ok() {
+                        self.text = text;
+                    }
+                    let _ = reply.send(r);
+                }
+                ControlMsg::XdsStatus(s) => self.xds = Some(s),
                 ControlMsg::Shutdown => break,
             }
         }
@@ -222,8 +274,22 @@ impl Control {
             fingerprint: self.current,
             last: self.last.as_ref(),
             bound: self.server.listeners(),
+            xds: self.xds.as_deref(),
             text: &self.text,
         }
+    }
+
+    /// Swaps in an xDS config and waits until every shard runs it.
+    fn apply(&mut self, config: Config) -> Result<u64, String> {
+        if let Err(e) = self.server.swap(config) {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(e.to_string());
+        }
+        if !self.server.handle().barrier() {
+            return Err("a shard is gone".into());
+        }
+        self.stats.applied.fetch_add(1, Ordering::Relaxed);
+        Ok(self.stats.version.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// One reload attempt; `Ok(version)` also when a file event changed nothing.

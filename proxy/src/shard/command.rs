@@ -26,6 +26,9 @@ pub enum ShardCommand {
     StatsSnapshot(oneshot::Sender<ShardStats>),
     /// The health checker's verdicts for one cluster's endpoints.
     Health(Arc<crate::health::HealthUpdate>),
+    /// Reply with the config generation in use once every command before this one is done
+    /// (the xDS client measures propagation and ACKs only after every shard applied a swap).
+    Barrier(oneshot::Sender<u64>),
     /// Attach a tap (replacing one with the same id): matching requests are sent to it.
     Tap(crate::telemetry::tap_live::TapAttach),
     /// Detach the tap with this id.

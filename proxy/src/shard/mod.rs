@@ -170,6 +170,9 @@ impl Shard {
             a.jwt_rejected.get(),
         ];
         s.metrics = self.svc.telemetry.metrics.snapshot(&snap);
+        let mut m = std::mem::take(&mut s.metrics);
+        resilience_metrics(&s, &mut m);
+        s.metrics = m;
         s.access_log_lines = snap.log_counters.lines.get();
         s.access_log_dropped = snap.log_counters.dropped.get();
         s.tap_events = self.svc.telemetry.taps.events.get();
@@ -250,6 +253,96 @@ impl Shard {
     }
 }
 
+/// The mirroring and overload-manager figures `stats` just read, as Prometheus families
+/// (`shardcar_mirror_*`, `shardcar_overload_*`; counters get `_total` on exposition; gauges
+/// are summed over shards when merged).
+fn resilience_metrics(s: &ShardStats, m: &mut crate::telemetry::metrics::MetricsSnapshot) {
+    use crate::telemetry::metrics::Kind::{self, Counter, Gauge};
+    let series: [(&'static str, &'static str, Kind, u64); 13] = [
+        (
+            "shardcar_mirror_sent",
+            "Mirrored copies answered by the shadow cluster.",
+            Counter,
+            s.mirror_sent,
+        ),
+        (
+            "shardcar_mirror_dropped",
+            "Mirrored copies dropped at the in-flight bound (slow shadow).",
+            Counter,
+            s.mirror_dropped,
+        ),
+        (
+            "shardcar_mirror_skipped",
+            "Requests chosen for mirroring whose body streamed (not copied).",
+            Counter,
+            s.mirror_skipped,
+        ),
+        (
+            "shardcar_mirror_failed",
+            "Mirrored copies that failed or timed out.",
+            Counter,
+            s.mirror_failed,
+        ),
+        (
+            "shardcar_mirror_in_flight",
+            "Mirrored copies out now.",
+            Gauge,
+            s.mirror_in_flight,
+        ),
+        (
+            "shardcar_overload_downstream_cx_overflow",
+            "Connections closed at accept over max_downstream_connections.",
+            Counter,
+            s.overload_cx_overflow,
+        ),
+        (
+            "shardcar_overload_rq_overflow",
+            "Requests answered 503 OM over max_active_requests.",
+            Counter,
+            s.overload_rq_overflow,
+        ),
+        (
+            "shardcar_overload_rq_rejected",
+            "Requests answered 503 OM above rss_reject_requests.",
+            Counter,
+            s.overload_rq_rejected,
+        ),
+        (
+            "shardcar_overload_stop_accepting_entered",
+            "Times accepting stopped for rss_stop_accepting.",
+            Counter,
+            s.overload_stop_accepting_entered,
+        ),
+        (
+            "shardcar_overload_reject_requests_entered",
+            "Times request rejection started for rss_reject_requests.",
+            Counter,
+            s.overload_reject_requests_entered,
+        ),
+        (
+            "shardcar_overload_stop_accepting",
+            "Shards not accepting because of the RSS watermark.",
+            Gauge,
+            s.overload_stop_accepting,
+        ),
+        (
+            "shardcar_overload_reject_requests",
+            "Shards rejecting requests because of the RSS watermark.",
+            Gauge,
+            s.overload_reject_requests,
+        ),
+        (
+            "shardcar_overload_active_requests",
+            "Requests in progress (max_active_requests).",
+            Gauge,
+            s.overload_active_requests,
+        ),
+    ];
+    for (name, help, kind, v) in series {
+        m.family(name, help, kind, &[]).int(Vec::new(), v);
+    }
+}
+
 /// Upper bound on connections this process can hold: half the fd limit (two fds each).
 fn max_connections() -> u32 {
     (crate::sys::fd_limit().unwrap_or(65_536) / 2).clamp(1024, 1 << 20) as u32
@@ -301,6 +394,9 @@ pub async fn run(
             ShardCommand::Overload(a) => shard.svc.overload.apply(a),
             ShardCommand::StatsSnapshot(reply) => {
                 let _ = reply.send(shard.stats());
+            }
+            ShardCommand::Barrier(reply) => {
+                let _ = reply.send(shard.svc.snapshots.current().generation);
             }
             ShardCommand::Inspect(reply) => {
                 let _ = reply.send(shard.view());

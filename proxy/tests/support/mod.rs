@@ -9,6 +9,7 @@ pub mod origin;
 pub mod script;
 pub mod status;
 pub mod tools;
+pub mod xds;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
