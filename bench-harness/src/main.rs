@@ -50,6 +50,11 @@ enum Cmd {
     Ci {
         #[arg(long, default_value = "ci")]
         set: String,
+        /// Measure again (up to this many times in all) when the figures miss the gate: other
+        /// tenants only ever make a run worse, so a real regression misses every attempt while
+        /// a contended machine rarely misses them all.
+        #[arg(long, default_value_t = 3)]
+        attempts: u32,
     },
     /// Run the `ci` set into perf-reports/ and rewrite perf-reports/baseline.json from it.
     Baseline {
@@ -187,6 +192,14 @@ fn measure(
     Ok((runner.results, dir))
 }
 
+/// The 1-minute load average, to say how contended the machine was when a gate attempt missed.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn load_gate(root: &Path) -> anyhow::Result<GateConfig> {
     let p = root.join("bench-harness/gate.toml");
     GateConfig::parse(&p.display().to_string(), &std::fs::read_to_string(&p)?)
@@ -261,10 +274,22 @@ fn real_main(cli: &Cli) -> anyhow::Result<bool> {
             println!("report: {}", dir.join("summary.md").display());
             Ok(true)
         }
-        Cmd::Ci { set } => {
-            let (r, dir) = measure(cli, set, &cli.root.join("target/shardbench"), false)?;
-            println!("report: {}", dir.join("summary.md").display());
-            verdict(&cli.root, &r)
+        Cmd::Ci { set, attempts } => {
+            let attempts = (*attempts).max(1);
+            for attempt in 1..=attempts {
+                let (r, dir) = measure(cli, set, &cli.root.join("target/shardbench"), false)?;
+                println!("report: {}", dir.join("summary.md").display());
+                if verdict(&cli.root, &r)? {
+                    return Ok(true);
+                }
+                if attempt < attempts {
+                    eprintln!(
+                        "bench-ci: attempt {attempt} of {attempts} missed the gate (load average {}); measuring again",
+                        load_average()
+                    );
+                }
+            }
+            Ok(false)
         }
         Cmd::Baseline { set } => {
             let (r, dir) = measure(cli, set, &perf, false)?;
