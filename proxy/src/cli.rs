@@ -1,7 +1,8 @@
 //! Command line: `shardcar [--config FILE] [--shards N]` runs the proxy; `shardcar validate FILE`
 //! checks a config and exits non-zero with the field path and line of the first problem;
 //! `shardcar intercept install|uninstall|show` manages the transparent-capture rules;
-//! `shardcar certs init|issue` writes a development CA and SVIDs.
+//! `shardcar certs init|issue` writes a development CA and SVIDs; `shardcar tap` prints the
+//! requests a running one serves.
 
 use std::path::PathBuf;
 
@@ -29,6 +30,11 @@ pub struct Cli {
     /// Do not watch the config file for changes (SIGHUP and `POST /reload` still reload).
     #[arg(long)]
     pub no_watch: bool,
+    /// Binary upgrade: start beside the running shardcar PID (listeners share its ports with
+    /// SO_REUSEPORT), then send it SIGTERM so it stops accepting and drains; the admin ports
+    /// are taken over when it exits.
+    #[arg(long, value_name = "PID")]
+    pub upgrade_from: Option<u32>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -40,6 +46,8 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print a live table of the requests a running shardcar serves (its admin `GET /tap`).
+    Tap(TapArgs),
     /// Transparent capture rules (iptables/nft, REDIRECT/TPROXY) for this host or namespace.
     Intercept {
         #[command(subcommand)]
@@ -50,6 +58,54 @@ pub enum Command {
         #[command(subcommand)]
         action: CertsAction,
     },
+}
+
+/// `shardcar tap`: filters (all must match) and output.
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// The admin API of the shardcar to tap.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin: std::net::SocketAddr,
+    /// Exact authority (Host / :authority), case-insensitive.
+    #[arg(long)]
+    pub authority: Option<String>,
+    /// Path prefix.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Exact method.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Exact response status.
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// Exact peer identity (SPIFFE ID).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Requests a second, whole process (default 100, at most 10000); the rest are dropped.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Exit after this many requests.
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
+    /// Print the JSON lines instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TapArgs {
+    pub fn query(&self) -> crate::admin::tap_client::TapQuery {
+        crate::admin::tap_client::TapQuery {
+            admin: Some(self.admin),
+            authority: self.authority.clone(),
+            path_prefix: self.path.clone(),
+            method: self.method.clone(),
+            status: self.status,
+            identity: self.identity.clone(),
+            rate: self.rate,
+            count: self.count,
+            json: self.json,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,6 +40,7 @@ pub mod sys;
 pub mod telemetry;
 pub mod tls;
 pub mod tls_io;
+pub mod upgrade;
 pub mod upstream;
 pub mod xds;
 

@@ -43,6 +43,15 @@ fn main() -> ExitCode {
         },
         Some(Command::Intercept { action }) => intercept_cmd(&action),
         Some(Command::Certs { action }) => certs_cmd(&action),
+        Some(Command::Tap(args)) => {
+            match shardcar::admin::tap_client::run(&args.query(), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tap: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => run(&cli),
     }
 }
@@ -202,6 +211,12 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(pid) = cli.upgrade_from {
+        if let Err(e) = shardcar::upgrade::check_target(pid) {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    }
     let shards = cli
         .shards
         .unwrap_or_else(|| wire::allowed_cpus().len().max(1));
@@ -216,13 +231,22 @@ fn run(cli: &Cli) -> ExitCode {
         // A stable, parseable line on stdout: tests and scripts read bound ports from it.
         println!("listening {name} {addr}");
     }
+    if let Some(pid) = cli.upgrade_from {
+        if let Err(e) = shardcar::upgrade::retire(pid) {
+            tracing::error!(old = pid, error = %e, "binary upgrade: cannot signal the old process; stop it yourself");
+        }
+    }
     let handle = server.handle();
     let admin = server.config().admin.clone();
+    // Upgrading: the old process holds the admin ports until it exits (at most its drain).
+    let admin_wait = cli
+        .upgrade_from
+        .map(|_| server.config().drain_timeout + std::time::Duration::from_secs(10));
     let (mut control, control_handle) = Control::new(server, cli.config.clone());
     if let Some(b) = &boot {
         control.set_text(b.statics.to_string());
     }
-    if let Err(e) = start_admin(handle, &admin, &control_handle) {
+    if let Err(e) = start_admin(handle, &admin, &control_handle, admin_wait) {
         eprintln!("cannot start the admin server: {e}");
         control.into_server().shutdown();
         return ExitCode::FAILURE;
@@ -271,11 +295,13 @@ fn handle_signals(mut signals: Signals, control: &ControlHandle) {
 }
 
 /// Starts the admin and health servers the config asks for and prints their bound addresses
-/// (`listening admin …`, `listening admin-health …`).
+/// (`listening admin …`, `listening admin-health …`). With `wait` (a binary upgrade) a port
+/// still held by the old process is bound by a background thread once it is free.
 fn start_admin(
     server: shardcar::server::ServerHandle,
     settings: &shardcar::config::AdminSettings,
     control: &ControlHandle,
+    wait: Option<std::time::Duration>,
 ) -> std::io::Result<()> {
     use shardcar::admin::{self, AdminCtx};
     let ctx = AdminCtx {
@@ -289,10 +315,33 @@ fn start_admin(
         ("admin", settings.address, admin::ADMIN),
         ("admin-health", settings.health_address, admin::HEALTH),
     ] {
-        if let Some(addr) = addr {
-            let bound = admin::serve(addr, table, ctx.clone())
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{name} on {addr}: {e}")))?;
-            println!("listening {name} {}", bound.addr);
+        let Some(addr) = addr else { continue };
+        match (admin::serve(addr, table, ctx.clone()), wait) {
+            (Ok(bound), _) => println!("listening {name} {}", bound.addr),
+            (Err(e), Some(limit)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::info!(%addr, "{name} port still held by the old process; binding it when free");
+                let ctx = ctx.clone();
+                std::thread::Builder::new()
+                    .name(format!("{name}-bind"))
+                    .spawn(move || {
+                        use std::io::Write;
+                        match shardcar::upgrade::bind_when_free(limit, || {
+                            admin::serve(addr, table, ctx.clone())
+                        }) {
+                            Ok(bound) => {
+                                println!("listening {name} {}", bound.addr);
+                                let _ = std::io::stdout().flush();
+                            }
+                            Err(e) => tracing::error!(%addr, error = %e, "{name} not started"),
+                        }
+                    })?;
+            }
+            (Err(e), _) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{name} on {addr}: {e}"),
+                ))
+            }
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! The only `unsafe` in Shardcar: raw syscalls the standard library, socket2 and monoio do not
 //! wrap — `splice(2)`, pipe creation and sizing, `SO_LINGER`/`shutdown` on a borrowed fd, and
-//! `SO_ORIGINAL_DST`, `SO_ERROR`, `statfs` (bpffs/cgroup2 checks), two `bpf(2)` commands (eBPF interception) and `setns` (for the namespace tests). Every block states the invariant it relies on.
+//! `SO_ORIGINAL_DST`, `SO_ERROR`, `statfs` (bpffs/cgroup2 checks), two `bpf(2)` commands (eBPF interception), `setns` (for the namespace tests) and `kill` (SIGTERM to the process a binary upgrade replaces). Every block states the invariant it relies on.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -168,6 +168,17 @@ pub fn enter_netns(ns: &impl AsRawFd) -> io::Result<()> {
     // SAFETY: setns takes an fd and a flag; `ns` is borrowed and open for the call. Changing the
     // network namespace of the calling thread does not invalidate any memory.
     cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+}
+
+/// Sends `SIGTERM` to process `pid` (a binary upgrade retiring the old shardcar).
+pub fn terminate(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))?;
+    // SAFETY: kill takes a positive pid (one process, checked above, never a group) and a
+    // signal number; no memory is involved.
+    cvt(unsafe { libc::kill(pid, libc::SIGTERM) }).map(drop)
 }
 
 const SO_ORIGINAL_DST: libc::c_int = 80; // linux/netfilter_ipv4.h

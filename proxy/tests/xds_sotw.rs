@@ -49,22 +49,7 @@ fn sotw_config_routes_nack_endpoints_under_load() {
 
     // A route change: /name goes to a new cluster.
     cp.set("CDS", vec![eds_cluster("web"), eds_cluster("other")]);
-    cp.update("EDS", vec![cla("other", &[b.addr])]);
-    cp.set(
-        "RDS",
-        vec![route_config("r1", &[("/name", "other"), ("/", "web")])],
-    );
-    let (s, body) = get_until(lis, "/name", |s, b| s == 200 && b == "b");
-    assert_eq!(
-        (s, body.as_str()),
-        (200, "b"),
-        "the route change took effect"
-    );
-    assert_eq!(
-        http_get(lis, "/x", "app.test").0,
-        200,
-        "the other route still serves"
-    );
+    route_name_to_other(&mut cp, lis, ("b", b.addr), "the route change took effect");
 
     // An unsupported, behaviour-changing field: NACK naming it; the old config stays.
     let mut bad = eds_cluster("bad");

@@ -20,6 +20,7 @@ mod prometheus;
 mod reload;
 mod routes;
 mod tap;
+pub mod tap_client;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -138,9 +138,10 @@ pub async fn serve<S: Stream>(
     let outcome = {
         let work = pin!(async {
             loop {
-                if svc.draining.get() {
-                    return None;
-                }
+                // Draining does not close here: the response just sent may have promised
+                // keepalive, and a request already on its way would be lost. The next request
+                // is answered with `connection: close`; an idle connection is closed by the
+                // drain's grace (`abort_between_requests`).
                 // The idle wait is all an idle keepalive connection's future holds; the
                 // request's state (head scan, exchange, upstream) lives in a per-request box.
                 if conn.rbuf.is_empty() && !wait_request(&mut conn).await {

@@ -5,6 +5,7 @@ Prints {"event": "listening", "port": N} first, then one JSON event per line:
   ack/nack a request answering one of our responses: type, version, nonce, error,
            t (when it arrived) and pushed (when that response was sent), both time.time()
   stream   a stream opened or closed (api sotw|delta)
+  sent     a Delta response: type, nonce, names (changed resources), removed
 Commands, one JSON object per stdin line (resources in Envoy's canonical JSON):
   {"op": "set", "type": "CDS", "resources": [...]}   replace the whole set of a type
   {"op": "update", "type": "EDS", "resources": [...]} add or replace some
@@ -131,6 +132,8 @@ class Stream:
         resp = discovery_pb2.DeltaDiscoveryResponse(system_version_info=version, type_url=TYPES[kind][0],
                                                     nonce=nonce, resources=changed, removed_resources=removed)
         self.sent[nonce] = (kind, version, time.time())
+        emit(event="sent", api="delta", type=kind, nonce=nonce, names=[r.name for r in changed],
+             removed=removed)
         self.q.put(resp)
 
     def push(self, kind):

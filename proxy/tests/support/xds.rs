@@ -98,6 +98,14 @@ impl ControlPlane {
         );
     }
 
+    /// Every event so far that nobody consumed (without waiting).
+    pub fn events(&mut self) -> &[Value] {
+        while let Ok(v) = self.events.try_recv() {
+            self.seen.push(v);
+        }
+        &self.seen
+    }
+
     /// Waits for the ACK of the type's latest change.
     pub fn acked(&mut self, kind: &str) -> Value {
         let version = json!(self.versions.get(kind).copied().unwrap_or(0).to_string());
@@ -181,6 +189,10 @@ impl Sidecar {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `GET /config_dump` as JSON.
     pub fn dump(&self) -> Value {
         let body = http_get(self.admin, "/config_dump", "localhost").1;
@@ -253,6 +265,28 @@ pub fn get_until(addr: SocketAddr, path: &str, pred: impl Fn(u16, &str) -> bool)
     }
 }
 
+/// Gives cluster `other` the endpoint `at` (an origin named `name`) and routes `/name`
+/// there, the rest staying on `web`; asserts both routes then serve. `what` names the step.
+pub fn route_name_to_other(
+    cp: &mut ControlPlane,
+    lis: SocketAddr,
+    (name, at): (&str, SocketAddr),
+    what: &str,
+) {
+    cp.update("EDS", vec![cla("other", &[at])]);
+    cp.set(
+        "RDS",
+        vec![route_config("r1", &[("/name", "other"), ("/", "web")])],
+    );
+    let (s, body) = get_until(lis, "/name", |s, b| s == 200 && b == name);
+    assert_eq!((s, body.as_str()), (200, name), "{what}");
+    assert_eq!(
+        http_get(lis, "/x", "app.test").0,
+        200,
+        "{what}: `/` still serves"
+    );
+}
+
 // ---- Envoy resources (canonical JSON) ----
 
 pub fn eds_cluster(name: &str) -> Value {
@@ -285,6 +319,26 @@ pub fn http_listener(name: &str, port: u16, route: &str) -> Value {
     })
 }
 
+/// [`http_listener`] terminating TLS with the SDS secret `secret` (no client certificate).
+pub fn tls_listener(name: &str, port: u16, route: &str, secret: &str) -> Value {
+    let mut l = http_listener(name, port, route);
+    l["filterChains"][0]["transportSocket"] = json!({
+        "name": "envoy.transport_sockets.tls",
+        "typedConfig": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "commonTlsContext": {"tlsCertificateSdsSecretConfigs": [{"name": secret, "sdsConfig": {"ads": {}}}]}
+        }
+    });
+    l
+}
+
+/// An SDS `tls_certificate` secret with the chain and key inline (PEM).
+pub fn cert_secret(name: &str, chain_pem: &str, key_pem: &str) -> Value {
+    json!({"name": name, "tlsCertificate": {
+        "certificateChain": {"inlineString": chain_pem},
+        "privateKey": {"inlineString": key_pem}}})
+}
+
 /// A route configuration: one virtual host (`*`), `routes` as (prefix, cluster).
 pub fn route_config(name: &str, routes: &[(&str, &str)]) -> Value {
     let rs: Vec<Value> = routes
@@ -311,6 +365,11 @@ pub fn shardload() -> std::path::PathBuf {
 
 /// Starts `shardload` at `rps` for `secs` against `url`; returns the child writing `json`.
 pub fn load(url: &str, rps: u32, secs: u32, json: &std::path::Path) -> Child {
+    load_with(url, rps, secs, json, &[])
+}
+
+/// [`load`] with more `shardload` arguments (`--ca`, `-H`, …).
+pub fn load_with(url: &str, rps: u32, secs: u32, json: &std::path::Path, extra: &[&str]) -> Child {
     Command::new(shardload())
         .args([
             url,
@@ -323,6 +382,7 @@ pub fn load(url: &str, rps: u32, secs: u32, json: &std::path::Path) -> Child {
             "--json",
         ])
         .arg(json)
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .expect("start shardload")
