@@ -468,18 +468,27 @@ impl KeyServer {
     }
 }
 
-#[test]
-fn jwks_is_fetched_through_a_cluster_at_load_and_again_on_reload() {
-    if !have_python_modules("jwt, cryptography") {
-        return;
-    }
-    let dir = TempDir::new("authz-jwks-uri");
+/// Minted tokens, a key server serving `jwks.json` from a copy it can change, an origin.
+fn idp(
+    name: &str,
+) -> (
+    TempDir,
+    serde_json::Value,
+    std::path::PathBuf,
+    KeyServer,
+    Origin,
+) {
+    let dir = TempDir::new(name);
     let t = mint(&dir);
     let served = dir.file("served.json");
     std::fs::copy(dir.file("jwks.json"), &served).unwrap();
     let keys = KeyServer::start(served.clone());
-    let origin = Origin::start("app");
-    let extra = format!(
+    (dir, t, served, keys, Origin::start("app"))
+}
+
+/// The `idp` cluster, a `jwksUri` rule (plus `rule_extra` lines) and a token-required policy.
+fn idp_yaml(keys: &KeyServer, rule_extra: &str) -> String {
+    format!(
         "  - name: idp
     endpoints: [\"{}\"]
     connect_timeout: 2s
@@ -489,13 +498,21 @@ request_authentication:
       - issuer: https://issuer.test
         jwksUri: http://idp.test/keys
         jwksCluster: idp
-authorization_policies:
+{rule_extra}authorization_policies:
   - name: need-token
     rules: [{{from: [{{source: {{requestPrincipals: [\"https://issuer.test/*\"]}}}}]}}]
 ",
         keys.addr
-    );
-    let yaml = http_yaml(origin.addr, 0, &extra);
+    )
+}
+
+#[test]
+fn jwks_is_fetched_through_a_cluster_at_load_and_again_on_reload() {
+    if !have_python_modules("jwt, cryptography") {
+        return;
+    }
+    let (dir, t, served, keys, origin) = idp("authz-jwks-uri");
+    let yaml = http_yaml(origin.addr, 0, &idp_yaml(&keys, ""));
     let (mut p, addr) = {
         let s = Server::start(Config::from_yaml(&yaml).unwrap(), 1).unwrap();
         let a = s.addr("web").unwrap();
@@ -545,29 +562,8 @@ fn jwks_is_refreshed_every_interval_and_a_failed_fetch_keeps_the_keys() {
         return;
     }
     use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-    let dir = TempDir::new("authz-jwks-timer");
-    let t = mint(&dir);
-    let served = dir.file("served.json");
-    std::fs::copy(dir.file("jwks.json"), &served).unwrap();
-    let keys = KeyServer::start(served.clone());
-    let origin = Origin::start("app");
-    let extra = format!(
-        "  - name: idp
-    endpoints: [\"{}\"]
-    connect_timeout: 2s
-request_authentication:
-  - name: jwt
-    jwtRules:
-      - issuer: https://issuer.test
-        jwksUri: http://idp.test/keys
-        jwksCluster: idp
-        jwksRefreshInterval: 300ms
-authorization_policies:
-  - name: need-token
-    rules: [{{from: [{{source: {{requestPrincipals: [\"https://issuer.test/*\"]}}}}]}}]
-",
-        keys.addr
-    );
+    let (dir, t, served, keys, origin) = idp("authz-jwks-timer");
+    let extra = idp_yaml(&keys, "        jwksRefreshInterval: 300ms\n");
     let p = Server::start(
         Config::from_yaml(&http_yaml(origin.addr, 0, &extra)).unwrap(),
         2,
