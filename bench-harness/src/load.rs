@@ -92,6 +92,11 @@ pub fn run(
         c.args(["--method", "POST", "--body-size"])
             .arg(s.request_bytes.to_string());
     }
+    let base = target.id.id.strip_suffix(crate::target::BEFORE);
+    let id = base.unwrap_or(&target.id.id);
+    for h in s.target_headers.get(id).into_iter().flatten() {
+        c.arg("--header").arg(h);
+    }
     c.stdout(Stdio::null()).stderr(Stdio::piped());
     let cpu0 = target.cpu_seconds();
     let out = c

@@ -134,6 +134,10 @@ pub struct Scenario {
     /// per-connection buffers of idle connections after a while; Shardcar parks them after 1 s).
     #[serde(deserialize_with = "de_duration", default = "default_settle")]
     pub settle: Duration,
+    /// `load`: extra request headers (`"Name: value"`) the client sends to one target id, e.g.
+    /// trace headers for the target whose template has tracing and access logs on.
+    #[serde(default)]
+    pub target_headers: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn default_protocol() -> Protocol {
@@ -218,6 +222,20 @@ impl Scenario {
         for (i, t) in self.targets.iter().enumerate() {
             if let Err(e) = crate::target::TargetId::parse(t) {
                 return Err(err(&format!("targets[{i}]"), &e));
+            }
+        }
+        for (t, hs) in &self.target_headers {
+            if !self.targets.contains(t) {
+                return Err(err(
+                    &format!("target_headers.{t}"),
+                    "is not one of the scenario's targets",
+                ));
+            }
+            if let Some(h) = hs.iter().find(|h| !h.contains(':')) {
+                return Err(err(
+                    &format!("target_headers.{t}"),
+                    &format!("header {h:?} must be \"Name: value\""),
+                ));
             }
         }
         if self.repetitions == 0 {
@@ -369,6 +387,39 @@ duration = "2s"
             e.to_string().starts_with("x.toml: field `duration`:"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn target_headers_name_a_target_and_are_headers() {
+        let s = Scenario::parse(
+            "x.toml",
+            &format!("{OK}\n[target_headers]\nshardcar-http = [\"traceparent: 00-1-2-01\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.target_headers["shardcar-http"],
+            ["traceparent: 00-1-2-01"]
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{OK}\n[target_headers]\nnginx-http = [\"a: b\"]\n"
+            )),
+            "target_headers.nginx-http"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{OK}\n[target_headers]\nshardcar-http = [\"nocolon\"]\n"
+            )),
+            "target_headers.shardcar-http"
+        );
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/h1-observability.toml");
+        let s = Scenario::parse(
+            "h1-observability.toml",
+            &std::fs::read_to_string(shipped).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s.target_headers["shardcar-http-observed"].len(), 2);
+        assert_eq!(s.target_headers["shardcar-http-traced"].len(), 2);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Server {
     health: Option<crate::health::Checker>,
     /// The certificate watchers of the current config's `tls:` blocks.
     tls: crate::tls::runtime::TlsRuntime,
+    /// The refresh threads of the current config's fetched JWKS.
+    jwks: crate::authz::refresh::JwksRuntime,
     /// The access-log writer threads, by path.
     logs: crate::telemetry::access_log::writer::LogWriters,
     /// The DNS resolver (its own thread), while any cluster is `strict_dns`/`logical_dns`.
@@ -56,6 +58,8 @@ pub enum SwapError {
     Tls(String),
     #[error("access log writer: {0}")]
     AccessLog(io::Error),
+    #[error("jwks refresh thread: {0}")]
+    Jwks(io::Error),
 }
 
 impl Server {
@@ -66,6 +70,7 @@ impl Server {
         crate::discovery::resolve_config(&mut config);
         let config = Arc::new(config);
         let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
+        let jwks = crate::authz::refresh::activate(&config)?;
         let mut logs = crate::telemetry::access_log::writer::LogWriters::default();
         logs.activate(&config)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
@@ -103,6 +108,7 @@ impl Server {
             threads,
             health: None,
             tls,
+            jwks,
             logs,
             dns: None,
             overload: None,
@@ -228,6 +234,7 @@ impl Server {
             }
         }
         let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
+        let jwks = crate::authz::refresh::activate(&config).map_err(SwapError::Jwks)?;
         self.logs.activate(&config).map_err(SwapError::AccessLog)?;
         let config = Arc::new(config);
         for (i, (s, sockets)) in self.shards.iter().zip(per_shard).enumerate() {
@@ -250,6 +257,7 @@ impl Server {
         self.config = config;
         self.addrs = addrs;
         self.tls = tls;
+        self.jwks = jwks;
         if let Err(e) = self.start_overload() {
             tracing::error!(error = %e, "overload monitor failed to start; RSS watermarks inactive");
         }
@@ -262,6 +270,11 @@ impl Server {
     /// The certificate watchers (reload counters) of the current config's `tls:` blocks.
     pub fn tls(&self) -> &crate::tls::runtime::TlsRuntime {
         &self.tls
+    }
+
+    /// The fetched JWKS of the current config (refresh counters).
+    pub fn jwks(&self) -> &crate::authz::refresh::JwksRuntime {
+        &self.jwks
     }
 
     /// Every shard's counters, in shard order.

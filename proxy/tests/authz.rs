@@ -428,7 +428,8 @@ fn jwks_rotation_takes_effect_on_reload() {
     assert_eq!((get("rs256"), get("rotated")), (401, 200));
 }
 
-/// Serves `body` as JSON to every request, counting them; stops when dropped.
+/// Serves the file at `path` as JSON to every `GET /keys`, counting them (500 while the file
+/// is missing).
 struct KeyServer {
     addr: SocketAddr,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -455,7 +456,10 @@ impl KeyServer {
                     continue;
                 }
                 h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let body = std::fs::read(&path).unwrap();
+                let Ok(body) = std::fs::read(&path) else {
+                    let _ = c.write_all(b"HTTP/1.0 500 Internal Server Error\r\n\r\n");
+                    continue;
+                };
                 let _ = write!(c, "HTTP/1.0 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
                 let _ = c.write_all(&body);
             }
@@ -464,18 +468,27 @@ impl KeyServer {
     }
 }
 
-#[test]
-fn jwks_is_fetched_through_a_cluster_at_load_and_again_on_reload() {
-    if !have_python_modules("jwt, cryptography") {
-        return;
-    }
-    let dir = TempDir::new("authz-jwks-uri");
+/// Minted tokens, a key server serving `jwks.json` from a copy it can change, an origin.
+fn idp(
+    name: &str,
+) -> (
+    TempDir,
+    serde_json::Value,
+    std::path::PathBuf,
+    KeyServer,
+    Origin,
+) {
+    let dir = TempDir::new(name);
     let t = mint(&dir);
     let served = dir.file("served.json");
     std::fs::copy(dir.file("jwks.json"), &served).unwrap();
     let keys = KeyServer::start(served.clone());
-    let origin = Origin::start("app");
-    let extra = format!(
+    (dir, t, served, keys, Origin::start("app"))
+}
+
+/// The `idp` cluster, a `jwksUri` rule (plus `rule_extra` lines) and a token-required policy.
+fn idp_yaml(keys: &KeyServer, rule_extra: &str) -> String {
+    format!(
         "  - name: idp
     endpoints: [\"{}\"]
     connect_timeout: 2s
@@ -485,13 +498,21 @@ request_authentication:
       - issuer: https://issuer.test
         jwksUri: http://idp.test/keys
         jwksCluster: idp
-authorization_policies:
+{rule_extra}authorization_policies:
   - name: need-token
     rules: [{{from: [{{source: {{requestPrincipals: [\"https://issuer.test/*\"]}}}}]}}]
 ",
         keys.addr
-    );
-    let yaml = http_yaml(origin.addr, 0, &extra);
+    )
+}
+
+#[test]
+fn jwks_is_fetched_through_a_cluster_at_load_and_again_on_reload() {
+    if !have_python_modules("jwt, cryptography") {
+        return;
+    }
+    let (dir, t, served, keys, origin) = idp("authz-jwks-uri");
+    let yaml = http_yaml(origin.addr, 0, &idp_yaml(&keys, ""));
     let (mut p, addr) = {
         let s = Server::start(Config::from_yaml(&yaml).unwrap(), 1).unwrap();
         let a = s.addr("web").unwrap();
@@ -519,6 +540,76 @@ authorization_policies:
         e.contains("request_authentication[0].jwtRules[0].jwksUri") && e.contains("line"),
         "{e}"
     );
+}
+
+/// Polls `f` every 100 ms until it holds or `within` passes.
+fn eventually(within: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + within;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn jwks_is_refreshed_every_interval_and_a_failed_fetch_keeps_the_keys() {
+    if !have_python_modules("jwt, cryptography") {
+        return;
+    }
+    use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+    let (dir, t, served, keys, origin) = idp("authz-jwks-timer");
+    let extra = idp_yaml(&keys, "        jwksRefreshInterval: 300ms\n");
+    let p = Server::start(
+        Config::from_yaml(&http_yaml(origin.addr, 0, &extra)).unwrap(),
+        2,
+    )
+    .unwrap();
+    let addr = p.addr("web").unwrap();
+    let get = |name: &str| {
+        let b = format!("Bearer {}", t[name].as_str().unwrap());
+        status(addr, "GET", "/x", &[("authorization", &b)])
+    };
+    assert_eq!((get("rs256"), get("rotated")), (200, 401));
+    let remote = p.jwks().remotes()[0].clone();
+    assert!(
+        eventually(Duration::from_secs(5), || remote.refreshed.load(Relaxed)
+            >= 2),
+        "refreshed on the timer"
+    );
+    // The key server fails (500, then a document that is no JWKS): the keys in force stay.
+    std::fs::remove_file(&served).unwrap();
+    let failed = remote.failed.load(Relaxed);
+    assert!(eventually(Duration::from_secs(5), || remote
+        .failed
+        .load(Relaxed)
+        >= failed + 2));
+    std::fs::write(&served, "{\"keys\": 42}").unwrap();
+    let failed = remote.failed.load(Relaxed);
+    assert!(eventually(Duration::from_secs(5), || remote
+        .failed
+        .load(Relaxed)
+        >= failed + 2));
+    assert_eq!((get("rs256"), get("rotated")), (200, 401), "old keys kept");
+    // The rotated set at the key server is honoured after one interval, with no reload.
+    std::fs::copy(dir.file("jwks2.json"), &served).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || (get("rs256"), get("rotated"))
+            == (401, 200)),
+        "the rotated JWKS is in force"
+    );
+    let hits = keys.hits.load(SeqCst);
+    assert!(hits >= 6, "{hits} fetches");
+    // Dropping the server stops its refresh thread.
+    drop(p);
+    std::thread::sleep(Duration::from_millis(700));
+    let after = keys.hits.load(SeqCst);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(keys.hits.load(SeqCst), after, "no fetches after shutdown");
 }
 
 const CLIENT_ID: &str = tls_support::CLIENT_ID;

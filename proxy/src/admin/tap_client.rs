@@ -109,7 +109,10 @@ fn cell(s: &str, w: usize) -> String {
 pub fn row(line: &str) -> Result<String, String> {
     let v: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not a tap line ({e}): {line}"))?;
-    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    let s = |k: &str| match v[k].as_str() {
+        None | Some("") => "-".to_string(),
+        Some(x) => x.to_string(),
+    };
     let us = v["duration_us"].as_u64().unwrap_or(0);
     let latency = if us >= 1_000_000 {
         format!("{:.3}s", us as f64 / 1e6)
@@ -203,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_tap_line_is_one_aligned_row() {
-        let line = r#"{"method":"GET","authority":"backend","path":"/checkout/cart","status":200,"flags":"-","duration_us":1204,"upstream":"127.0.0.1:8080","peer_identity":null,"local_identity":null,"headers":{}}"#;
+        let line = r#"{"method":"GET","authority":"backend","path":"/checkout/cart","status":200,"flags":"","duration_us":1204,"upstream":"127.0.0.1:8080","peer_identity":null,"local_identity":null,"headers":{}}"#;
         let r = row(line).unwrap();
         assert_eq!(
             r,

@@ -64,7 +64,8 @@
 //!         audiences: [api]          # optional
 //!         jwksFile: /etc/shardcar/jwks.json   # or jwks: '<inline JSON>', or:
 //!         # jwksUri: http://idp.local/keys    # fetched at load / reload from
-//!         # jwksCluster: idp                  #   this cluster's first endpoint
+//!         # jwksCluster: idp                  #   this cluster's first endpoint,
+//!         # jwksRefreshInterval: 5m           #   and again every interval (default 5m)
 //!         fromHeaders: [{name: authorization, prefix: "Bearer "}]  # default, with:
 //!         fromParams: [access_token]                                # default
 //!         clockSkew: 60s            # ours; default 60s
@@ -74,6 +75,7 @@ pub mod fetch;
 pub mod jwt;
 pub mod matcher;
 pub mod policy;
+pub mod refresh;
 
 #[cfg(test)]
 mod tests;

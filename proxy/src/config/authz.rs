@@ -108,6 +108,8 @@ pub struct RawJwtRule {
     /// `http://host/path` gives the Host header and the path.
     pub jwks_uri: Option<String>,
     pub jwks_cluster: Option<String>,
+    /// How often a `jwksUri` JWKS is fetched again (ours, like Envoy's `cache_duration`).
+    pub jwks_refresh_interval: Option<Scalar>,
     pub from_headers: Option<Vec<RawFromHeader>>,
     pub from_params: Option<Vec<String>>,
     pub clock_skew: Option<Scalar>,
@@ -332,12 +334,25 @@ fn policy(at: &str, p: &RawAuthzPolicy) -> Result<Policy, ConfigError> {
     })
 }
 
-/// The JWKS text of a rule, from exactly one of `jwks`, `jwksFile`, `jwksUri`.
-fn jwks_text(
+/// Where a rule's keys come from.
+enum Jwks {
+    Text(String, &'static str),
+    Remote(crate::authz::refresh::RemoteJwks),
+}
+
+/// The JWKS of a rule, from exactly one of `jwks`, `jwksFile`, `jwksUri`.
+fn jwks_source(
     at: &str,
     r: &RawJwtRule,
     clusters: &[Arc<Cluster>],
-) -> Result<(String, &'static str), ConfigError> {
+    skew: Duration,
+) -> Result<Jwks, ConfigError> {
+    if r.jwks_refresh_interval.is_some() && r.jwks_uri.is_none() {
+        return Err(err(
+            format!("{at}.jwksRefreshInterval"),
+            "only with jwksUri (a file JWKS is re-read on reload)",
+        ));
+    }
     if r.jwks_cluster.is_some() != r.jwks_uri.is_some() {
         return Err(err(
             format!("{at}.jwksCluster"),
@@ -345,8 +360,8 @@ fn jwks_text(
         ));
     }
     Ok(match (&r.jwks, &r.jwks_file, &r.jwks_uri) {
-        (Some(j), None, None) => (j.clone(), "jwks"),
-        (None, Some(f), None) => (
+        (Some(j), None, None) => Jwks::Text(j.clone(), "jwks"),
+        (None, Some(f), None) => Jwks::Text(
             std::fs::read_to_string(f)
                 .map_err(|e| err(format!("{at}.jwksFile"), format!("cannot read {f:?}: {e}")))?,
             "jwksFile",
@@ -365,9 +380,26 @@ fn jwks_text(
                     "needs a static cluster (endpoints)",
                 ));
             };
-            let text = crate::authz::fetch::fetch(eps[0].addr, uri, c.connect_timeout)
-                .map_err(|m| err(format!("{at}.jwksUri"), m))?;
-            (text, "jwksUri")
+            let every = duration_field(
+                format!("{at}.jwksRefreshInterval"),
+                &r.jwks_refresh_interval,
+                crate::authz::refresh::DEFAULT_REFRESH,
+            )?;
+            if every.is_zero() {
+                return Err(err(format!("{at}.jwksRefreshInterval"), "must be above 0"));
+            }
+            Jwks::Remote(
+                crate::authz::refresh::RemoteJwks::fetch_first(
+                    uri,
+                    eps[0].addr,
+                    c.connect_timeout,
+                    every,
+                    &r.issuer,
+                    &r.audiences,
+                    skew.as_secs(),
+                )
+                .map_err(|m| err(format!("{at}.jwksUri"), m))?,
+            )
         }
         _ => {
             return Err(err(
@@ -382,7 +414,8 @@ fn jwt_rule(at: &str, r: &RawJwtRule, clusters: &[Arc<Cluster>]) -> Result<JwtRu
     if r.issuer.is_empty() {
         return Err(err(format!("{at}.issuer"), "must not be empty"));
     }
-    let (jwks, field) = jwks_text(at, r, clusters)?;
+    let skew = duration_field(format!("{at}.clockSkew"), &r.clock_skew, DEFAULT_CLOCK_SKEW)?;
+    let jwks = jwks_source(at, r, clusters, skew)?;
     let mut locations: Vec<Location> = r
         .from_headers
         .iter()
@@ -401,9 +434,13 @@ fn jwt_rule(at: &str, r: &RawJwtRule, clusters: &[Arc<Cluster>]) -> Result<JwtRu
             Location::Param("access_token".into()),
         ];
     }
-    let skew = duration_field(format!("{at}.clockSkew"), &r.clock_skew, DEFAULT_CLOCK_SKEW)?;
-    JwtRule::new(&r.issuer, &r.audiences, &jwks, locations, skew.as_secs())
-        .map_err(|m| err(format!("{at}.{field}"), m))
+    match jwks {
+        Jwks::Text(jwks, field) => {
+            JwtRule::new(&r.issuer, &r.audiences, &jwks, locations, skew.as_secs())
+                .map_err(|m| err(format!("{at}.{field}"), m))
+        }
+        Jwks::Remote(remote) => Ok(JwtRule::with_remote(&r.issuer, locations, Arc::new(remote))),
+    }
 }
 
 /// Compiles both blocks into one entry per listener (`None` where nothing selects it).

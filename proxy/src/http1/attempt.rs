@@ -5,6 +5,7 @@
 //! was written (`StaleAfterSend`: it may have acted on it).
 
 use std::future::Future;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use super::body::{self, Body};
@@ -81,11 +82,16 @@ pub async fn run<S: Stream>(
 ) -> Result<Answered, Failure> {
     let try_start = Instant::now();
     let streamed = !body.done();
-    let sending = send(conn, balancer, mark, wbuf, body, facts, &timing.tried);
-    let (mut up, in_flight) = if streamed {
-        sending.await?
-    } else {
-        within(timing.limit(try_start), sending).await?
+    // The try's futures are pinned in place rather than moved into `within`'s timeout future:
+    // moving them cost a memcpy of each state machine per request (callgrind: h1 18,773 →
+    // 17,256 instructions/request with both pinned).
+    let (mut up, in_flight) = {
+        let sending = pin!(send(conn, balancer, mark, wbuf, body, facts, &timing.tried));
+        if streamed {
+            sending.await?
+        } else {
+            within(timing.limit(try_start), sending).await?
+        }
     };
     if timing.deadline.is_none() {
         timing.deadline = timing.route_timeout.map(|t| Instant::now() + t);
@@ -93,8 +99,17 @@ pub async fn run<S: Stream>(
     let per_try_from = if streamed { Instant::now() } else { try_start };
     let max_headers = balancer.cluster().max_response_headers;
     let is_head = facts.method == crate::http::Method::Head;
-    let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, &conn.watch);
-    let got = within(timing.limit(per_try_from), receiving).await;
+    let got = {
+        let receiving = pin!(recv_head(
+            &mut up,
+            ubuf,
+            resp,
+            is_head,
+            max_headers,
+            &conn.watch
+        ));
+        within(timing.limit(per_try_from), receiving).await
+    };
     balancer.answered(in_flight.endpoint(), got.map(|()| resp.status));
     got?;
     conn.rec.upstream_answered();

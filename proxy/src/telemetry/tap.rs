@@ -1,8 +1,9 @@
 //! Tap (like `linkerd tap`): which requests a tap wants ([`TapFilter`]: authority, path
 //! prefix, method, status, peer identity), a per-tap rate cap ([`RateCap`], a token bucket
 //! refilled from the caller's clock), and the JSON line each matching request becomes
-//! ([`TapEvent::write_json`]). Pure and allocation-free per request; the shard command and the
-//! admin endpoint that stream these lines are not yet wired.
+//! ([`TapEvent::write_json`]). Pure and allocation-free per request; `tap_live` runs them on
+//! a shard, `admin::tap` streams them (`GET /tap`) and `admin::tap_client` prints them
+//! (`shardcar tap`).
 
 use std::time::{Duration, Instant};
 

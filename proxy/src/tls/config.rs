@@ -17,6 +17,10 @@
 //!       session_tickets: true         # default
 //!       sni: [ { server_names: [api.example.com, "*.example.com"], cert: a.pem, key: a-key.pem } ]
 //!       handshake_timeout: 10s        # default: the whole handshake must finish within this
+//!   - name: via-spire                 # or: SVID + bundles from the SPIFFE Workload API
+//!     tls:                            #   (instead of cert, key, trust_bundles, sni)
+//!       workload_api: /run/spire/sockets/agent.sock
+//!       require_client_certificate: true
 //! clusters:
 //!   - name: b
 //!     tls:
@@ -43,7 +47,8 @@ use super::server::{ClientAuth, ServerSettings};
 use super::source::{BundleFile, CertSource, IdentityFiles, Material};
 use super::spiffe_id::{SpiffeId, TrustDomain};
 use super::verify::{IdentityMatch, IdentityMatcher};
-use super::watch::{ReloadError, Reloader};
+use super::watch::{ReloadError, ReloadStats, Reloader};
+use super::workload::WorkloadWatch;
 use super::MinVersion;
 
 /// A problem in a `tls:` block: the field path under it, and what is wrong.
@@ -65,8 +70,10 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> TlsConfigError {
 #[serde(deny_unknown_fields)]
 pub struct RawListenerTls {
     pub mode: Option<String>,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The SPIFFE Workload API's unix socket: SVID and bundles from there, not from files.
+    pub workload_api: Option<PathBuf>,
     #[serde(default)]
     pub trust_bundles: BTreeMap<String, PathBuf>,
     #[serde(default)]
@@ -95,6 +102,8 @@ pub struct RawClusterTls {
     pub sni: Option<String>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The SPIFFE Workload API's unix socket: client SVID and bundles from there.
+    pub workload_api: Option<PathBuf>,
     #[serde(default)]
     pub trust_bundles: BTreeMap<String, PathBuf>,
     #[serde(default)]
@@ -145,6 +154,8 @@ pub struct ListenerTls {
     pub session_tickets: bool,
     /// A client must finish the handshake within this (default 10 s), else it is closed.
     pub handshake_timeout: Duration,
+    /// SVID and bundles from the SPIFFE Workload API on this socket (`source` is then empty).
+    pub workload_api: Option<PathBuf>,
 }
 
 /// Default [`ListenerTls::handshake_timeout`].
@@ -160,6 +171,8 @@ pub struct ClusterTls {
     pub alpn: Vec<Vec<u8>>,
     pub min_version: MinVersion,
     pub resumption: bool,
+    /// Client SVID and bundles from the SPIFFE Workload API on this socket.
+    pub workload_api: Option<PathBuf>,
 }
 
 fn version(v: &Option<RawVersion>) -> Result<MinVersion, TlsConfigError> {
@@ -223,23 +236,36 @@ impl TryFrom<&RawListenerTls> for ListenerTls {
             Some(m) => return Err(bad("mode", format!("{m:?}: expected STRICT or PERMISSIVE"))),
         };
         let bundles = bundles(&r.trust_bundles)?;
-        if r.require_client_certificate && bundles.is_empty() {
+        let api = r.workload_api.is_some();
+        if api && (r.cert.is_some() || r.key.is_some() || !bundles.is_empty() || !r.sni.is_empty())
+        {
+            return Err(bad(
+                "workload_api",
+                "takes the SVID and bundles from the Workload API: no cert, key, trust_bundles or sni",
+            ));
+        }
+        if r.require_client_certificate && bundles.is_empty() && !api {
             return Err(bad(
                 "trust_bundles",
                 "require_client_certificate needs at least one trust bundle",
             ));
         }
-        if !r.allowed_identities.is_empty() && bundles.is_empty() {
+        if !r.allowed_identities.is_empty() && bundles.is_empty() && !api {
             return Err(bad(
                 "trust_bundles",
                 "allowed_identities needs a trust bundle",
             ));
         }
-        let mut identities = vec![IdentityFiles {
-            cert: r.cert.clone(),
-            key: r.key.clone(),
-            svid: false,
-        }];
+        let mut identities = match (&r.cert, &r.key, api) {
+            (Some(cert), Some(key), _) => vec![IdentityFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                svid: false,
+            }],
+            (None, None, true) => Vec::new(),
+            (_, None, _) => return Err(bad("key", "needs cert and key (or workload_api)")),
+            (None, _, _) => return Err(bad("cert", "needs cert and key (or workload_api)")),
+        };
         let mut sni_names = Vec::new();
         for (i, s) in r.sni.iter().enumerate() {
             if s.server_names.is_empty() {
@@ -276,6 +302,7 @@ impl TryFrom<&RawListenerTls> for ListenerTls {
                     Err(e) => return Err(bad("handshake_timeout", e)),
                 },
             },
+            workload_api: r.workload_api.clone(),
         })
     }
 }
@@ -284,7 +311,14 @@ impl TryFrom<&RawClusterTls> for ClusterTls {
     type Error = TlsConfigError;
     fn try_from(r: &RawClusterTls) -> Result<ClusterTls, TlsConfigError> {
         let bundles = bundles(&r.trust_bundles)?;
-        if bundles.is_empty() {
+        if r.workload_api.is_some() && (r.cert.is_some() || r.key.is_some() || !bundles.is_empty())
+        {
+            return Err(bad(
+                "workload_api",
+                "takes the SVID and bundles from the Workload API: no cert, key or trust_bundles",
+            ));
+        }
+        if bundles.is_empty() && r.workload_api.is_none() {
             return Err(bad(
                 "trust_bundles",
                 "a cluster's TLS needs at least one trust bundle",
@@ -314,7 +348,46 @@ impl TryFrom<&RawClusterTls> for ClusterTls {
             alpn: alpn(&r.alpn),
             min_version: version(&r.min_version)?,
             resumption: r.session_resumption.unwrap_or(true),
+            workload_api: r.workload_api.clone(),
         })
+    }
+}
+
+/// What keeps a block's material current: its file watcher, or its Workload API stream.
+#[derive(Debug)]
+pub enum Watcher {
+    Files(Reloader),
+    Workload(WorkloadWatch),
+}
+
+impl Watcher {
+    /// The Workload API stream when `workload_api` is set, else the file watcher.
+    fn start<T, B, A>(
+        name: &str,
+        workload_api: Option<&PathBuf>,
+        source: &CertSource,
+        build: B,
+        apply: A,
+    ) -> Result<(Watcher, Arc<T>), ReloadError>
+    where
+        T: Send + Sync + 'static,
+        B: Fn(&Material) -> Result<Arc<T>, String> + Send + 'static,
+        A: Fn(Arc<T>) + Send + 'static,
+    {
+        match workload_api {
+            Some(socket) => WorkloadWatch::start(name, socket.clone(), build, apply)
+                .map(|(w, c)| (Watcher::Workload(w), c))
+                .map_err(ReloadError::Build),
+            None => Reloader::start(name, source.clone(), build, apply)
+                .map(|(r, c)| (Watcher::Files(r), c)),
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<ReloadStats> {
+        match self {
+            Watcher::Files(r) => r.stats(),
+            Watcher::Workload(w) => w.stats(),
+        }
     }
 }
 
@@ -387,9 +460,15 @@ impl ListenerTls {
         &self,
         name: &str,
         apply: impl Fn(Arc<rustls::ServerConfig>) + Send + 'static,
-    ) -> Result<(Reloader, Arc<rustls::ServerConfig>), ReloadError> {
+    ) -> Result<(Watcher, Arc<rustls::ServerConfig>), ReloadError> {
         let me = self.clone();
-        Reloader::start(name, self.source.clone(), move |m| me.build(m), apply)
+        Watcher::start(
+            name,
+            self.workload_api.as_ref(),
+            &self.source,
+            move |m| me.build(m),
+            apply,
+        )
     }
 }
 
@@ -410,9 +489,15 @@ impl ClusterTls {
         &self,
         name: &str,
         apply: impl Fn(Arc<rustls::ClientConfig>) + Send + 'static,
-    ) -> Result<(Reloader, Arc<rustls::ClientConfig>), ReloadError> {
+    ) -> Result<(Watcher, Arc<rustls::ClientConfig>), ReloadError> {
         let me = self.clone();
-        Reloader::start(name, self.source.clone(), move |m| me.build(m), apply)
+        Watcher::start(
+            name,
+            self.workload_api.as_ref(),
+            &self.source,
+            move |m| me.build(m),
+            apply,
+        )
     }
 
     /// The name to send: the configured SNI, else the endpoint's IP (which sends no SNI).

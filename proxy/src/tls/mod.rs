@@ -10,6 +10,8 @@
 //! - [`sniff`]: [`looks_like_tls`], for PERMISSIVE listeners.
 //! - [`source`] / [`watch`]: certificate files → checked material; inotify-driven rebuilds
 //!   handed to a callback, bad files rejected with the old material kept.
+//! - [`workload`]: the SPIFFE Workload API (`FetchX509SVID` over a unix socket) as a second
+//!   identity source, feeding the same cells as file rotation.
 //! - [`live`]: the config in force per listener / cluster, swapped by rotation, cached per shard.
 //! - [`runtime`]: loads every `tls:` block of a config and starts its watchers.
 //! - [`stats`]: per-shard handshake counters by reason.
@@ -80,6 +82,7 @@ pub mod stats;
 pub mod svid;
 pub mod verify;
 pub mod watch;
+pub mod workload;
 
 use std::sync::Arc;
 

@@ -1,18 +1,20 @@
 //! Bringing a loaded config's `tls:` blocks to life on the control thread: [`activate`] loads
 //! every listener's and cluster's certificate files, builds their rustls configs, installs them
-//! in the blocks' [`super::live::Live`] cells and starts one [`Reloader`] per block, whose
+//! in the blocks' [`super::live::Live`] cells and starts one [`super::config::Watcher`] per block (a file [`super::Reloader`] or a
+//! [`super::workload::WorkloadWatch`] stream), whose
 //! rebuilds go into the same cell (new handshakes use them; live connections keep theirs).
 //! The returned [`TlsRuntime`] owns the watchers: dropping it stops rotation.
 
 use std::sync::Arc;
 
-use super::watch::{ReloadStats, Reloader};
+use super::config::Watcher;
+use super::watch::ReloadStats;
 use crate::config::Config;
 
 /// The watchers of one config's `tls:` blocks, with their reload counters.
 #[derive(Debug, Default)]
 pub struct TlsRuntime {
-    reloaders: Vec<(String, Reloader)>,
+    reloaders: Vec<(String, Watcher)>,
 }
 
 impl TlsRuntime {

@@ -172,6 +172,33 @@ impl CertSource {
     }
 }
 
+impl Material {
+    /// Material from the SPIFFE Workload API: one SVID (DER chain, PKCS#8 key) and the CA
+    /// certificates per trust domain, checked like files; `origin` names the source in errors.
+    pub fn from_der(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        bundles: &[(TrustDomain, Vec<CertificateDer<'static>>)],
+        origin: &Path,
+        fingerprint: u64,
+    ) -> Result<Material, LoadError> {
+        let id = identity(chain, key, origin, origin, true)?;
+        let mut tb = TrustBundles::new();
+        for (td, cas) in bundles {
+            if cas.is_empty() {
+                return Err(err(origin, LoadReason::NoCertificate));
+            }
+            tb.add(td.clone(), cas)
+                .map_err(|e| err(origin, LoadReason::BadAnchor(format!("{td}: {e:?}"))))?;
+        }
+        Ok(Material {
+            identities: vec![id],
+            bundles: tb,
+            fingerprint,
+        })
+    }
+}
+
 fn certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, LoadError> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
@@ -192,6 +219,21 @@ fn load_identity(
     let chain = certs(cert_path, cert_pem)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|e| err(key_path, LoadReason::BadKey(e.to_string())))?;
+    identity(chain, key, cert_path, key_path, svid)
+}
+
+/// Checks a DER chain (leaf first) and its key: the same rules as files (validity, key match,
+/// the X509-SVID rules when `svid`); `cert_path` / `key_path` name the source in errors.
+pub fn identity(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_path: &Path,
+    key_path: &Path,
+    svid: bool,
+) -> Result<Identity, LoadError> {
+    if chain.is_empty() {
+        return Err(err(cert_path, LoadReason::NoCertificate));
+    }
     let signer = provider()
         .key_provider
         .load_private_key(key)

@@ -44,7 +44,9 @@ pub async fn checkout(
             return Ok(c);
         }
     };
-    match connect_stream(balancer, addr, mark).await {
+    // Boxed: a new connection is the rare path, and its future inline would make every
+    // checkout's state machine (and the request future around it) larger.
+    match Box::pin(connect_stream(balancer, addr, mark)).await {
         Ok(s) => {
             balancer.connect_succeeded(ep_idx);
             balancer.pools.note_connected();
