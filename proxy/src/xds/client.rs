@@ -145,7 +145,7 @@ impl Client {
         received: Instant,
     ) -> Result<(), String> {
         let mut res = self.res.clone();
-        let map = res.by_kind.entry(kind).or_default();
+        let map = std::sync::Arc::make_mut(res.by_kind.entry(kind).or_default());
         if replace {
             map.clear();
         }
@@ -161,13 +161,15 @@ impl Client {
                     )
                 })?;
             }
-            map.insert(name, (version, item));
+            map.insert(name, (version, std::sync::Arc::new(item)));
         }
         // Named types keep only what is still wanted (a removed EDS cluster drops its CLA).
         for k in [Kind::Endpoint, Kind::Route, Kind::Secret] {
             let wanted = res.wanted(k);
             if let Some(m) = res.by_kind.get_mut(&k) {
-                m.retain(|n, _| wanted.contains(n));
+                if m.keys().any(|n| !wanted.contains(n)) {
+                    std::sync::Arc::make_mut(m).retain(|n, _| wanted.contains(n));
+                }
             }
         }
         self.apply(res, received)

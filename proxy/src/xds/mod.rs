@@ -18,18 +18,20 @@
 //! `/config_dump` carries an `xds` object: versions, nonces, counts, last errors, warming
 //! resources and propagation percentiles (response received → every shard swapped).
 //!
-//! Scale (measured 2026-12-03, release build, 2 shards, on the shared 2-core dev box with
-//! other builds and benchmarks running: load average 4–7; `proxy/tests/xds_scale.rs`):
+//! Scale (measured 2026-12-03, release build, 2 shards, 2-core dev box; `proxy/tests/xds_scale.rs`):
 //! - Propagation, the control plane's push → its receipt of our ACK (sent once every shard
 //!   swapped, so an upper bound on push → last shard applied), 1,000 EDS clusters × 10
-//!   endpoints. Every endpoint changed in one push (50 pushes): p50 29–57 ms, p99 75–108 ms on
-//!   the quieter runs, up to ~1 s when the box was saturated. One endpoint changed (100
-//!   pushes): Delta p50 10–15 ms, p99 23–67 ms; SotW (each EDS response carries all 1,000
-//!   assignments) p50 18–51 ms, p99 45–140 ms. The noise-free figure is the sidecar's CPU per
-//!   update: 25 ms for every endpoint, 11 ms (Delta) / 18 ms (SotW) for one — a change costs
-//!   O(config), not O(change): the client recomposes, re-validates and swaps the whole config.
+//!   endpoints. On a quiet box (load average < 3): every endpoint changed in one push (50
+//!   pushes) p50 28 ms / p99 47 ms (SotW), 34 / 51 ms (Delta); one endpoint changed (100
+//!   pushes) Delta p50 7.7 ms / p99 15.6 ms, SotW (each EDS response carries all 1,000
+//!   assignments) 17.6 / 25 ms. With other helpers' builds and benchmarks running (load
+//!   average 4–7) the p99s ranged 50–140 ms and single spikes reached ~1 s. The noise-free
+//!   figure is the sidecar's CPU per update: 24–26 ms for every endpoint, 8 ms (Delta) /
+//!   17 ms (SotW) for one — a change costs O(config), not O(change): the client recomposes,
+//!   re-validates and swaps the whole config (accepted resources are shared, not copied,
+//!   between updates).
 //! - Memory per configured cluster (10 endpoints): RSS grows 23–25 KiB per cluster; the live
-//!   heap (counting allocator, whole sidecar in-process) 10.6 KB: the typed `Cluster` 1.8 KB,
+//!   heap (counting allocator, whole sidecar in-process) 10.5 KB: the typed `Cluster` 1.8 KB,
 //!   each shard's balancer state 1.4 KB (× shards), the config text kept for `/config_dump`
 //!   0.5 KB, and this client's own state ~5.4 KB (accepted resources and the last applied JSON
 //!   form of each cluster, for warming). RSS is about twice the live heap: fragmentation from

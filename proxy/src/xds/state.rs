@@ -11,6 +11,7 @@
 //!   while it warms.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -79,10 +80,15 @@ pub enum Item {
     Secret(XSecret),
 }
 
-/// The accepted resources: per type, name → (resource version, translation).
+/// One type's accepted resources: name → (resource version, translation).
+pub type Accepted = BTreeMap<String, (String, Arc<Item>)>;
+
+/// The accepted resources per type. Cloning is shallow (an update works on a copy so that a
+/// NACK leaves this untouched): a type's map is copied only when the update changes it, and
+/// then only names, versions and `Arc`s — never the translations.
 #[derive(Debug, Clone, Default)]
 pub struct Resources {
-    pub by_kind: BTreeMap<Kind, BTreeMap<String, (String, Item)>>,
+    pub by_kind: BTreeMap<Kind, Arc<Accepted>>,
 }
 
 impl Resources {
@@ -90,11 +96,11 @@ impl Resources {
         self.by_kind
             .get(&k)
             .into_iter()
-            .flat_map(|m| m.iter().map(|(n, (_, i))| (n, i)))
+            .flat_map(|m| m.iter().map(|(n, (_, i))| (n, &**i)))
     }
 
     fn get(&self, k: Kind, name: &str) -> Option<&Item> {
-        self.by_kind.get(&k)?.get(name).map(|(_, i)| i)
+        self.by_kind.get(&k)?.get(name).map(|(_, i)| &**i)
     }
 
     /// The names the other types must subscribe to, from what CDS and LDS said.
