@@ -72,7 +72,7 @@ bench-baseline: bench-build
 # Fuzzing (nightly + cargo-fuzz, libFuzzer with ASan): every target in fuzz/fuzz_targets runs
 # FUZZ_SECONDS from the committed seeds in fuzz/corpus/<target>; new inputs go to a scratch
 # corpus under target/, crashes to fuzz/artifacts/<target>/ (and fail the run).
-FUZZ_TARGETS = request_head response_head chunked config_yaml h2_frames
+FUZZ_TARGETS = request_head response_head chunked config_yaml h2_frames h1_framing
 FUZZ_SECONDS ?= 20
 
 fuzz-build:

@@ -48,7 +48,7 @@ fn accepts_every_extension_and_trailer_shape_of_the_grammar() {
         b"3 ;a\r\nabc\r\n0\r\n\r\n",
         b"3\t; a = b ;c;d=\"q \\\" v\"\r\nabc\r\n0;last\r\n\r\n",
         b"3;a=\"\"\r\nabc\r\n0\r\n\r\n",
-        b"3;a=b \r\nabc\r\n0\r\n\r\n",
+        b"3;a=\"b\" ;c\r\nabc\r\n0\r\n\r\n",
         b"0\r\nx-a:1\r\nX-B: two words \t\r\nempty:\r\n\r\n",
         b"0\r\nobs: caf\xc3\xa9\r\n\r\n",
     ] {
@@ -91,6 +91,10 @@ fn rejects_bad_extensions() {
         b"1;a=b\nx",
         b"1;a(b)\r\n",
         b"1;a=b;\r\n",
+        // BWS is only allowed before `;` and around `=`, not before the CRLF.
+        b"1;a \r\n",
+        b"1;a=b \r\n",
+        b"1;a=\"b\"\t\r\n",
     ] {
         rejects(body, ChunkError::Extension);
     }
