@@ -419,6 +419,7 @@ duration = "2s"
         )
         .unwrap();
         assert_eq!(s.target_headers["shardcar-http-observed"].len(), 2);
+        assert_eq!(s.target_headers["shardcar-http-traced"].len(), 2);
     }
 
     #[test]

@@ -20,15 +20,6 @@ fn ready() -> bool {
     have_python_modules("grpc, envoy.service.discovery.v3.ads_pb2_grpc")
 }
 
-/// One EDS cluster `web` at `eps`, a route config `r1` sending everything there, listener
-/// `ingress` on `port`.
-fn base(cp: &mut ControlPlane, port: u16, eps: &[SocketAddr]) {
-    cp.set("CDS", vec![eds_cluster("web")]);
-    cp.set("EDS", vec![cla("web", eps)]);
-    cp.set("RDS", vec![route_config("r1", &[("/", "web")])]);
-    cp.set("LDS", vec![http_listener("ingress", port, "r1")]);
-}
-
 fn cluster_names(d: &Value) -> Vec<String> {
     let mut v: Vec<String> = d["config"]["clusters"]
         .as_array()
@@ -51,7 +42,7 @@ fn delta_session_applies_increments_removals_and_nacks() {
     let port = free_port();
     let lis: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cp = ControlPlane::start(0);
-    base(&mut cp, port, &[a.addr]);
+    cp.serve_web(port, &[a.addr]);
     let sidecar = Sidecar::start(cp.port, "  api: delta\n", "");
 
     cp.wait(
@@ -141,7 +132,7 @@ fn restart(api: &str) -> ControlPlane {
     let lis: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cp = ControlPlane::start(0);
     let cp_port = cp.port;
-    base(&mut cp, port, &[a.addr]);
+    cp.serve_web(port, &[a.addr]);
     let sidecar = Sidecar::start(cp.port, &format!("  api: {api}\n"), "");
     let (s, body) = get_until(lis, "/name", |s, b| s == 200 && b == "a");
     assert_eq!(
@@ -169,7 +160,7 @@ fn restart(api: &str) -> ControlPlane {
 
     // A new control plane on the same address, with `web` moved to `b`.
     let mut cp = ControlPlane::start(cp_port);
-    base(&mut cp, port, &[b.addr]);
+    cp.serve_web(port, &[b.addr]);
     let (s, body) = get_until(lis, "/name", |s, b| s == 200 && b == "b");
     assert_eq!(
         (s, body.as_str()),

@@ -27,10 +27,7 @@ fn sotw_config_routes_nack_endpoints_under_load() {
     let port = free_port();
     let lis: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cp = ControlPlane::start(0);
-    cp.set("CDS", vec![eds_cluster("web")]);
-    cp.set("EDS", vec![cla("web", &[a.addr])]);
-    cp.set("RDS", vec![route_config("r1", &[("/", "web")])]);
-    cp.set("LDS", vec![http_listener("ingress", port, "r1")]);
+    cp.serve_web(port, &[a.addr]);
     let sidecar = Sidecar::start(cp.port, "", "");
 
     // The node as the control plane saw it.

@@ -37,7 +37,9 @@ pub struct Client {
     control: ControlHandle,
     pub res: Resources,
     applied: Applied,
-    last_doc: Option<Value>,
+    /// Fingerprint of the config text in force (a composition equal to it is not applied
+    /// again); the text itself lives on the control thread, for `/config_dump`.
+    last_doc: Option<u64>,
     pub types: BTreeMap<Kind, TypeState>,
     pub deadline: Option<Instant>,
     pub warming: Vec<String>,
@@ -174,17 +176,27 @@ impl Client {
     /// Composes `res` and, when the result differs from what runs, installs it.
     fn apply(&mut self, res: Resources, started: Instant) -> Result<(), String> {
         let now = Instant::now();
-        let c = compose(
+        let mut c = compose(
             &self.boot.statics,
             &res,
             &self.applied,
             self.boot.initial_fetch_timeout,
             now,
         );
-        if self.last_doc.as_ref() != Some(&c.doc) {
-            let config = Config::from_xds_value(c.doc.clone())
-                .map_err(|e| format!("{}: {}: {}", blame(&c, &e.path), e.path, e.message))?;
-            self.control.apply(config, c.doc.to_string())?;
+        let doc = std::mem::take(&mut c.doc);
+        let text = doc.to_string();
+        let fp = crate::reload::fingerprint(text.as_bytes());
+        if self.last_doc != Some(fp) {
+            // The document is consumed: no copy of a 1,000-cluster config is kept here.
+            let config = Config::from_xds_value(doc).map_err(|e| {
+                format!(
+                    "{}: {}: {}",
+                    blame(&c.listener_from, &c.cluster_from, &e.path),
+                    e.path,
+                    e.message
+                )
+            })?;
+            self.control.apply(config, text)?;
             self.applies += 1;
             if self.propagation.len() == SAMPLES {
                 self.propagation.remove(0);
@@ -199,7 +211,7 @@ impl Client {
                 "xds config applied"
             );
         }
-        self.last_doc = Some(c.doc);
+        self.last_doc = Some(fp);
         self.deadline = c.deadline;
         self.warming = c.warming;
         self.applied = c.applied;

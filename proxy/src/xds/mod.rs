@@ -18,6 +18,27 @@
 //! `/config_dump` carries an `xds` object: versions, nonces, counts, last errors, warming
 //! resources and propagation percentiles (response received → every shard swapped).
 //!
+//! Scale (measured 2026-12-03, release build, 2 shards, on the shared 2-core dev box with
+//! other builds and benchmarks running: load average 4–7; `proxy/tests/xds_scale.rs`):
+//! - Propagation, the control plane's push → its receipt of our ACK (sent once every shard
+//!   swapped, so an upper bound on push → last shard applied), 1,000 EDS clusters × 10
+//!   endpoints. Every endpoint changed in one push (50 pushes): p50 29–57 ms, p99 75–108 ms on
+//!   the quieter runs, up to ~1 s when the box was saturated. One endpoint changed (100
+//!   pushes): Delta p50 10–15 ms, p99 23–67 ms; SotW (each EDS response carries all 1,000
+//!   assignments) p50 18–51 ms, p99 45–140 ms. The noise-free figure is the sidecar's CPU per
+//!   update: 25 ms for every endpoint, 11 ms (Delta) / 18 ms (SotW) for one — a change costs
+//!   O(config), not O(change): the client recomposes, re-validates and swaps the whole config.
+//! - Memory per configured cluster (10 endpoints): RSS grows 23–25 KiB per cluster; the live
+//!   heap (counting allocator, whole sidecar in-process) 10.6 KB: the typed `Cluster` 1.8 KB,
+//!   each shard's balancer state 1.4 KB (× shards), the config text kept for `/config_dump`
+//!   0.5 KB, and this client's own state ~5.4 KB (accepted resources and the last applied JSON
+//!   form of each cluster, for warming). RSS is about twice the live heap: fragmentation from
+//!   an update's transient JSON copies (`malloc_trim` after each update released nothing).
+//!   The 2 KB goal is missed; the composed document is no longer kept (−1.2 KB per cluster).
+//!   What would meet it: translating resources straight into the typed config (no JSON
+//!   stage), per-endpoint shard state allocated on a cluster's first use on that shard, and
+//!   an incremental compose for O(change) propagation.
+//!
 //! Protos: `envoy-types` rather than `xds-api`. Both ship pre-generated prost code (no
 //! `protoc` on the build machine); `envoy-types` tracks current tonic/prost (0.14) and
 //! includes the generated ADS client with tonic's transport, while `xds-api` 0.2 is on tonic

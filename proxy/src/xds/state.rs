@@ -265,11 +265,8 @@ pub fn compose(
 }
 
 /// Names the resource a config error's path (`listeners[3].…`) points into.
-pub fn blame(c: &Composed, path: &str) -> String {
-    for (key, from) in [
-        ("listeners[", &c.listener_from),
-        ("clusters[", &c.cluster_from),
-    ] {
+pub fn blame(listener_from: &[String], cluster_from: &[String], path: &str) -> String {
+    for (key, from) in [("listeners[", listener_from), ("clusters[", cluster_from)] {
         if let Some(rest) = path.strip_prefix(key) {
             if let Some(i) = rest.split(']').next().and_then(|n| n.parse::<usize>().ok()) {
                 if let Some(f) = from.get(i) {

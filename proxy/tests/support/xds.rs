@@ -98,6 +98,15 @@ impl ControlPlane {
         );
     }
 
+    /// The basic set: EDS cluster `web` at `eps`, route config `r1` sending everything there,
+    /// HTTP listener `ingress` on `port`.
+    pub fn serve_web(&mut self, port: u16, eps: &[SocketAddr]) {
+        self.set("CDS", vec![eds_cluster("web")]);
+        self.set("EDS", vec![cla("web", eps)]);
+        self.set("RDS", vec![route_config("r1", &[("/", "web")])]);
+        self.set("LDS", vec![http_listener("ingress", port, "r1")]);
+    }
+
     /// Every event so far that nobody consumed (without waiting).
     pub fn events(&mut self) -> &[Value] {
         while let Ok(v) = self.events.try_recv() {
@@ -158,10 +167,16 @@ impl Sidecar {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shardcar"))
+        // `SHARDCAR_BIN`: another build (the release binary, for the scale figures).
+        let bin = std::env::var("SHARDCAR_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_shardcar").to_string());
+        let mut child = Command::new(bin)
             .args(["--shards", "2", "--bootstrap"])
             .arg(&boot)
-            .env("SHARDCAR_LOG", "info")
+            .env(
+                "SHARDCAR_LOG",
+                std::env::var("SHARDCAR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .expect("start shardcar");

@@ -141,8 +141,30 @@ fn opt(v: Option<&str>, out: &mut Vec<u8>) {
     out.extend_from_slice(v.unwrap_or("-").as_bytes());
 }
 
-fn num(n: u64, out: &mut Vec<u8>) {
-    let _ = write!(out, "{n}");
+/// Decimal digits of `n`, without `core::fmt` (its machinery was most of a log line's cost).
+pub(crate) fn num(mut n: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `n` as exactly `width` digits, zero-padded (`n` must fit).
+fn padded(n: u64, width: usize, out: &mut Vec<u8>) {
+    let mut buf = [b'0'; 4];
+    let mut n = n;
+    for d in buf[..width].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
 }
 
 fn ms(d: Option<Duration>, out: &mut Vec<u8>) {
@@ -154,6 +176,16 @@ fn ms(d: Option<Duration>, out: &mut Vec<u8>) {
 
 fn addr(a: Option<std::net::SocketAddr>, out: &mut Vec<u8>) {
     match a {
+        Some(std::net::SocketAddr::V4(a)) => {
+            for (i, o) in a.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                num(u64::from(o), out);
+            }
+            out.push(b':');
+            num(u64::from(a.port()), out);
+        }
         Some(a) => {
             let _ = write!(out, "{a}");
         }
@@ -167,14 +199,31 @@ pub fn rfc3339_millis(t: SystemTime, out: &mut Vec<u8>) {
     let secs = d.as_secs();
     let (days, sod) = ((secs / 86_400) as i64, secs % 86_400);
     let (y, m, dd) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        d.subsec_millis()
-    );
+    if !(0..=9999).contains(&y) {
+        let _ = write!(
+            out,
+            "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60,
+            d.subsec_millis()
+        );
+        return;
+    }
+    padded(y as u64, 4, out);
+    for (sep, v) in [
+        (b'-', u64::from(m)),
+        (b'-', u64::from(dd)),
+        (b'T', sod / 3600),
+        (b':', sod / 60 % 60),
+        (b':', sod % 60),
+    ] {
+        out.push(sep);
+        padded(v, 2, out);
+    }
+    out.push(b'.');
+    padded(u64::from(d.subsec_millis()), 3, out);
+    out.push(b'Z');
 }
 
 /// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.

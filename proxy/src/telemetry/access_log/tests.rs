@@ -170,3 +170,22 @@ fn start_time_calendar() {
     assert_eq!(at(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
     assert_eq!(at(1_721_046_896_789), "2024-07-15T12:34:56.789Z");
 }
+
+#[test]
+fn numbers_and_addresses_render_as_display_does() {
+    for n in [0u64, 7, 10, 99, 1_000, 65_535, 1_234_567_890, u64::MAX] {
+        let mut o = Vec::new();
+        super::render::num(n, &mut o);
+        assert_eq!(String::from_utf8(o).unwrap(), n.to_string());
+    }
+    let mut e = entry();
+    for a in [
+        "0.0.0.0:0",
+        "10.200.0.1:15006",
+        "255.255.255.255:65535",
+        "[::1]:8080",
+    ] {
+        e.upstream_host = Some(a.parse().unwrap());
+        assert_eq!(text("%UPSTREAM_HOST%", &e), a);
+    }
+}
