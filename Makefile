@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: fuzz-ci fuzz-build run build test ebpf-test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build bench-ir bench-ir-baseline
+.PHONY: fuzz-ci fuzz-build run build test ebpf-test lint fmt fmt-check clippy unit host-check bench bench-ci bench-baseline bench-build bench-ir bench-ir-baseline bench-tls
 
 run: build
 	./target/release/shardcar $(ARGS)
@@ -47,6 +47,12 @@ bench-build:
 
 bench: bench-build
 	./target/release/shardbench run --set full
+
+# TLS against HAProxy: keepalive h1 over TLS 1.3 (shardbench set `tls`), then new mTLS
+# handshakes per core (openssl s_time -new, bench-harness/handshakes.sh).
+bench-tls: bench-build
+	./target/release/shardbench run --set tls
+	bench-harness/handshakes.sh target/release
 
 bench-ci: bench-build
 	./target/release/shardbench ci

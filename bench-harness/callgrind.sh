@@ -10,6 +10,7 @@
 #   CG_SERIAL       1: origin and load share the proxy's CPU at SCHED_IDLE (see below); the
 #                   count then repeats to ±0.1 % however busy the machine is. Unset: they run
 #                   on CPU 1 and the count varies by ±8 % with timing (extra polls, wakeups).
+#   CG_LOAD_ARGS    extra shardload arguments, e.g. `--h2` with CG_TARGET=shardcar-h2 (h2c → h1)
 #   SHARDCAR_RING   monoio driver (epoll for the gate: valgrind does not model io_uring's shared
 #                   rings; the flags themselves are guarded by wire's unit test).
 # Prints one line: `target=… ring=… connections=… Ir(N1)=… Ir(N2)=… instructions/request=…`.
@@ -34,7 +35,7 @@ ir() {  # requests -> total instructions of the proxy process
   local A; A=$(awk '{print $3}' "$WORK/sc.$1")
   [ -n "$A" ] || { echo "callgrind.sh: proxy did not start, see:" >&2; cat "$WORK/vg.$1" >&2; exit 1; }
   timeout 300 $OTHER "$BIN/shardload" "http://$A/" --concurrency "$CONNS" \
-    --connections "$CONNS" -n "$1" --json "$WORK/load.$1.json" -q > /dev/null
+    --connections "$CONNS" ${CG_LOAD_ARGS:-} -n "$1" --json "$WORK/load.$1.json" -q > /dev/null
   python3 -c "import json,sys; r=json.load(open('$WORK/load.$1.json')); e=r['summary']['errors']; sys.exit(f'{e} errors') if e else None"
   kill -TERM $VG; wait $VG || true
   awk '/^(summary|totals):/ {print $2; exit}' "$WORK/cg.$1"*

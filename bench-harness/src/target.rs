@@ -1,8 +1,13 @@
 //! Targets: `direct` (loadgen → origin, the physical baseline), Shardcar in each mode and the
 //! peers (HAProxy, nginx). Each proxy target is a config template in `bench-harness/peers/`
 //! named after the target id (`shardcar-http.yaml`, `haproxy-tcp.cfg`, `nginx-stream.conf`);
-//! the harness fills `{{listen}}`, `{{origin}}`, `{{dir}}` and `{{nginx_modules}}`, starts the
-//! proxy pinned to the proxy CPU and keeps its handle.
+//! the harness fills `{{listen}}`, `{{origin}}`, `{{dir}}`, `{{nginx_modules}}` and `{{certs}}`,
+//! starts the proxy pinned to the proxy CPU and keeps its handle.
+//!
+//! `{{certs}}` (TLS targets): a directory the harness fills with `shardcar certs` before the
+//! proxy starts — `ca.pem`, `server.pem`/`server-key.pem` (ECDSA P-256, SPIFFE ID
+//! `spiffe://bench.local/ns/bench/sa/server`, DNS `localhost`), `client.pem`/`client-key.pem`,
+//! and `server-combined.pem` (certificate then key, the one file HAProxy's `crt` takes).
 //!
 //! `shardcar-<mode>@before` runs the same template with another `shardcar` binary
 //! (`--before-shardcar PATH`), so a change is measured against the code before it in one run:
@@ -132,6 +137,50 @@ pub fn render(template: &str, vars: &[(&str, String)]) -> anyhow::Result<String>
     Ok(out)
 }
 
+/// A dev CA with a server and a client SVID in `dir` (see the module doc).
+fn make_certs(shardcar: &Path, dir: &Path) -> anyhow::Result<()> {
+    if dir.join("server-combined.pem").exists() {
+        return Ok(());
+    }
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let out = std::process::Command::new(shardcar)
+            .arg("certs")
+            .args(args)
+            .arg("--dir")
+            .arg(dir)
+            .output()
+            .with_context(|| format!("{} certs", shardcar.display()))?;
+        if !out.status.success() {
+            bail!(
+                "shardcar certs {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    };
+    run(&["init", "--trust-domain", "bench.local", "--force"])?;
+    run(&[
+        "issue",
+        "--spiffe-id",
+        "spiffe://bench.local/ns/bench/sa/server",
+        "--name",
+        "server",
+        "--dns",
+        "localhost",
+    ])?;
+    run(&[
+        "issue",
+        "--spiffe-id",
+        "spiffe://bench.local/ns/bench/sa/client",
+        "--name",
+        "client",
+    ])?;
+    let combined = std::fs::read_to_string(dir.join("server.pem"))?
+        + &std::fs::read_to_string(dir.join("server-key.pem"))?;
+    std::fs::write(dir.join("server-combined.pem"), combined)?;
+    Ok(())
+}
+
 fn nginx_modules() -> String {
     let m = "/usr/lib/nginx/modules/ngx_stream_module.so";
     if Path::new(m).exists() {
@@ -186,7 +235,12 @@ pub fn start(
         Program::Shardcar => "127.0.0.1:0".parse()?,
         _ => free_port()?,
     };
+    let certs = dir.join("certs");
+    if tpl.contains("{{certs}}") {
+        make_certs(&programs.shardcar, &certs)?;
+    }
     let vars = [
+        ("certs", certs.display().to_string()),
         ("listen", listen.to_string()),
         ("origin", origin.to_string()),
         ("dir", dir.display().to_string()),
@@ -324,6 +378,7 @@ mod tests {
             ("origin", "127.0.0.1:2".to_string()),
             ("dir", "/tmp".to_string()),
             ("nginx_modules", String::new()),
+            ("certs", "/tmp/certs".to_string()),
         ];
         let mut n = 0;
         for e in std::fs::read_dir(&dir).unwrap() {

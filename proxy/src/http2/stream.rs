@@ -131,7 +131,17 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
         .then(|| parts.headers.get("grpc-timeout"))
         .flatten()
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
-    let work = route_and_forward(&mut ds, &head, body, (&snap, listener), env);
+    // Boxed: the forwarding future is several KB, and `FuturesUnordered::push` moves the
+    // stream future twice (into its argument, then into its task). With this inline, those
+    // two copies cost ≈ 19,000 of the 55,500 instructions of an h2c → h1 request (callgrind);
+    // one allocation is far cheaper.
+    let work = Box::pin(route_and_forward(
+        &mut ds,
+        &head,
+        body,
+        (&snap, listener),
+        env,
+    ));
     let outcome = match deadline {
         Some(t) => monoio::time::timeout(t, work)
             .await
