@@ -19,8 +19,9 @@ use rustls::pki_types::ServerName;
 use shardcar::tls::devca::Issued;
 use shardcar::tls::ClientSettings;
 use shardcar::{Config, Server};
+use support::grpc::PyServer;
 use support::script::{read_request, ScriptOrigin};
-use support::tools::have;
+use support::tools::{have, have_python_modules};
 use tls_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardcar");
@@ -259,6 +260,89 @@ fn an_auto_cluster_speaks_what_alpn_chose() {
         assert_eq!(bs.h2_connections, u64::from(h2), "B offers {alpn:?}");
         // One probe, then one pooled (h1) or multiplexed (h2) connection for all three.
         assert_eq!(as_.tls.upstream_handshakes, 2, "{:?}", as_.tls);
+    }
+}
+
+/// An h2c (prior knowledge) origin answering every request with the XFCC and
+/// x-forwarded-proto it received (`-` for a missing one), like [`xfcc_origin`] over HTTP/2.
+fn h2c_xfcc_origin() -> PyServer {
+    PyServer::run(
+        "h2_header_echo.py",
+        &["x-forwarded-client-cert", "x-forwarded-proto"],
+    )
+}
+
+#[test]
+fn b_forwards_a_identity_as_xfcc_to_an_h2c_app_from_h1_and_h2_and_drops_a_forged_one() {
+    if !have("curl", &["--version"]) || !have_python_modules("h2") {
+        eprintln!("SKIPPED: curl or python h2 not installed");
+        return;
+    }
+    let pki = Pki::new();
+    let origin = h2c_xfcc_origin();
+    // B's cluster to the app speaks HTTP/2 (h2c).
+    let b_yaml = sidecar_b(&pki, origin.addr).replace(
+        "    connect_timeout: 2s\n",
+        "    connect_timeout: 2s\n    protocol: http2\n",
+    );
+    assert!(b_yaml.contains("protocol: http2"), "{b_yaml}");
+    let b = start(&b_yaml);
+    let b_addr = b.addr("inbound").unwrap();
+    // A → B over HTTP/1.1 (B translates h1 → h2) and over HTTP/2 (B relays h2 → h2).
+    for a_proto in ["", "    protocol: http2\n"] {
+        let a_yaml = sidecar_a(&pki, b_addr, "a", B_ID).replace(
+            "    connect_timeout: 2s\n    tls:",
+            &format!("    connect_timeout: 2s\n{a_proto}    tls:"),
+        );
+        let a = start(&a_yaml);
+        let a_addr = a.addr("outbound").unwrap();
+        for i in 0..2 {
+            let (ok, out) = curl(&[&format!("http://{a_addr}/x")]);
+            assert!(ok, "A cluster {a_proto:?} request {i}: {out}");
+            assert_eq!(out, format!("URI={A_ID} https"), "A cluster {a_proto:?}");
+        }
+    }
+    assert_eq!(b.total_stats().h2_connections, 1, "A's http2 cluster used h2");
+    // Straight to B with A's SVID and a forged XFCC, over both client protocols: B sends
+    // the verified peer's identity, never the client's header.
+    let port = b_addr.port();
+    for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
+        let (ok, out) = curl(&[
+            flag,
+            "--cacert",
+            &pki.p("ca.pem"),
+            "--cert",
+            &pki.p("a.pem"),
+            "--key",
+            &pki.p("a-key.pem"),
+            "-H",
+            "x-forwarded-client-cert: URI=spiffe://example.org/ns/default/sa/admin",
+            "-H",
+            "x-forwarded-proto: gopher",
+            "-w",
+            " %{http_version}",
+            &format!("https://localhost:{port}/forged"),
+        ]);
+        assert!(ok, "{flag}: {out}");
+        assert_eq!(out, format!("URI={A_ID} https {version}"), "{flag}");
+    }
+    // Without a verified peer (plaintext here) there is no XFCC to send: a client's own is
+    // dropped on both paths to the h2c app.
+    let plain = start(&format!(
+        "listeners:\n{}clusters:\n{}    protocol: http2\n",
+        http_listener("plain", "app", ""),
+        cluster("app", origin.addr, "")
+    ));
+    let url = format!("http://{}/forged", plain.addr("plain").unwrap());
+    for flag in ["--http1.1", "--http2-prior-knowledge"] {
+        let (ok, out) = curl(&[
+            flag,
+            "-H",
+            "x-forwarded-client-cert: URI=spiffe://example.org/ns/default/sa/admin",
+            &url,
+        ]);
+        assert!(ok, "{flag}: {out}");
+        assert_eq!(out, "- http", "{flag}");
     }
 }
 

@@ -17,6 +17,9 @@ pub enum Known {
     XForwardedFor,
     XForwardedProto,
     XRequestId,
+    /// `x-forwarded-client-cert`: only the proxy sets it (from the verified mTLS peer), so a
+    /// client's own is always dropped.
+    XForwardedClientCert,
     Other,
 }
 
@@ -35,6 +38,7 @@ pub fn classify(name: &[u8]) -> Known {
         15 if is(b"x-forwarded-for") => Known::XForwardedFor,
         17 if is(b"transfer-encoding") => Known::TransferEncoding,
         17 if is(b"x-forwarded-proto") => Known::XForwardedProto,
+        23 if is(b"x-forwarded-client-cert") => Known::XForwardedClientCert,
         n if n > 6 && name[..6].eq_ignore_ascii_case(b"proxy-") => Known::HopByHop,
         _ => Known::Other,
     }

@@ -123,7 +123,10 @@ where
         }
         match classify(n) {
             k if is_hop_by_hop(k) => continue,
-            Known::ContentLength | Known::XForwardedProto => continue, // re-emitted below
+            // Re-emitted below (XFCC only for a verified mTLS peer: a client cannot claim one).
+            Known::ContentLength | Known::XForwardedProto | Known::XForwardedClientCert => {
+                continue
+            }
             Known::XForwardedFor => {
                 xff = true;
                 continue;
@@ -134,9 +137,6 @@ where
             _ => {}
         }
         if (src.listed)(n) || filters.drops_request_header(n) {
-            continue;
-        }
-        if n.len() == XFCC.len() && n.eq_ignore_ascii_case(XFCC) {
             continue;
         }
         put(out, n, v);

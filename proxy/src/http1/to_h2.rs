@@ -267,8 +267,12 @@ fn request<S>(conn: &Conn<S>, to: &Upstream<'_>, env: Env<'_>) -> Option<Request
                 continue;
             }
             k if is_hop_by_hop(k) => continue,
-            // The proxy answered `Expect: 100-continue` itself.
-            Known::Host | Known::XForwardedProto | Known::Expect => continue,
+            // The proxy answered `Expect: 100-continue` itself; x-forwarded-proto and XFCC
+            // (only for a verified mTLS peer) are set by `finish_headers`.
+            Known::Host
+            | Known::XForwardedProto
+            | Known::XForwardedClientCert
+            | Known::Expect => continue,
             Known::XForwardedFor => {
                 xff.extend_from_slice(v);
                 xff.extend_from_slice(b", ");
@@ -294,6 +298,7 @@ fn request<S>(conn: &Conn<S>, to: &Upstream<'_>, env: Env<'_>) -> Option<Request
         has_request_id,
         filters,
         conn.peer_ip.as_bytes(),
+        conn.ctx.tls.as_deref(),
         &env.svc.rng,
     );
     Some(req)

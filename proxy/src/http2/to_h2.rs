@@ -46,7 +46,8 @@ fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> Reques
         match classify(name) {
             Known::HopByHop if name == b"te" && head.te_trailers => {}
             k if is_hop_by_hop(k) => continue,
-            Known::Host | Known::XForwardedProto => continue,
+            // Set by the proxy below (XFCC only for a verified mTLS peer).
+            Known::Host | Known::XForwardedProto | Known::XForwardedClientCert => continue,
             Known::XForwardedFor => {
                 xff.extend_from_slice(v.as_bytes());
                 xff.extend_from_slice(b", ");
@@ -66,6 +67,7 @@ fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> Reques
         has_request_id,
         filters,
         env.peer_ip,
+        env.ctx.tls.as_deref(),
         &env.svc.rng,
     );
     req
