@@ -1,8 +1,9 @@
 //! mTLS through the proxy's data path, over real sockets with real clients: two sidecars
 //! chained like a mesh (curl → A plaintext → mTLS → B STRICT → origin, B forwarding A's
-//! SPIFFE ID as XFCC), wrong identities refused on both sides with the reason in the log,
-//! ALPN h2 (curl --http2, openssl s_client) on a STRICT listener, PERMISSIVE plaintext and TLS
-//! on one port, a TLS-terminated L4 tunnel, and certificate rotation while the proxy runs.
+//! SPIFFE ID as XFCC to HTTP/1.1 and h2c apps), wrong identities refused on both sides with
+//! the reason in the log, ALPN h2 (curl --http2, openssl s_client) on a STRICT listener,
+//! PERMISSIVE plaintext and TLS on one port, a TLS-terminated L4 tunnel, and certificate
+//! rotation while the proxy runs.
 
 mod support;
 mod tls_support;
@@ -302,7 +303,11 @@ fn b_forwards_a_identity_as_xfcc_to_an_h2c_app_from_h1_and_h2_and_drops_a_forged
             assert_eq!(out, format!("URI={A_ID} https"), "A cluster {a_proto:?}");
         }
     }
-    assert_eq!(b.total_stats().h2_connections, 1, "A's http2 cluster used h2");
+    assert_eq!(
+        b.total_stats().h2_connections,
+        1,
+        "A's http2 cluster used h2"
+    );
     // Straight to B with A's SVID and a forged XFCC, over both client protocols: B sends
     // the verified peer's identity, never the client's header.
     let port = b_addr.port();

@@ -124,9 +124,7 @@ where
         match classify(n) {
             k if is_hop_by_hop(k) => continue,
             // Re-emitted below (XFCC only for a verified mTLS peer: a client cannot claim one).
-            Known::ContentLength | Known::XForwardedProto | Known::XForwardedClientCert => {
-                continue
-            }
+            Known::ContentLength | Known::XForwardedProto | Known::XForwardedClientCert => continue,
             Known::XForwardedFor => {
                 xff = true;
                 continue;

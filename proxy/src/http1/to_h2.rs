@@ -269,10 +269,9 @@ fn request<S>(conn: &Conn<S>, to: &Upstream<'_>, env: Env<'_>) -> Option<Request
             k if is_hop_by_hop(k) => continue,
             // The proxy answered `Expect: 100-continue` itself; x-forwarded-proto and XFCC
             // (only for a verified mTLS peer) are set by `finish_headers`.
-            Known::Host
-            | Known::XForwardedProto
-            | Known::XForwardedClientCert
-            | Known::Expect => continue,
+            Known::Host | Known::XForwardedProto | Known::XForwardedClientCert | Known::Expect => {
+                continue
+            }
             Known::XForwardedFor => {
                 xff.extend_from_slice(v);
                 xff.extend_from_slice(b", ");
