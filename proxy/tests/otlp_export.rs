@@ -229,7 +229,10 @@ fn spans_continue_the_incoming_trace_with_the_span_sent_upstream() {
     let spans = col.collect(4, Duration::from_secs(10));
     assert_eq!(spans.len(), 4, "{spans:#?}");
     std::thread::sleep(Duration::from_millis(400)); // anything else would arrive by now
-    assert!(col.spans.try_recv().is_err(), "an unsampled request was exported");
+    assert!(
+        col.spans.try_recv().is_err(),
+        "an unsampled request was exported"
+    );
     let by_span = |id: &str| {
         spans
             .iter()
@@ -251,15 +254,15 @@ fn spans_continue_the_incoming_trace_with_the_span_sent_upstream() {
         assert_eq!(attr(s, "http.status_code"), "200");
         assert_eq!(attr(s, "upstream_cluster"), "app");
         assert_eq!(attr(s, "response_flags"), "-");
-        assert!(
-            attr(s, "http.url").as_str().unwrap().ends_with("/a"),
-            "{s}"
-        );
+        assert!(attr(s, "http.url").as_str().unwrap().ends_with("/a"), "{s}");
         let (start, end) = (s["start"].as_u64().unwrap(), s["end"].as_u64().unwrap());
         assert!(start > 0 && end >= start, "{s}");
     }
     let r = by_span(&root_span);
-    assert_eq!((r["trace_id"].as_str(), r["parent_span_id"].as_str()), (Some(root_trace.as_str()), Some("")));
+    assert_eq!(
+        (r["trace_id"].as_str(), r["parent_span_id"].as_str()),
+        (Some(root_trace.as_str()), Some(""))
+    );
     let dead = spans
         .iter()
         .find(|s| attr(s, "upstream_cluster") == "dead")
@@ -286,12 +289,17 @@ fn sampling_zero_exports_nothing_but_honours_a_sampled_caller() {
         c.send(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n");
         let r = c.read_response(false).unwrap();
         let (_, _, flags) = parts(&upstream_traceparent(&r.text()).unwrap());
-        assert_eq!(flags, "00", "a trace the proxy starts at 0 % is not sampled");
+        assert_eq!(
+            flags, "00",
+            "a trace the proxy starts at 0 % is not sampled"
+        );
     }
     let marker = "abcdefabcdefabcdefabcdefabcdef01";
     c.send(
-        format!("GET / HTTP/1.1\r\nhost: t\r\ntraceparent: 00-{marker}-0102030405060708-01\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "GET / HTTP/1.1\r\nhost: t\r\ntraceparent: 00-{marker}-0102030405060708-01\r\n\r\n"
+        )
+        .as_bytes(),
     );
     assert_eq!(c.read_response(false).unwrap().status, 200);
     let spans = col.collect(1, Duration::from_secs(10));
@@ -327,8 +335,16 @@ fn sampling_half_lands_within_three_sigma() {
     let sigma = ((N as f64) * 0.25).sqrt();
     let lo = (N as f64 / 2.0 - 3.0 * sigma) as usize;
     let hi = (N as f64 / 2.0 + 3.0 * sigma) as usize;
-    assert!((lo..=hi).contains(&spans.len()), "{} spans of {N}", spans.len());
-    assert_eq!(spans.len(), flagged, "exported exactly the traces sent upstream as sampled");
+    assert!(
+        (lo..=hi).contains(&spans.len()),
+        "{} spans of {N}",
+        spans.len()
+    );
+    assert_eq!(
+        spans.len(),
+        flagged,
+        "exported exactly the traces sent upstream as sampled"
+    );
     server.shutdown();
 }
 
@@ -366,7 +382,10 @@ fn a_dead_collector_is_counted_and_traffic_is_unaffected() {
         assert_eq!(code, 200);
         assert!(tp.is_some());
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "traffic was slowed");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "traffic was slowed"
+    );
     let metric = |text: &str, name: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -380,14 +399,17 @@ fn a_dead_collector_is_counted_and_traffic_is_unaffected() {
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        if metric(&text, "shardcar_tracing_spans_dropped_total") == 20
-            || Instant::now() > deadline
+        if metric(&text, "shardcar_tracing_spans_dropped_total") == 20 || Instant::now() > deadline
         {
             break text;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(metric(&text, "shardcar_tracing_spans_dropped_total"), 20, "{text}");
+    assert_eq!(
+        metric(&text, "shardcar_tracing_spans_dropped_total"),
+        20,
+        "{text}"
+    );
     assert!(metric(&text, "shardcar_tracing_export_failures_total") >= 1);
     assert_eq!(metric(&text, "shardcar_tracing_spans_exported_total"), 0);
     assert!(text.contains("# TYPE shardcar_tracing_export_failures_total counter"));

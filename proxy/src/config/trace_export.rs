@@ -159,9 +159,11 @@ pub fn build_tracing(raw: &Option<RawTracing>) -> Result<Option<TracingConf>, Co
 mod tests {
     use crate::config::Config;
 
+    /// Seven lines: `tracing:` starts on line 8.
+    pub const BASE: &str = "listeners:\n  - name: l\n    address: 127.0.0.1:0\n    cluster: app\nclusters:\n  - name: app\n    endpoints: [\"127.0.0.1:1\"]\n";
+
     fn load(block: &str) -> Result<Config, String> {
-        Config::from_yaml(&format!("listeners: []\nclusters: []\n{block}"))
-            .map_err(|e| e.to_string())
+        Config::from_yaml(&format!("{BASE}{block}")).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -190,7 +192,7 @@ mod tests {
     fn errors_name_the_field_and_line() {
         let e = load("tracing:\n  otlp: {address: \"h:4318\"}\n  sampling: 150\n").unwrap_err();
         assert!(
-            e.contains("tracing.sampling") && e.contains("line 5"),
+            e.contains("tracing.sampling") && e.contains("line 10"),
             "{e}"
         );
         let e = load("tracing:\n  otlp: {address: nope}\n").unwrap_err();

@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn a_span_round_trips_through_protobuf() {
         let config = Config::from_yaml(
-            "listeners: []\nclusters:\n  - name: app\n    endpoints: [\"127.0.0.1:1\"]\n",
+            "listeners:\n  - name: l\n    address: 127.0.0.1:0\n    cluster: app\nclusters:\n  - name: app\n    endpoints: [\"127.0.0.1:1\"]\n",
         )
         .unwrap();
         let mut flags = Flags::NONE;
