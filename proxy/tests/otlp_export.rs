@@ -330,7 +330,12 @@ fn sampling_half_lands_within_three_sigma() {
         let (_, _, flags) = parts(&upstream_traceparent(&r.text()).unwrap());
         flagged += usize::from(flags == "01");
     }
-    let spans = col.collect(N, Duration::from_secs(3));
+    let spans = col.collect(flagged, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        col.spans.try_recv().is_err(),
+        "more spans than sampled traces"
+    );
     // σ = √(N·½·½) = 10 for N = 400.
     let sigma = ((N as f64) * 0.25).sqrt();
     let lo = (N as f64 / 2.0 - 3.0 * sigma) as usize;
