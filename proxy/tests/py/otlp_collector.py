@@ -1,4 +1,5 @@
-"""A minimal OTLP/HTTP trace collector for span-export tests, on 127.0.0.1:0.
+"""A minimal OTLP/HTTP trace collector for span-export tests, on 127.0.0.1:0 (or the port
+given as the first argument, for bench-harness/peers/shardcar-http-otlp.yaml).
 
 Prints its port on one line, then one JSON line per span received:
 {"trace_id", "span_id", "parent_span_id" (hex), "name", "kind", "status", "service",
@@ -76,7 +77,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(resp)
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
 server.daemon_threads = True
 threading.Thread(target=server.serve_forever, daemon=True).start()
 print(server.server_address[1], flush=True)
