@@ -1,5 +1,6 @@
-//! A shard's side of span export: a buffer of [`SpanRecord`]s (grown once to `batch_size`),
-//! handed to the exporter as one batch when full or at the shard's flush tick. It lives in
+//! A shard's side of span export: a buffer of [`SpanRecord`]s (up to [`HAND_OFF`] of them,
+//! ~22 KiB), handed to the exporter as one batch when full or at the shard's flush tick; the
+//! exporter gathers `batch_size` spans per request from all shards' hand-offs. It lives in
 //! the shard's config [`Snapshot`](crate::ctx::Snapshot), so a reload's new settings apply to
 //! requests that start after it; a snapshot dropped hands over what it still holds.
 
@@ -13,6 +14,9 @@ use super::{ExportCounters, Inline, Link, Msg, SpanRecord};
 use crate::config::Config;
 use crate::telemetry::record::Record;
 use crate::telemetry::view::RequestView;
+
+/// Spans a shard hands over at once, at most (smaller `batch_size`s hand over at theirs).
+pub const HAND_OFF: usize = 64;
 
 /// Per shard, across reloads.
 #[derive(Debug, Default)]
@@ -37,7 +41,7 @@ pub fn build(config: &Arc<Config>, counters: &Rc<SpanCounters>) -> Option<ShardS
     let t = config.tracing.as_ref()?;
     Some(ShardSpans {
         config: config.clone(),
-        batch_size: t.batch_size,
+        batch_size: t.batch_size.min(HAND_OFF),
         link: t.live.get().cloned(),
         buf: RefCell::new(Vec::new()),
         counters: counters.clone(),
@@ -119,5 +123,17 @@ impl ShardSpans {
 impl Drop for ShardSpans {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hand_off_stays_small() {
+        let one = std::mem::size_of::<SpanRecord>();
+        assert!(one <= 360, "{one} bytes");
+        assert!(one * HAND_OFF <= 23 * 1024);
     }
 }
