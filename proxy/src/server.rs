@@ -72,8 +72,8 @@ impl Server {
     pub fn start(mut config: Config, shards: usize) -> io::Result<Server> {
         let shards = shards.max(1);
         crate::discovery::resolve_config(&mut config);
+        let tls = crate::tls::runtime::activate(&mut config, None).map_err(io::Error::other)?;
         let config = Arc::new(config);
-        let tls = crate::tls::runtime::activate(&config).map_err(io::Error::other)?;
         let jwks = crate::authz::refresh::activate(&config)?;
         let mut logs = crate::telemetry::access_log::writer::LogWriters::default();
         logs.activate(&config)?;
@@ -240,7 +240,8 @@ impl Server {
                 per_shard[i].push((l.name.clone(), sock));
             }
         }
-        let tls = crate::tls::runtime::activate(&config).map_err(SwapError::Tls)?;
+        let tls = crate::tls::runtime::activate(&mut config, Some((&self.config, &self.tls)))
+            .map_err(SwapError::Tls)?;
         let jwks = crate::authz::refresh::activate(&config).map_err(SwapError::Jwks)?;
         self.logs.activate(&config).map_err(SwapError::AccessLog)?;
         self.spans

