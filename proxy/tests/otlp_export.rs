@@ -125,6 +125,18 @@ fn echo_head_origin() -> SocketAddr {
 
 fn yaml(origin: SocketAddr, collector: SocketAddr, tracing_extra: &str) -> String {
     format!(
+        "{}tracing:
+  otlp: {{address: \"{collector}\"}}
+  service_name: web-sidecar
+  flush_interval: 100ms
+{tracing_extra}",
+        untraced(origin)
+    )
+}
+
+/// The listener and clusters alone (no `tracing:` block).
+fn untraced(origin: SocketAddr) -> String {
+    format!(
         "listeners:
   - name: web
     address: 127.0.0.1:0
@@ -143,11 +155,7 @@ clusters:
   - name: dead
     endpoints: [\"{dead}\"]
     connect_timeout: 500ms
-tracing:
-  otlp: {{address: \"{collector}\"}}
-  service_name: web-sidecar
-  flush_interval: 100ms
-{tracing_extra}",
+",
         dead = DeadPort::new().addr,
     )
 }
@@ -350,6 +358,66 @@ fn sampling_half_lands_within_three_sigma() {
         flagged,
         "exported exactly the traces sent upstream as sampled"
     );
+    server.shutdown();
+}
+
+/// `n` requests on one connection; the sampled flag of each upstream `traceparent`.
+fn flags(proxy: SocketAddr, n: usize) -> Vec<String> {
+    let mut c = Client::connect(proxy);
+    (0..n)
+        .map(|_| {
+            c.send(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n");
+            let r = c.read_response(false).unwrap();
+            assert_eq!(r.status, 200);
+            parts(&upstream_traceparent(&r.text()).unwrap()).2
+        })
+        .collect()
+}
+
+#[test]
+fn a_reload_starts_changes_and_stops_the_export() {
+    if !have_collector() {
+        return;
+    }
+    let col = Collector::start();
+    let origin = echo_head_origin();
+    let (mut server, proxy) = start(&untraced(origin));
+    assert_eq!(
+        flags(proxy, 3),
+        ["01"; 3],
+        "without tracing: every trace started is sampled"
+    );
+    assert!(
+        col.collect(1, Duration::from_millis(500)).is_empty(),
+        "no block, no spans"
+    );
+    let swap = |server: &mut Server, y: &str| server.swap(Config::from_yaml(y).unwrap()).unwrap();
+    // Tracing added by a reload: an exporter starts.
+    swap(&mut server, &yaml(origin, col.addr, ""));
+    flags(proxy, 3);
+    let spans = col.collect(3, Duration::from_secs(10));
+    assert_eq!(spans.len(), 3);
+    assert!(spans.iter().all(|s| s["service"] == "web-sidecar"));
+    // Only the sampling changes: the same exporter, the new rate (0 %) applies at once.
+    swap(&mut server, &yaml(origin, col.addr, "  sampling: 0\n"));
+    assert_eq!(flags(proxy, 5), ["00"; 5]);
+    assert!(col.collect(1, Duration::from_millis(500)).is_empty());
+    // New exporter settings (service name): a new exporter, and its spans say so.
+    let renamed = yaml(origin, col.addr, "").replace("web-sidecar", "renamed");
+    swap(&mut server, &renamed);
+    flags(proxy, 2);
+    let spans = col.collect(2, Duration::from_secs(10));
+    assert_eq!(spans.len(), 2);
+    assert!(
+        spans.iter().all(|s| s["service"] == "renamed"),
+        "{spans:#?}"
+    );
+    // Tracing removed: no spans, and traces this proxy starts are sampled again.
+    swap(&mut server, &untraced(origin));
+    assert_eq!(flags(proxy, 3), ["01"; 3]);
+    assert!(col.collect(1, Duration::from_millis(500)).is_empty());
+    let t = server.total_stats();
+    assert_eq!(t.tracing_spans_dropped, 0);
     server.shutdown();
 }
 
