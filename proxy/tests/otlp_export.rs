@@ -361,6 +361,97 @@ fn sampling_half_lands_within_three_sigma() {
     server.shutdown();
 }
 
+/// A proxy named `service` with listener `listener` (protocol http: h1 and h2c clients) to
+/// one cluster of `cluster_protocol` at `upstream`, exporting to `collector`.
+fn hop(
+    listener: &str,
+    upstream: SocketAddr,
+    cluster_protocol: &str,
+    collector: SocketAddr,
+    service: &str,
+) -> Server {
+    // drain_timeout: the inner hop's drain otherwise waits 30 s for the outer hop's pooled
+    // HTTP/2 connection, which the outer's shutdown leaves open.
+    let yaml = format!(
+        "drain_timeout: 1s
+listeners:
+  - name: {listener}
+    address: 127.0.0.1:0
+    protocol: http
+    virtual_hosts:
+      - name: all
+        domains: [\"*\"]
+        routes:
+          - match: {{prefix: \"/\"}}
+            cluster: next
+clusters:
+  - name: next
+    protocol: {cluster_protocol}
+    endpoints: [\"{upstream}\"]
+tracing:
+  otlp: {{address: \"{collector}\"}}
+  service_name: {service}
+  flush_interval: 50ms
+"
+    );
+    Server::start(Config::from_yaml(&yaml).unwrap(), 1).expect("proxy starts")
+}
+
+#[test]
+fn two_hops_over_http2_make_one_trace_of_parent_and_child_spans() {
+    if !have_collector() {
+        return;
+    }
+    let col = Collector::start();
+    // client → outer (outbound listener; HTTP/2 cluster) → inner (inbound; HTTP/1 cluster) → origin:
+    // the outer hop runs h1→h2 (curl HTTP/1.1) and h2→h2 (curl h2c), the inner one h2→h1.
+    let inner = hop("inbound", echo_head_origin(), "http1", col.addr, "inner");
+    let outer = hop(
+        "outbound",
+        inner.addr("inbound").unwrap(),
+        "http2",
+        col.addr,
+        "outer",
+    );
+    let url = format!("http://{}/x", outer.addr("outbound").unwrap());
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let caller = "b7ad6b7169203331";
+    for (h2, protocol) in [(false, "HTTP/1.1"), (true, "HTTP/2")] {
+        let (code, tp) = curl(&url, h2, Some(&format!("00-{trace}-{caller}-01")));
+        assert_eq!(code, 200);
+        let (t, seen, _) = parts(&tp.unwrap());
+        assert_eq!(t, trace);
+        let spans = col.collect(2, Duration::from_secs(10));
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        let of = |svc: &str| spans.iter().find(|s| s["service"] == svc).expect(svc);
+        let (o, i) = (of("outer"), of("inner"));
+        assert_eq!(
+            (o["trace_id"].as_str(), i["trace_id"].as_str()),
+            (Some(trace), Some(trace))
+        );
+        assert_eq!(o["parent_span_id"], caller);
+        assert_eq!(
+            i["parent_span_id"], o["span_id"],
+            "the inner hop's parent is the outer hop"
+        );
+        assert_eq!(
+            i["span_id"],
+            seen.as_str(),
+            "the origin saw the inner hop's span"
+        );
+        assert_eq!(
+            (o["kind"].as_i64(), i["kind"].as_i64()),
+            (Some(3), Some(2)),
+            "CLIENT, SERVER"
+        );
+        assert_eq!(attr(o, "http.protocol"), protocol);
+        assert_eq!(attr(i, "http.protocol"), "HTTP/2");
+        assert_eq!(attr(o, "upstream_cluster"), "next");
+    }
+    outer.shutdown();
+    inner.shutdown();
+}
+
 /// `n` requests on one connection; the sampled flag of each upstream `traceparent`.
 fn flags(proxy: SocketAddr, n: usize) -> Vec<String> {
     let mut c = Client::connect(proxy);
