@@ -35,6 +35,8 @@ pub struct Server {
     jwks: crate::authz::refresh::JwksRuntime,
     /// The access-log writer threads, by path.
     logs: crate::telemetry::access_log::writer::LogWriters,
+    /// The OTLP span exporter thread, while the config has a `tracing:` block.
+    spans: crate::telemetry::otlp::Exporters,
     /// The DNS resolver (its own thread), while any cluster is `strict_dns`/`logical_dns`.
     dns: Option<crate::discovery::Resolver>,
     /// The overload manager's RSS monitor (its own thread), while a watermark is set.
@@ -60,6 +62,8 @@ pub enum SwapError {
     AccessLog(io::Error),
     #[error("jwks refresh thread: {0}")]
     Jwks(io::Error),
+    #[error("span exporter thread: {0}")]
+    SpanExport(io::Error),
 }
 
 impl Server {
@@ -73,6 +77,8 @@ impl Server {
         let jwks = crate::authz::refresh::activate(&config)?;
         let mut logs = crate::telemetry::access_log::writer::LogWriters::default();
         logs.activate(&config)?;
+        let mut spans = crate::telemetry::otlp::Exporters::default();
+        spans.activate(&config)?;
         let mut per_shard: Vec<(Vec<std::net::TcpListener>, _, _)> = Vec::new();
         let mut senders = Vec::with_capacity(shards);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -110,6 +116,7 @@ impl Server {
             tls,
             jwks,
             logs,
+            spans,
             dns: None,
             overload: None,
             fake_rss: Default::default(),
@@ -237,6 +244,9 @@ impl Server {
             .map_err(SwapError::Tls)?;
         let jwks = crate::authz::refresh::activate(&config).map_err(SwapError::Jwks)?;
         self.logs.activate(&config).map_err(SwapError::AccessLog)?;
+        self.spans
+            .activate(&config)
+            .map_err(SwapError::SpanExport)?;
         let config = Arc::new(config);
         for (i, (s, sockets)) in self.shards.iter().zip(per_shard).enumerate() {
             if !sockets.is_empty() {
@@ -308,6 +318,7 @@ impl Server {
             let _ = t.join();
         }
         self.logs.shutdown(Duration::from_secs(2));
+        self.spans.shutdown(Duration::from_secs(3));
     }
 }
 

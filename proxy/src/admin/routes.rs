@@ -344,6 +344,24 @@ pub(super) fn raw_counters(
             false,
         ),
         (
+            "tracing_spans_exported_total",
+            "spans the OTLP collector accepted",
+            t.tracing_exporter[0],
+            false,
+        ),
+        (
+            "tracing_spans_dropped_total",
+            "spans lost: the exporter's queue was full, or their export request failed",
+            t.tracing_spans_dropped + t.tracing_exporter[2],
+            false,
+        ),
+        (
+            "tracing_export_failures_total",
+            "OTLP export requests that failed (connect, I/O or a non-2xx answer)",
+            t.tracing_exporter[1],
+            false,
+        ),
+        (
             "tap_events",
             "tap lines sent to tap clients",
             t.tap_events,

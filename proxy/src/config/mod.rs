@@ -27,6 +27,7 @@ mod raw_http;
 mod routes;
 mod scalar;
 mod tls;
+mod trace_export;
 mod typed;
 
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +45,7 @@ pub use health::{HealthCheck, Probe};
 pub use metrics::MetricsSettings;
 pub use outlier::{OutlierPolicy, SuccessRate};
 pub use scalar::{parse_duration, parse_size, parse_u32};
+pub use trace_export::TracingConf;
 
 /// The most headers a header-count limit (`max_request_headers`, `max_response_headers`) may
 /// be set to: the parser holds that many header slots.
@@ -66,6 +68,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// The overload manager (the `overload:` block; off without it).
     pub overload: overload::Overload,
+    /// Span export (the `tracing:` block; no spans without it).
+    pub tracing: Option<Arc<TracingConf>>,
 }
 
 /// What a listener speaks.

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub outbound_traffic_policy: Option<super::egress::RawEgress>,
     /// Overload manager: connection/request caps and RSS watermarks.
     pub overload: Option<super::overload::RawOverload>,
+    /// Span export over OTLP/HTTP (see `config::trace_export`).
+    pub tracing: Option<super::trace_export::RawTracing>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,6 +31,10 @@ pub struct Snapshot {
     pub access_logs: Vec<Vec<crate::telemetry::access_log::sink::ShardSink>>,
     /// Access-log line counters, carried from snapshot to snapshot.
     pub log_counters: Rc<crate::telemetry::access_log::sink::LogCounters>,
+    /// This shard's span buffer, when the config has a `tracing:` block.
+    pub spans: Option<crate::telemetry::otlp::shard::ShardSpans>,
+    /// Span counters, carried from snapshot to snapshot.
+    pub span_counters: Rc<crate::telemetry::otlp::shard::SpanCounters>,
 }
 
 impl Snapshot {
@@ -69,7 +73,10 @@ impl Snapshot {
             })
             .collect();
         let log_counters = prev.map(|p| p.log_counters.clone()).unwrap_or_default();
+        let span_counters = prev.map(|p| p.span_counters.clone()).unwrap_or_default();
         Snapshot {
+            spans: crate::telemetry::otlp::shard::build(&config, &span_counters),
+            span_counters,
             access_logs: crate::telemetry::access_log::sink::build(&config, &log_counters),
             log_counters,
             routes: config

@@ -3,17 +3,18 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::ctx::Rng;
+use crate::ctx::Services;
 use crate::http::header::uuid_v4;
 use crate::route::FilterChain;
+use crate::telemetry::propagate::{self, Outgoing};
 use crate::tls::TlsFacts;
 
 /// The headers every HTTP/2 upstream request gets after the client's own: `x-forwarded-for`
 /// (`xff` holds the client's list, each entry followed by ", "), `x-forwarded-proto` (`https`
 /// when the client came over TLS), `x-forwarded-client-cert: URI=spiffe://…` for a verified
 /// mTLS peer (Envoy's XFCC, as the HTTP/1 encoder writes it; the caller has dropped the
-/// client's own), an `x-request-id` unless the client sent one, and the route's request
-/// header adds.
+/// client's own), an `x-request-id` unless the client sent one, the trace headers (returned:
+/// this hop's span) and the route's request header adds.
 pub fn finish_headers(
     h: &mut HeaderMap,
     mut xff: Vec<u8>,
@@ -21,8 +22,9 @@ pub fn finish_headers(
     filters: &FilterChain,
     peer_ip: &[u8],
     tls: Option<&TlsFacts>,
-    rng: &Rng,
-) {
+    svc: &Services,
+) -> Outgoing {
+    let rng = &svc.rng;
     xff.extend_from_slice(peer_ip);
     if let Ok(v) = HeaderValue::from_bytes(&xff) {
         h.insert("x-forwarded-for", v);
@@ -47,9 +49,9 @@ pub fn finish_headers(
             h.insert("x-request-id", v);
         }
     }
-    crate::telemetry::propagate::rewrite_h2(
+    let trace = propagate::rewrite_h2(
         h,
-        crate::telemetry::propagate::Fresh::draw(|| rng.next()),
+        propagate::Fresh::draw(|| rng.next(), svc.telemetry.sampler()),
     );
     for (n, v) in filters.request_adds() {
         if let (Ok(n), Ok(v)) = (
@@ -59,4 +61,5 @@ pub fn finish_headers(
             h.append(n, v);
         }
     }
+    trace
 }

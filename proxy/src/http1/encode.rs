@@ -9,7 +9,7 @@ use super::response_head::ResponseHead;
 use crate::http::header::is_hop_by_hop;
 pub use crate::http::header::{reason_phrase, uuid_v4};
 use crate::route::FilterChain;
-use crate::telemetry::propagate::{self, Fresh, Incoming};
+use crate::telemetry::propagate::{self, Fresh, Incoming, Outgoing};
 
 fn listed(name: &[u8], buf: &[u8], connection_listed: &[Span]) -> bool {
     connection_listed
@@ -80,8 +80,14 @@ pub struct Source<'a, I, L> {
     pub upgrade: Option<&'a [u8]>,
 }
 
-/// Writes the upstream request head for an HTTP/1 request into `out` (cleared first).
-pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forwarding<'_>) {
+/// Writes the upstream request head for an HTTP/1 request into `out` (cleared first);
+/// returns the trace headers sent (this hop's span).
+pub fn request_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    req: &RequestHead,
+    fwd: &Forwarding<'_>,
+) -> Outgoing {
     let src = Source {
         method: req.method.get(buf),
         headers: req
@@ -96,12 +102,17 @@ pub fn request_head(out: &mut Vec<u8>, buf: &[u8], req: &RequestHead, fwd: &Forw
             None
         },
     };
-    request_head_from(out, src, fwd);
+    request_head_from(out, src, fwd)
 }
 
 /// Writes an HTTP/1.1 upstream request head into `out` (cleared first) from any codec's
 /// request: hop-by-hop headers dropped, route edits, x-forwarded-*, x-request-id, framing.
-pub fn request_head_from<'h, I, L>(out: &mut Vec<u8>, src: Source<'_, I, L>, fwd: &Forwarding<'_>)
+/// Returns the trace headers sent (this hop's span).
+pub fn request_head_from<'h, I, L>(
+    out: &mut Vec<u8>,
+    src: Source<'_, I, L>,
+    fwd: &Forwarding<'_>,
+) -> Outgoing
 where
     I: Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
     L: Fn(&[u8]) -> bool,
@@ -170,7 +181,8 @@ where
     if !has_request_id {
         put(out, b"x-request-id", fwd.request_id);
     }
-    trace.outgoing(fwd.trace).write_h1(out);
+    let trace = trace.outgoing(fwd.trace);
+    trace.write_h1(out);
     for (n, v) in filters.request_adds() {
         put(out, n.as_bytes(), v.as_bytes());
     }
@@ -192,6 +204,7 @@ where
         put(out, b"connection", b"te");
     }
     out.extend_from_slice(b"\r\n");
+    trace
 }
 
 /// Writes the client-facing response head into `out` (cleared first), with the route's

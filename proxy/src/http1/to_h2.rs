@@ -71,10 +71,11 @@ pub async fn forward<S: Stream>(
         let body = b"CONNECT to an HTTP/2 cluster is not supported\n";
         return local::respond(conn, env, 501, None, body, started).await;
     }
-    let Some(req) = request(conn, &to, env) else {
+    let Some((req, trace)) = request(conn, &to, env) else {
         let body = b"request head cannot be expressed in HTTP/2\n";
         return local::respond(conn, env, 400, Some("DPE"), body, started).await;
     };
+    conn.rec.trace = Some(trace);
     conn.consumed = conn.head.len;
     let route = to.route;
     let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_cluster(to.balancer);
@@ -231,8 +232,13 @@ pub async fn forward<S: Stream>(
     }
 }
 
-/// The upstream request head; `None` when the method or target is not valid HTTP/2.
-fn request<S>(conn: &Conn<S>, to: &Upstream<'_>, env: Env<'_>) -> Option<Request<()>> {
+/// The upstream request head and the trace headers it carries (this hop's span); `None` when
+/// the method or target is not valid HTTP/2.
+fn request<S>(
+    conn: &Conn<S>,
+    to: &Upstream<'_>,
+    env: Env<'_>,
+) -> Option<(Request<()>, crate::telemetry::propagate::Outgoing)> {
     let (buf, head) = (&conn.rbuf, &conn.head);
     let filters = &to.route.filters;
     let raw_target = head.target.get(buf);
@@ -291,16 +297,16 @@ fn request<S>(conn: &Conn<S>, to: &Upstream<'_>, env: Env<'_>) -> Option<Request
             h.append(n, v);
         }
     }
-    finish_headers(
+    let trace = finish_headers(
         h,
         xff,
         has_request_id,
         filters,
         conn.peer_ip.as_bytes(),
         conn.ctx.tls.as_deref(),
-        &env.svc.rng,
+        env.svc,
     );
-    Some(req)
+    Some((req, trace))
 }
 
 /// `token` is one of the comma-separated elements of `list` (case-insensitive).

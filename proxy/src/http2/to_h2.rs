@@ -23,10 +23,11 @@ use crate::http::retry::{Retrier, Step};
 use crate::http::Failure;
 use crate::http1::attempt::{within, Timing};
 use crate::route::{FilterChain, Route};
+use crate::telemetry::propagate::Outgoing;
 use crate::upstream::h2 as up_h2;
 
-/// The upstream request head.
-fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> Request<()> {
+/// The upstream request head, and the trace headers it carries (this hop's span).
+fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> (Request<()>, Outgoing) {
     let authority = filters
         .host_rewrite()
         .map(str::as_bytes)
@@ -61,16 +62,16 @@ fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> Reques
         }
         h.append(n.clone(), v.clone());
     }
-    crate::http::h2_request::finish_headers(
+    let trace = crate::http::h2_request::finish_headers(
         h,
         xff,
         has_request_id,
         filters,
         env.peer_ip,
         env.ctx.tls.as_deref(),
-        &env.svc.rng,
+        env.svc,
     );
-    req
+    (req, trace)
 }
 
 /// The response head for the client: the route's response edits applied.
@@ -103,7 +104,8 @@ pub async fn exchange(
     mark: Option<u32>,
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
-    let req = request(head, &route.filters, env);
+    let (req, trace) = request(head, &route.filters, env);
+    ds.rec.trace = Some(trace);
     let mut retrier =
         Retrier::new(&route.retry, head.method.is_idempotent()).with_cluster(balancer);
     let mut timing = Timing {

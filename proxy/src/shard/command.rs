@@ -158,6 +158,11 @@ pub struct ShardStats {
     /// Tap lines sent, and matching requests not sent (rate cap, full queue).
     pub tap_events: u64,
     pub tap_dropped: u64,
+    /// Spans dropped on the shard because the exporter's queue was full (summed).
+    pub tracing_spans_dropped: u64,
+    /// The exporter's counters — spans exported, failed requests, spans in failed requests —
+    /// read by every shard from the one exporter, so merged by `max`, not summed.
+    pub tracing_exporter: [u64; 3],
 }
 
 impl ShardStats {
@@ -212,5 +217,9 @@ impl ShardStats {
         self.access_log_dropped += o.access_log_dropped;
         self.tap_events += o.tap_events;
         self.tap_dropped += o.tap_dropped;
+        self.tracing_spans_dropped += o.tracing_spans_dropped;
+        for (a, b) in self.tracing_exporter.iter_mut().zip(o.tracing_exporter) {
+            *a = (*a).max(b);
+        }
     }
 }

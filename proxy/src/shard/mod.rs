@@ -80,7 +80,8 @@ impl Shard {
         let l4 = L4State::new(max_connections())?;
         let overload = crate::overload::OverloadState::default();
         overload.configure(&config.overload, shards);
-        Ok(Shard {
+        let sampler = crate::telemetry::otlp::sampler_for(&config);
+        let shard = Shard {
             svc: Services {
                 id,
                 sweeper: Rc::new(Sweeper::new(shortest_timeout(&config))),
@@ -100,7 +101,9 @@ impl Shard {
             accept: AcceptSet::default(),
             active: Cell::new(0),
             accepted: Cell::new(0),
-        })
+        };
+        shard.svc.telemetry.set_sampler(sampler);
+        Ok(shard)
     }
 
     fn stats(&self) -> ShardStats {
@@ -175,6 +178,11 @@ impl Shard {
         s.metrics = m;
         s.access_log_lines = snap.log_counters.lines.get();
         s.access_log_dropped = snap.log_counters.dropped.get();
+        s.tracing_spans_dropped = snap.span_counters.dropped.get();
+        s.tracing_exporter = snap
+            .spans
+            .as_ref()
+            .map_or([0; 3], |sp| sp.export_counters());
         s.tap_events = self.svc.telemetry.taps.events.get();
         s.tap_dropped = self.svc.telemetry.taps.dropped.get();
         s
@@ -243,6 +251,9 @@ impl Shard {
         self.svc
             .sweeper
             .set_shortest_timeout(shortest_timeout(&config));
+        self.svc
+            .telemetry
+            .set_sampler(crate::telemetry::otlp::sampler_for(&config));
         let snap = self.svc.snapshots.swap(config.clone(), self.svc.id);
         self.accept.reconcile(self, &config);
         tracing::info!(
@@ -409,8 +420,12 @@ pub async fn run(
     // listening socket is closed before draining, so none completes handshakes nobody serves.
     shard.accept.stop_all().await;
     drain(&shard, commands).await;
-    for sinks in &shard.svc.snapshots.current().access_logs {
+    let snap = shard.svc.snapshots.current();
+    for sinks in &snap.access_logs {
         sinks.iter().for_each(|s| s.flush());
+    }
+    if let Some(s) = &snap.spans {
+        s.flush();
     }
 }
 
@@ -428,8 +443,12 @@ async fn evict_pools(shard: Rc<Shard>) {
 async fn flush_logs(shard: Rc<Shard>) {
     loop {
         monoio::time::sleep(crate::telemetry::access_log::sink::FLUSH_EVERY).await;
-        for sinks in &shard.svc.snapshots.current().access_logs {
+        let snap = shard.svc.snapshots.current();
+        for sinks in &snap.access_logs {
             sinks.iter().for_each(|s| s.flush());
+        }
+        if let Some(s) = &snap.spans {
+            s.flush();
         }
     }
 }
@@ -473,8 +492,12 @@ async fn drain(shard: &Shard, mut commands: CommandReceiver) {
                 _ => {}
             }
         }
-        for sinks in &shard.svc.snapshots.current().access_logs {
+        let snap = shard.svc.snapshots.current();
+        for sinks in &snap.access_logs {
             sinks.iter().for_each(|s| s.flush());
+        }
+        if let Some(s) = &snap.spans {
+            s.flush();
         }
         monoio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -2,10 +2,12 @@
 //! to its shard's [`shard::ShardTelemetry`] once; per-shard [`metrics`] (Istio's standard
 //! metrics and `shardcar_` operational stats, merged on scrape); access logs (Envoy's format
 //! language, compiled at config load, rendered on the shard); trace-context codecs (W3C
-//! `traceparent`, B3) and their [`propagate`]ion on forwarded requests, and tap's filters, rate cap and JSON lines.
+//! `traceparent`, B3) and their [`propagate`]ion on forwarded requests, span export over OTLP
+//! ([`otlp`], batched off the shard), and tap's filters, rate cap and JSON lines.
 
 pub mod access_log;
 pub mod metrics;
+pub mod otlp;
 pub mod propagate;
 pub mod record;
 pub mod shard;

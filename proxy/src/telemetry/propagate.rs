@@ -41,19 +41,54 @@ pub fn classify(name: &[u8]) -> Option<TraceHeader> {
     }
 }
 
+/// The sampling decision for traces this hop starts (the `tracing:` block's `sampling`
+/// percentage): a trace is sampled when a fresh 64-bit draw is below the threshold.
+/// [`Sampler::ALL`] (the default, and `sampling: 100`) samples every trace without a draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampler(u64);
+
+impl Sampler {
+    pub const ALL: Sampler = Sampler(u64::MAX);
+
+    /// `percent` in 0..=100 (clamped).
+    pub fn percent(percent: f64) -> Sampler {
+        if percent >= 100.0 {
+            return Sampler::ALL;
+        }
+        // 2^64 · p/100, saturating; 0 % → 0 (never sampled).
+        Sampler((percent.max(0.0) / 100.0 * 18_446_744_073_709_551_616.0) as u64)
+    }
+
+    fn sample(self, next: &mut impl FnMut() -> u64) -> bool {
+        self == Sampler::ALL || next() < self.0
+    }
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler::ALL
+    }
+}
+
 /// Fresh randomness for one request (from the shard's RNG): the span id, and the trace id
-/// used if this hop starts the trace.
+/// and sampling decision used if this hop starts the trace.
 #[derive(Debug, Clone, Copy)]
 pub struct Fresh {
     pub span: u64,
     pub trace: u128,
+    pub sampled: bool,
 }
 
 impl Fresh {
-    pub fn draw(mut next: impl FnMut() -> u64) -> Fresh {
+    pub fn draw(mut next: impl FnMut() -> u64, sampler: Sampler) -> Fresh {
         let span = next() | 1; // never the all-zero (invalid) id
         let trace = (u128::from(next()) << 64) | u128::from(next()) | 1;
-        Fresh { span, trace }
+        let sampled = sampler.sample(&mut next);
+        Fresh {
+            span,
+            trace,
+            sampled,
+        }
     }
 }
 
@@ -96,7 +131,7 @@ impl<'h> Incoming<'h> {
         };
         let b3_single_ctx = b3_single.and_then(Result::ok);
         let ctx = w3c.or(b3_single_ctx).or(b3_multi).unwrap_or_else(|| {
-            let mut root = TraceContext::root(fresh.trace, true);
+            let mut root = TraceContext::root(fresh.trace, fresh.sampled);
             if bare.is_some() {
                 root.sampled = bare;
             }
@@ -191,8 +226,9 @@ impl Outgoing {
     }
 }
 
-/// Rewrites the trace headers of an HTTP/2 upstream request's header map in place.
-pub fn rewrite_h2(h: &mut HeaderMap, fresh: Fresh) {
+/// Rewrites the trace headers of an HTTP/2 upstream request's header map in place; returns
+/// what was sent (the request's span, for export).
+pub fn rewrite_h2(h: &mut HeaderMap, fresh: Fresh) -> Outgoing {
     let out = {
         let mut inc = Incoming::default();
         for (n, v) in h.iter() {
@@ -218,6 +254,7 @@ pub fn rewrite_h2(h: &mut HeaderMap, fresh: Fresh) {
             h.insert(n, v);
         }
     }
+    out
 }
 
 #[cfg(test)]
@@ -228,6 +265,7 @@ mod tests {
         Fresh {
             span: 0x1122_3344_5566_7788,
             trace: 0xaaaa_bbbb_cccc_dddd_eeee_ffff_0000_1111,
+            sampled: true,
         }
     }
 
@@ -292,6 +330,32 @@ mod tests {
             Some("00-463ac35c9f6413ad48485a3953bb6124-1122334455667788-01")
         );
         assert_eq!(get("b3"), None);
+    }
+
+    #[test]
+    fn a_trace_we_start_follows_the_sampler() {
+        let mut n = 0u64;
+        let mut seq = || {
+            n = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            n
+        };
+        assert!(Fresh::draw(&mut seq, Sampler::ALL).sampled);
+        assert!(!Fresh::draw(&mut seq, Sampler::percent(0.0)).sampled);
+        let half = (0..1000)
+            .filter(|_| Fresh::draw(&mut seq, Sampler::percent(50.0)).sampled)
+            .count();
+        assert!((400..600).contains(&half), "{half}");
+        let mut f = fresh();
+        f.sampled = false;
+        let out = Incoming::default().outgoing(f);
+        assert_eq!(out.ctx.sampled, Some(false));
+        // An incoming decision is honoured whatever the sampler said.
+        let mut inc = Incoming::default();
+        inc.see(
+            TraceHeader::TraceParent,
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        assert_eq!(inc.outgoing(f).ctx.sampled, Some(true));
     }
 
     #[test]

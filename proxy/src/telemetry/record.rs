@@ -127,6 +127,8 @@ pub struct Record {
     pub termination: Option<&'static str>,
     /// The `x-request-id` the proxy generated (the client sent none), for logs.
     pub request_id: Option<[u8; 36]>,
+    /// The trace headers sent upstream (this hop's span), when the request was forwarded.
+    pub trace: Option<super::propagate::Outgoing>,
 }
 
 impl Record {
@@ -151,6 +153,7 @@ impl Record {
             upstream_failure: None,
             termination: None,
             request_id: None,
+            trace: None,
         }
     }
 
@@ -172,6 +175,7 @@ impl Record {
             upstream_failure: None,
             termination: None,
             request_id: None,
+            trace: None,
             ..*self
         };
     }

@@ -1,10 +1,14 @@
 //! A shard's telemetry sinks and the hand-off every protocol calls once per finished request
 //! (or TCP connection) with its [`Record`]: metrics always; the request's listener's access
 //! logs when it has any (they live in the request's snapshot); attached taps (one branch when
-//! none is). None of them is called from inside a codec.
+//! none is); span export (one branch without a `tracing:` block). None of them is called from
+//! inside a codec.
+
+use std::cell::Cell;
 
 use super::access_log::sink;
 use super::metrics::ShardMetrics;
+use super::propagate::Sampler;
 use super::record::Record;
 use super::tap_live::ShardTaps;
 use super::view::RequestView;
@@ -17,6 +21,8 @@ pub struct ShardTelemetry {
     pub taps: ShardTaps,
     /// Access-log sampling.
     rng: Rng,
+    /// Sampling of traces this shard starts (the current config's `tracing.sampling`).
+    sampler: Cell<Sampler>,
 }
 
 impl Default for ShardTelemetry {
@@ -25,11 +31,22 @@ impl Default for ShardTelemetry {
             metrics: ShardMetrics::default(),
             taps: ShardTaps::default(),
             rng: Rng::for_shard(0x51),
+            sampler: Cell::new(Sampler::ALL),
         }
     }
 }
 
 impl ShardTelemetry {
+    /// The sampler for traces this shard starts.
+    pub fn sampler(&self) -> Sampler {
+        self.sampler.get()
+    }
+
+    /// Installs the sampler of a new config.
+    pub fn set_sampler(&self, s: Sampler) {
+        self.sampler.set(s);
+    }
+
     /// An HTTP request (HTTP/1 or HTTP/2 stream) finished; fixes `rec.duration`.
     pub fn http_done(
         &self,
@@ -48,13 +65,17 @@ impl ShardTelemetry {
         if self.taps.on() {
             self.taps.offer(rec, conn, req);
         }
+        if let Some(spans) = &snap.spans {
+            spans.offer(rec, req);
+        }
     }
 
     /// Whether a finished request on `listener` of `snap` is read by more than metrics (an
-    /// access log or a tap): the HTTP/1 codec then keeps a copy of a head its body would
-    /// overwrite.
+    /// access log, a tap or span export): the HTTP/1 codec then keeps a copy of a head its
+    /// body would overwrite.
     pub fn wants_head(&self, snap: &Snapshot, listener: usize) -> bool {
         self.taps.on()
+            || snap.spans.is_some()
             || snap
                 .access_logs
                 .get(listener)
