@@ -556,6 +556,80 @@ fn eventually(within: std::time::Duration, mut f: impl FnMut() -> bool) -> bool 
     }
 }
 
+/// Serves `p`'s admin API in this process on 127.0.0.1 port 0; returns its address.
+fn admin_of(p: &Server) -> SocketAddr {
+    let ctx = shardcar::admin::AdminCtx {
+        server: p.handle(),
+        started: std::time::Instant::now(),
+        health_failed: Default::default(),
+        control: None,
+        baseline: Default::default(),
+    };
+    shardcar::admin::serve("127.0.0.1:0".parse().unwrap(), shardcar::admin::ADMIN, ctx)
+        .expect("admin starts")
+        .addr
+}
+
+/// `GET /stats/prometheus` on the admin port: the body.
+fn scrape(admin: SocketAddr) -> String {
+    let mut c = TcpStream::connect(admin).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /stats/prometheus HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The scraped value of `shardcar_jwks_refresh_total` for the `jwt` block's rule and `result`.
+fn jwks_refreshes(text: &str, result: &str) -> u64 {
+    let series = format!(
+        "shardcar_jwks_refresh_total{{provider=\"jwt\",issuer=\"https://issuer.test\",result=\"{result}\"}} "
+    );
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("no {series}in\n{text}"));
+    line.parse().unwrap()
+}
+
+/// `promtool check metrics` finds nothing in `text` (skipped without promtool).
+fn promtool_clean(text: &str) {
+    if !have("promtool", &["--version"]) {
+        return;
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // Allowed, as in tests/metrics_prometheus.rs: Istio's standard name carries its unit.
+    let allowed =
+        "istio_request_duration_milliseconds use base unit \"seconds\" instead of \"milliseconds\"";
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.trim().is_empty() && *l != allowed)
+        .collect();
+    assert!(problems.is_empty(), "promtool: {problems:#?}");
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "promtool: {report}"
+    );
+}
+
 #[test]
 fn jwks_is_refreshed_every_interval_and_a_failed_fetch_keeps_the_keys() {
     if !have_python_modules("jwt, cryptography") {
@@ -576,11 +650,25 @@ fn jwks_is_refreshed_every_interval_and_a_failed_fetch_keeps_the_keys() {
     };
     assert_eq!((get("rs256"), get("rotated")), (200, 401));
     let remote = p.jwks().remotes()[0].clone();
+    let admin = admin_of(&p);
+    let text = scrape(admin);
+    promtool_clean(&text);
+    assert!(
+        text.contains("# TYPE shardcar_jwks_refresh_total counter"),
+        "{text}"
+    );
+    let failures_at_start = jwks_refreshes(&text, "failure");
+    assert_eq!(failures_at_start, 0);
     assert!(
         eventually(Duration::from_secs(5), || remote.refreshed.load(Relaxed)
             >= 2),
         "refreshed on the timer"
     );
+    // The refreshes are on the admin's Prometheus page (both shards read the same counter).
+    let text = scrape(admin);
+    let scraped = jwks_refreshes(&text, "success");
+    assert!(scraped >= 2, "{text}");
+    assert!(scraped <= remote.refreshed.load(Relaxed), "{text}");
     // The key server fails (500, then a document that is no JWKS): the keys in force stay.
     std::fs::remove_file(&served).unwrap();
     let failed = remote.failed.load(Relaxed);
@@ -595,6 +683,10 @@ fn jwks_is_refreshed_every_interval_and_a_failed_fetch_keeps_the_keys() {
         .load(Relaxed)
         >= failed + 2));
     assert_eq!((get("rs256"), get("rotated")), (200, 401), "old keys kept");
+    let text = scrape(admin);
+    assert!(jwks_refreshes(&text, "failure") >= failed + 2, "{text}");
+    assert!(jwks_refreshes(&text, "success") >= scraped, "{text}");
+    promtool_clean(&text);
     // The rotated set at the key server is honoured after one interval, with no reload.
     std::fs::copy(dir.file("jwks2.json"), &served).unwrap();
     assert!(

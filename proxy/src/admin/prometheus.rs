@@ -1,7 +1,8 @@
 //! `GET /stats/prometheus` (admin port and the Istio agent's health port): the shards'
 //! merged counters (`shardcar_…`), the labelled per-shard metrics (Istio's standard metrics,
-//! listener and cluster stats; see `telemetry::metrics`) and process figures (resident
-//! memory), in the Prometheus text format.
+//! listener and cluster stats; see `telemetry::metrics`), control-side counters the shards
+//! relay (JWKS refreshes) and process figures (resident memory), in the Prometheus text
+//! format.
 
 use std::fmt::Write as _;
 use std::io;
@@ -9,7 +10,8 @@ use std::net::TcpStream;
 
 use super::routes::counters_of;
 use super::{respond, AdminCtx, Request};
-use crate::telemetry::metrics::prometheus::write;
+use crate::authz::refresh::JwksCount;
+use crate::telemetry::metrics::prometheus::{escape_value, write};
 
 pub fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Result<()> {
     let mut total = ctx.server.total_stats();
@@ -33,8 +35,31 @@ pub fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Resul
         body.push_str("# TYPE shardcar_server_memory_rss_bytes gauge\n");
         let _ = writeln!(body, "shardcar_server_memory_rss_bytes {rss}");
     }
+    jwks(&mut body, &total.jwks);
     write(&mut body, &total.metrics);
     respond(out, 200, "text/plain; version=0.0.4", body.as_bytes())
+}
+
+/// `shardcar_jwks_refresh_total{provider,issuer,result}`: each fetched JWKS's refreshes
+/// (`provider`: its `request_authentication` block). Absent without a `jwksUri` rule.
+fn jwks(body: &mut String, counts: &[JwksCount]) {
+    if counts.is_empty() {
+        return;
+    }
+    body.push_str(
+        "# HELP shardcar_jwks_refresh_total JWKS refreshes through a cluster by result \
+         (failure: the keys in force stayed).\n\
+         # TYPE shardcar_jwks_refresh_total counter\n",
+    );
+    for c in counts {
+        for (result, v) in [("success", c.success), ("failure", c.failure)] {
+            body.push_str("shardcar_jwks_refresh_total{provider=\"");
+            escape_value(body, &c.provider);
+            body.push_str("\",issuer=\"");
+            escape_value(body, &c.issuer);
+            let _ = writeln!(body, "\",result=\"{result}\"}} {v}");
+        }
+    }
 }
 
 /// `VmRSS` from `/proc/self/status`, in bytes.

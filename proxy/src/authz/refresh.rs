@@ -5,7 +5,9 @@
 //! `Server` like the certificate watchers). A new key set goes into the rule's
 //! [`Live`] cell, so the next token is verified with it; a fetch or parse that fails keeps the
 //! keys in force, logs the URI and the reason, and counts in [`RemoteJwks::failed`]. Shards
-//! never fetch: they only read the cell.
+//! never fetch: they only read the cell. The counters reach the admin through the shards'
+//! stats ([`counts`] of the config a shard serves; every shard reads the same atomics), as
+//! `shardcar_jwks_refresh_total{provider,issuer,result}` on `/stats/prometheus`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -21,6 +23,8 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 /// A fetched JWKS and how to fetch it again.
 #[derive(Debug)]
 pub struct RemoteJwks {
+    /// The `request_authentication` block the rule belongs to (the metrics' `provider`).
+    pub provider: Box<str>,
     pub uri: String,
     pub endpoint: std::net::SocketAddr,
     pub timeout: Duration,
@@ -46,6 +50,7 @@ impl RemoteJwks {
         clock_skew_secs: u64,
     ) -> Result<RemoteJwks, String> {
         let r = RemoteJwks {
+            provider: Box::default(),
             uri: uri.into(),
             endpoint,
             timeout,
@@ -59,6 +64,12 @@ impl RemoteJwks {
         };
         r.live.set(Arc::new(r.load()?));
         Ok(r)
+    }
+
+    /// Names the `request_authentication` block the rule belongs to.
+    pub fn with_provider(mut self, provider: &str) -> RemoteJwks {
+        self.provider = provider.into();
+        self
     }
 
     fn load(&self) -> Result<Vec<Key>, String> {
@@ -101,19 +112,84 @@ impl JwksRuntime {
     }
 }
 
-/// Starts one refresh thread per fetched JWKS of `config` (a rule selected by several
-/// listeners is refreshed once).
-pub fn activate(config: &Config) -> std::io::Result<JwksRuntime> {
-    let mut rt = JwksRuntime::default();
+/// Every fetched JWKS of `config`, once each (a rule selected by several listeners is one).
+fn remotes_of(config: &Config) -> Vec<Arc<RemoteJwks>> {
+    let mut out: Vec<Arc<RemoteJwks>> = Vec::new();
     let rules = config
         .listeners
         .iter()
         .filter_map(|l| l.authz.as_ref()?.jwt.as_ref())
         .flat_map(|a| a.rules.iter());
     for remote in rules.filter_map(|r| r.remote.as_ref()) {
-        if rt.remotes.iter().any(|r| Arc::ptr_eq(r, remote)) {
-            continue;
+        if !out.iter().any(|r| Arc::ptr_eq(r, remote)) {
+            out.push(remote.clone());
         }
+    }
+    out
+}
+
+/// One fetched JWKS's refresh counters, as a shard reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwksCount {
+    pub provider: Box<str>,
+    pub issuer: Box<str>,
+    /// Refreshes that installed a key set / that failed (the keys in force stayed).
+    pub success: u64,
+    pub failure: u64,
+}
+
+/// The refresh counters of every fetched JWKS of `config`, one entry per (provider, issuer)
+/// (two rules alike in both are summed), sorted.
+pub fn counts(config: &Config) -> Vec<JwksCount> {
+    let mut out: Vec<JwksCount> = Vec::new();
+    for r in remotes_of(config) {
+        let (success, failure) = (
+            r.refreshed.load(Ordering::Relaxed),
+            r.failed.load(Ordering::Relaxed),
+        );
+        match out
+            .iter_mut()
+            .find(|c| *c.provider == *r.provider && *c.issuer == *r.issuer)
+        {
+            Some(c) => {
+                c.success += success;
+                c.failure += failure;
+            }
+            None => out.push(JwksCount {
+                provider: r.provider.clone(),
+                issuer: r.issuer.as_str().into(),
+                success,
+                failure,
+            }),
+        }
+    }
+    out.sort_by(|a, b| (&a.provider, &a.issuer).cmp(&(&b.provider, &b.issuer)));
+    out
+}
+
+/// Merges one shard's [`counts`] into `into`. Every shard reads the same counters, so an
+/// entry takes the highest value seen, not the sum.
+pub fn merge_counts(into: &mut Vec<JwksCount>, other: &[JwksCount]) {
+    for o in other {
+        match into
+            .iter_mut()
+            .find(|c| c.provider == o.provider && c.issuer == o.issuer)
+        {
+            Some(c) => {
+                c.success = c.success.max(o.success);
+                c.failure = c.failure.max(o.failure);
+            }
+            None => into.push(o.clone()),
+        }
+    }
+    into.sort_by(|a, b| (&a.provider, &a.issuer).cmp(&(&b.provider, &b.issuer)));
+}
+
+/// Starts one refresh thread per fetched JWKS of `config` (a rule selected by several
+/// listeners is refreshed once).
+pub fn activate(config: &Config) -> std::io::Result<JwksRuntime> {
+    let mut rt = JwksRuntime::default();
+    for remote in remotes_of(config) {
         let (tx, rx) = mpsc::channel::<()>();
         let r = remote.clone();
         std::thread::Builder::new()
@@ -124,7 +200,7 @@ pub fn activate(config: &Config) -> std::io::Result<JwksRuntime> {
                 }
             })?;
         rt.stops.push(tx);
-        rt.remotes.push(remote.clone());
+        rt.remotes.push(remote);
     }
     Ok(rt)
 }

@@ -277,3 +277,24 @@ fn config_errors_name_the_field() {
         "{e}"
     );
 }
+
+#[test]
+fn jwks_counts_from_several_shards_merge_by_max_per_provider_and_issuer() {
+    use super::refresh::{merge_counts, JwksCount};
+    let c = |p: &str, i: &str, success, failure| JwksCount {
+        provider: p.into(),
+        issuer: i.into(),
+        success,
+        failure,
+    };
+    // Every shard reads the same counters: a shard that answered a moment later sees more.
+    let mut total = vec![c("jwt", "https://a", 3, 1)];
+    merge_counts(
+        &mut total,
+        &[c("jwt", "https://a", 4, 1), c("b", "https://b", 1, 0)],
+    );
+    assert_eq!(
+        total,
+        vec![c("b", "https://b", 1, 0), c("jwt", "https://a", 4, 1)]
+    );
+}

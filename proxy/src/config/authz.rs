@@ -410,7 +410,13 @@ fn jwks_source(
     })
 }
 
-fn jwt_rule(at: &str, r: &RawJwtRule, clusters: &[Arc<Cluster>]) -> Result<JwtRule, ConfigError> {
+/// One compiled rule of the `request_authentication` block named `provider`.
+fn jwt_rule(
+    at: &str,
+    provider: &str,
+    r: &RawJwtRule,
+    clusters: &[Arc<Cluster>],
+) -> Result<JwtRule, ConfigError> {
     if r.issuer.is_empty() {
         return Err(err(format!("{at}.issuer"), "must not be empty"));
     }
@@ -439,7 +445,11 @@ fn jwt_rule(at: &str, r: &RawJwtRule, clusters: &[Arc<Cluster>]) -> Result<JwtRu
             JwtRule::new(&r.issuer, &r.audiences, &jwks, locations, skew.as_secs())
                 .map_err(|m| err(format!("{at}.{field}"), m))
         }
-        Jwks::Remote(remote) => Ok(JwtRule::with_remote(&r.issuer, locations, Arc::new(remote))),
+        Jwks::Remote(remote) => Ok(JwtRule::with_remote(
+            &r.issuer,
+            locations,
+            Arc::new(remote.with_provider(provider)),
+        )),
     }
 }
 
@@ -478,7 +488,7 @@ pub fn build_authz(
             .jwt_rules
             .iter()
             .enumerate()
-            .map(|(j, r)| jwt_rule(&format!("{at}.jwtRules[{j}]"), r, clusters))
+            .map(|(j, r)| jwt_rule(&format!("{at}.jwtRules[{j}]"), &a.name, r, clusters))
             .collect::<Result<Vec<_>, _>>()?;
         for l in selected(&at, &a.listeners, listeners)? {
             touched[l] = true;

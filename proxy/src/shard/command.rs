@@ -163,6 +163,9 @@ pub struct ShardStats {
     /// The exporter's counters — spans exported, failed requests, spans in failed requests —
     /// read by every shard from the one exporter, so merged by `max`, not summed.
     pub tracing_exporter: [u64; 3],
+    /// JWKS refresh counters per fetched key set (control-side, read by every shard: merged
+    /// by `max`).
+    pub jwks: Vec<crate::authz::refresh::JwksCount>,
 }
 
 impl ShardStats {
@@ -221,5 +224,6 @@ impl ShardStats {
         for (a, b) in self.tracing_exporter.iter_mut().zip(o.tracing_exporter) {
             *a = (*a).max(b);
         }
+        crate::authz::refresh::merge_counts(&mut self.jwks, &o.jwks);
     }
 }

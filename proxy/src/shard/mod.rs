@@ -183,6 +183,7 @@ impl Shard {
             .spans
             .as_ref()
             .map_or([0; 3], |sp| sp.export_counters());
+        s.jwks = crate::authz::refresh::counts(&snap.config);
         s.tap_events = self.svc.telemetry.taps.events.get();
         s.tap_dropped = self.svc.telemetry.taps.dropped.get();
         s
