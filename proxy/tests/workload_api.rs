@@ -2,7 +2,8 @@
 //! from `proxy/proto/workload.proto`) streams X509-SVIDs over a unix socket; a listener and a
 //! cluster with `workload_api:` serve and present them. A new SVID is used by new handshakes
 //! within 2 s, a bad one is rejected and counted with the old one kept, and a dropped stream
-//! is reopened.
+//! is reopened. The xDS client presents the Workload API SVID to an mTLS control plane (the
+//! Python one of `tests/py/xds_server.py`), and the rotated one when it reconnects.
 
 mod support;
 mod tls_support;
@@ -226,4 +227,83 @@ clusters:
     );
     let e = Config::from_yaml(&yaml).unwrap_err().to_string();
     assert!(e.contains("workload_api"), "{e}");
+}
+
+/// A PEM certificate's base64 body, whitespace removed (to compare two encoders' PEM).
+fn pem_body(pem: &str) -> String {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
+        .collect()
+}
+
+/// Waits for the control plane to see a stream opened over TLS; returns the client's
+/// certificate (its PEM body) and SANs.
+fn xds_peer(cp: &mut support::xds::ControlPlane) -> (String, serde_json::Value) {
+    let ev = cp.wait("stream", |v| v["open"] == true, Duration::from_secs(20));
+    (
+        pem_body(ev["peer_cert"].as_str().unwrap_or_default()),
+        ev["peer_sans"].clone(),
+    )
+}
+
+#[test]
+fn the_xds_client_presents_its_workload_api_svid_to_the_control_plane_and_rotates_it() {
+    use support::xds::{free_port, get_until, ControlPlane, Sidecar};
+    if !have_python_modules("grpc, grpc_tools, envoy.service.discovery.v3.ads_pb2_grpc") {
+        return;
+    }
+    let pki = TestPki::new();
+    // The agent hands the sidecar the `client` SVID; the control plane serves `server`'s and
+    // requires a client certificate from the same CA.
+    let first = pki.ca.issue(&pki.spec(CLIENT_ID)).unwrap();
+    put_svid(&pki, &first);
+    pki.write("bundle.pem", &pki.ca.cert_pem.clone());
+    let mut agent = Agent::start(&pki.dir);
+    let p = |f: &str| pki.path(f).display().to_string();
+    let tls_args = [
+        "--cert",
+        &p("server.pem"),
+        "--key",
+        &p("server-key.pem"),
+        "--ca",
+        &p("ca.pem"),
+    ];
+    let mut cp = ControlPlane::start_with(0, &tls_args);
+    let cp_port = cp.port;
+    let origin = support::origin::Origin::start("app");
+    let port = free_port();
+    cp.serve_web(port, &[origin.addr]);
+    let cluster = format!(
+        "{{name: xds, endpoints: [\"127.0.0.1:{cp_port}\"], protocol: http2, connect_timeout: 1s, \
+         tls: {{workload_api: {}, expected_identities: [{{exact: \"{SERVER_ID}\"}}]}}}}",
+        agent.socket.display()
+    );
+    let sidecar = Sidecar::start_with_cluster(&cluster, "", "");
+    let lis: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let (s, body) = get_until(lis, "/name", |s, b| s == 200 && b == "app");
+    assert_eq!((s, body.as_str()), (200, "app"), "config over mTLS serves");
+    cp.acked("LDS");
+    let (cert, sans) = xds_peer(&mut cp);
+    assert_eq!(cert, pem_body(&first.cert_pem), "the Workload API SVID");
+    assert!(
+        sans.to_string().contains(CLIENT_ID),
+        "the control plane sees the SPIFFE ID: {sans}"
+    );
+
+    // The agent rotates the SVID; the control plane restarts: the reconnect presents the
+    // new one.
+    let second = pki.ca.issue(&pki.spec(CLIENT_ID)).unwrap();
+    put_svid(&pki, &second);
+    agent.tell("send");
+    std::thread::sleep(Duration::from_millis(300));
+    cp.stop();
+    sidecar.dump_until("the stream lost", |d| d["xds"]["connected"].is_null());
+    let mut cp = ControlPlane::start_with(cp_port, &tls_args);
+    cp.serve_web(port, &[origin.addr]);
+    let (cert, _) = xds_peer(&mut cp);
+    assert_eq!(cert, pem_body(&second.cert_pem), "the rotated SVID");
+    cp.acked("LDS");
+    let (s, _) = get_until(lis, "/name", |s, b| s == 200 && b == "app");
+    assert_eq!(s, 200);
 }

@@ -1,6 +1,11 @@
 //! The gRPC channel to one endpoint of the xDS cluster: h2c, or TLS (mTLS with the cluster's
 //! client certificate, SPIFFE verification of the server) when the cluster has a `tls:`
 //! block — the same rustls config the data path would use, with ALPN `h2`.
+//!
+//! That config is the block's live one when the running server has activated it (files
+//! watched, or an SVID streamed from the SPIFFE Workload API with `workload_api:`), so every
+//! reconnect presents the identity in force after rotations; without it (the block not
+//! activated) the block's files are loaded here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,12 +26,21 @@ pub async fn connect(cluster: &Cluster, addr: SocketAddr) -> Result<Channel, Str
             .await
             .map_err(|e| format!("connect {addr}: {e}"));
     };
-    let material = tls
-        .settings
-        .source
-        .load()
-        .map_err(|e| format!("xds tls: {e}"))?;
-    let mut cfg = (*tls.settings.build(&material)?).clone();
+    let live = match tls.live.get() {
+        Some(c) => c,
+        None if tls.settings.workload_api.is_some() => {
+            return Err("xds tls: no SVID from the Workload API yet".into())
+        }
+        None => {
+            let material = tls
+                .settings
+                .source
+                .load()
+                .map_err(|e| format!("xds tls: {e}"))?;
+            tls.settings.build(&material)?
+        }
+    };
+    let mut cfg = (*live).clone();
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     let cfg = Arc::new(cfg);
     let name = tls.settings.server_name(addr.ip());

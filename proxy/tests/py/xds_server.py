@@ -4,13 +4,15 @@ Prints {"event": "listening", "port": N} first, then one JSON event per line:
   node     the node of a new stream (id, cluster, metadata)
   ack/nack a request answering one of our responses: type, version, nonce, error,
            t (when it arrived) and pushed (when that response was sent), both time.time()
-  stream   a stream opened or closed (api sotw|delta)
+  stream   a stream opened or closed (api sotw|delta; on open, with --cert, the client's
+           certificate as peer_cert (PEM) and its SANs as peer_sans)
   sent     a Delta response: type, nonce, names (changed resources), removed
 Commands, one JSON object per stdin line (resources in Envoy's canonical JSON):
   {"op": "set", "type": "CDS", "resources": [...]}   replace the whole set of a type
   {"op": "update", "type": "EDS", "resources": [...]} add or replace some
   {"op": "remove", "type": "CDS", "names": [...]}
 Each change is pushed at once to every stream subscribed to the type.
+With --cert/--key/--ca it serves TLS and requires a client certificate signed by --ca.
 """
 import argparse
 import hashlib
@@ -148,8 +150,16 @@ def answered(stream, kind, nonce, error):
          error=error or None, t=time.time(), pushed=sent[2], api=stream.api)
 
 
-def serve(stream, request_iterator, handle):
-    emit(event="stream", api=stream.api, open=True)
+def peer_of(context):
+    """The client's TLS certificate (PEM) and SANs; empty over plaintext."""
+    auth = context.auth_context() or {}
+    pem = b"".join(auth.get("x509_pem_cert", [])).decode()
+    sans = [v.decode() for v in auth.get("x509_subject_alternative_name", [])]
+    return {"peer_cert": pem, "peer_sans": sans}
+
+
+def serve(stream, request_iterator, handle, peer):
+    emit(event="stream", api=stream.api, open=True, **peer)
     with LOCK:
         STATE.streams.append(stream)
 
@@ -219,10 +229,10 @@ def handle_delta(stream, req):
 
 class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def StreamAggregatedResources(self, request_iterator, context):
-        return serve(Stream("sotw"), request_iterator, handle_sotw)
+        return serve(Stream("sotw"), request_iterator, handle_sotw, peer_of(context))
 
     def DeltaAggregatedResources(self, request_iterator, context):
-        return serve(Stream("delta"), request_iterator, handle_delta)
+        return serve(Stream("delta"), request_iterator, handle_delta, peer_of(context))
 
 
 def command(cmd):

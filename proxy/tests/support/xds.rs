@@ -24,9 +24,15 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub fn start(port: u16) -> ControlPlane {
+        ControlPlane::start_with(port, &[])
+    }
+
+    /// With more arguments for `xds_server.py` (`--cert F --key F --ca F`: mTLS).
+    pub fn start_with(port: u16, args: &[&str]) -> ControlPlane {
         let mut child = Command::new(python())
             .arg(script("xds_server.py"))
             .args(["--port", &port.to_string()])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -154,6 +160,14 @@ pub struct Sidecar {
 impl Sidecar {
     /// `xds_extra`: more keys of the bootstrap's `xds:` block (`api: delta`, …).
     pub fn start(cp_port: u16, xds_extra: &str, statics_extra: &str) -> Sidecar {
+        let cluster = format!(
+            "{{name: xds, endpoints: [\"127.0.0.1:{cp_port}\"], protocol: http2, connect_timeout: 1s}}"
+        );
+        Sidecar::start_with_cluster(&cluster, xds_extra, statics_extra)
+    }
+
+    /// With the `xds` cluster given as a YAML flow mapping (a `tls:` block, say).
+    pub fn start_with_cluster(cluster: &str, xds_extra: &str, statics_extra: &str) -> Sidecar {
         let dir = TempDir::new("xds");
         let boot = dir.file("bootstrap.yaml");
         std::fs::write(
@@ -162,7 +176,7 @@ impl Sidecar {
                 "node: {{id: sidecar-1, cluster: test, metadata: {{NAMESPACE: default, ROLE: sidecar}}}}\n\
                  xds:\n  cluster: xds\n  reconnect_base: 100ms\n  reconnect_max: 1s\n  sds_dir: {}\n{xds_extra}\
                  static_resources:\n  admin: {{address: 127.0.0.1:0, health_address: off}}\n  clusters:\n    \
-                 - {{name: xds, endpoints: [\"127.0.0.1:{cp_port}\"], protocol: http2, connect_timeout: 1s}}\n{statics_extra}",
+                 - {cluster}\n{statics_extra}",
                 dir.file("sds").display()
             ),
         )
