@@ -20,6 +20,7 @@ use rustls::pki_types::ServerName;
 use shardcar::tls::devca::Issued;
 use shardcar::tls::ClientSettings;
 use shardcar::{Config, Server};
+use support::admin::{admin_of, promtool_clean, scrape, sum_of};
 use support::grpc::PyServer;
 use support::script::{read_request, ScriptOrigin};
 use support::tools::{have, have_python_modules};
@@ -195,6 +196,12 @@ fn two_sidecars_carry_a_request_over_mtls_and_b_sees_a_identity() {
     assert!(as_.tls.upstream_handshakes >= 1, "{:?}", as_.tls);
     // Keepalive: three requests, one pooled mTLS connection.
     assert_eq!(as_.tls.upstream_handshakes, 1, "{:?}", as_.tls);
+    let text = scrape(admin_of(&a));
+    assert_eq!(
+        sum_of(&text, "shardcar_tls_handshakes_total{side=\"upstream\"}"),
+        1,
+        "{text}"
+    );
     // A client cannot forge its identity: B drops a client's own XFCC header.
     let (ok, out) = curl(&[
         "-H",
@@ -523,8 +530,17 @@ fn alpn_h2_on_a_strict_listener_is_served_by_the_h2_server() {
     let (ok, _) = curl(&[&format!("http://127.0.0.1:{port}/")]);
     assert!(!ok, "plaintext refused on STRICT");
     let t = srv.total_stats().tls;
-    assert!(t.failures.iter().map(|(_, n)| n).sum::<u64>() >= 1, "{t:?}");
+    let failed = t.failures.iter().map(|(_, n)| n).sum::<u64>();
+    assert!(failed >= 1, "{t:?}");
     assert_eq!(t.plaintext, 0);
+    // The same counts on the admin's Prometheus page, by side and reason.
+    let text = scrape(admin_of(&srv));
+    promtool_clean(&text);
+    let down = "shardcar_tls_handshakes_total{side=\"downstream\"}";
+    assert_eq!(sum_of(&text, down), t.handshakes, "{text}");
+    assert!(t.handshakes >= 3, "{t:?}");
+    let failures = "shardcar_tls_handshake_failures_total{side=\"downstream\",reason=";
+    assert_eq!(sum_of(&text, failures), failed, "{text}");
 }
 
 #[test]
@@ -549,6 +565,17 @@ fn permissive_serves_plaintext_and_tls_on_one_port() {
     assert_eq!(out, "- https");
     let t = srv.total_stats().tls;
     assert_eq!((t.plaintext, t.handshakes), (1, 1), "{t:?}");
+    let text = scrape(admin_of(&srv));
+    assert_eq!(
+        sum_of(&text, "shardcar_tls_permissive_plaintext_total "),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        sum_of(&text, "shardcar_tls_handshakes_total{side=\"downstream\"}"),
+        1,
+        "{text}"
+    );
 }
 
 /// A TLS client over a blocking socket, verifying B's SVID; returns the stream and B's serial.

@@ -1,7 +1,7 @@
 //! `GET /stats/prometheus` (admin port and the Istio agent's health port): the shards'
 //! merged counters (`shardcar_…`), the labelled per-shard metrics (Istio's standard metrics,
 //! listener and cluster stats; see `telemetry::metrics`), control-side counters the shards
-//! relay (JWKS refreshes) and process figures (resident memory), in the Prometheus text
+//! relay (JWKS refreshes), TLS handshake counts and process figures (resident memory), in the Prometheus text
 //! format.
 
 use std::fmt::Write as _;
@@ -35,9 +35,59 @@ pub fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Resul
         body.push_str("# TYPE shardcar_server_memory_rss_bytes gauge\n");
         let _ = writeln!(body, "shardcar_server_memory_rss_bytes {rss}");
     }
+    tls(&mut body, &total.tls);
     jwks(&mut body, &total.jwks);
     write(&mut body, &total.metrics);
     respond(out, 200, "text/plain; version=0.0.4", body.as_bytes())
+}
+
+/// TLS handshakes done and failed (by reason) per side — `downstream` on listeners,
+/// `upstream` to clusters — and PERMISSIVE connections served in plaintext.
+fn tls(body: &mut String, t: &crate::tls::stats::TlsCounts) {
+    body.push_str(
+        "# HELP shardcar_tls_handshakes_total TLS handshakes completed (downstream: on a \
+         listener; upstream: to a cluster).\n\
+         # TYPE shardcar_tls_handshakes_total counter\n",
+    );
+    let _ = writeln!(
+        body,
+        "shardcar_tls_handshakes_total{{side=\"downstream\"}} {}\n\
+         shardcar_tls_handshakes_total{{side=\"upstream\"}} {}",
+        t.handshakes, t.upstream_handshakes
+    );
+    let mut failures: Vec<(&str, &str, u64)> = t
+        .failures
+        .iter()
+        .map(|(r, n)| ("downstream", *r, *n))
+        .chain(
+            t.upstream_failures
+                .iter()
+                .map(|(r, n)| ("upstream", *r, *n)),
+        )
+        .collect();
+    failures.sort_unstable();
+    if !failures.is_empty() {
+        body.push_str(
+            "# HELP shardcar_tls_handshake_failures_total TLS handshakes that failed or were \
+             refused, by reason.\n\
+             # TYPE shardcar_tls_handshake_failures_total counter\n",
+        );
+        for (side, reason, n) in failures {
+            body.push_str("shardcar_tls_handshake_failures_total{side=\"");
+            body.push_str(side);
+            body.push_str("\",reason=\"");
+            escape_value(body, reason);
+            let _ = writeln!(body, "\"}} {n}");
+        }
+    }
+    let _ = writeln!(
+        body,
+        "# HELP shardcar_tls_permissive_plaintext_total Connections a PERMISSIVE listener \
+         served in plaintext.\n\
+         # TYPE shardcar_tls_permissive_plaintext_total counter\n\
+         shardcar_tls_permissive_plaintext_total {}",
+        t.plaintext
+    );
 }
 
 /// `shardcar_jwks_refresh_total{provider,issuer,result}`: each fetched JWKS's refreshes

@@ -2,6 +2,7 @@
 //! in-process proxy, all on 127.0.0.1 port 0 and all stopped by their handles.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod client;
 pub mod grpc;
 pub mod hold;
