@@ -714,6 +714,13 @@ fn rotation_new_handshakes_see_the_new_serial_and_a_bad_file_keeps_the_old() {
         want,
         "old material in force"
     );
+    // Both on the admin's Prometheus page, per block.
+    let text = scrape(admin_of(&srv));
+    promtool_clean(&text);
+    let series =
+        |r: &str| format!("shardcar_tls_reloads_total{{block=\"listener/web\",result=\"{r}\"}} ");
+    assert_eq!(sum_of(&text, &series("applied")), 1, "{text}");
+    assert_eq!(sum_of(&text, &series("rejected")), 1, "{text}");
 }
 
 /// The DER of the first certificate in `pem`.

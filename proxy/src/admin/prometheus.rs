@@ -36,6 +36,7 @@ pub fn prometheus(ctx: &AdminCtx, _: &Request, out: &mut TcpStream) -> io::Resul
         let _ = writeln!(body, "shardcar_server_memory_rss_bytes {rss}");
     }
     tls(&mut body, &total.tls);
+    tls_reloads(&mut body, &total.tls_reloads);
     jwks(&mut body, &total.jwks);
     write(&mut body, &total.metrics);
     respond(out, 200, "text/plain; version=0.0.4", body.as_bytes())
@@ -88,6 +89,27 @@ fn tls(body: &mut String, t: &crate::tls::stats::TlsCounts) {
          shardcar_tls_permissive_plaintext_total {}",
         t.plaintext
     );
+}
+
+/// `shardcar_tls_reloads_total{block,result}`: certificate rotations per `tls:` block
+/// (`applied`: new handshakes use the new material; `rejected`: a bad file or Workload API
+/// update, the old material stayed).
+fn tls_reloads(body: &mut String, counts: &[crate::tls::runtime::ReloadCount]) {
+    if counts.is_empty() {
+        return;
+    }
+    body.push_str(
+        "# HELP shardcar_tls_reloads_total Certificate rotations of a tls: block by result \
+         (rejected: the material in force stayed).\n\
+         # TYPE shardcar_tls_reloads_total counter\n",
+    );
+    for c in counts {
+        for (result, v) in [("applied", c.applied), ("rejected", c.rejected)] {
+            body.push_str("shardcar_tls_reloads_total{block=\"");
+            escape_value(body, &c.block);
+            let _ = writeln!(body, "\",result=\"{result}\"}} {v}");
+        }
+    }
 }
 
 /// `shardcar_jwks_refresh_total{provider,issuer,result}`: each fetched JWKS's refreshes

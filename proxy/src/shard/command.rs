@@ -166,6 +166,8 @@ pub struct ShardStats {
     /// JWKS refresh counters per fetched key set (control-side, read by every shard: merged
     /// by `max`).
     pub jwks: Vec<crate::authz::refresh::JwksCount>,
+    /// Certificate rotations per `tls:` block (control-side watchers: merged by `max`).
+    pub tls_reloads: Vec<crate::tls::runtime::ReloadCount>,
 }
 
 impl ShardStats {
@@ -225,5 +227,6 @@ impl ShardStats {
             *a = (*a).max(b);
         }
         crate::authz::refresh::merge_counts(&mut self.jwks, &o.jwks);
+        crate::tls::runtime::merge_reload_counts(&mut self.tls_reloads, &o.tls_reloads);
     }
 }

@@ -184,6 +184,7 @@ impl Shard {
             .as_ref()
             .map_or([0; 3], |sp| sp.export_counters());
         s.jwks = crate::authz::refresh::counts(&snap.config);
+        s.tls_reloads = crate::tls::runtime::reload_counts(&snap.config);
         s.tap_events = self.svc.telemetry.taps.events.get();
         s.tap_dropped = self.svc.telemetry.taps.dropped.get();
         s

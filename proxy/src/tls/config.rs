@@ -397,6 +397,8 @@ impl Watcher {
 pub struct ListenerTlsConf {
     pub settings: ListenerTls,
     pub live: Arc<Live<rustls::ServerConfig>>,
+    /// Its watcher's reload counters (set by [`super::runtime::activate`]), for the admin.
+    pub reloads: Option<Arc<ReloadStats>>,
 }
 
 /// A cluster's `tls:` block in a loaded config; see [`ListenerTlsConf`].
@@ -404,6 +406,8 @@ pub struct ListenerTlsConf {
 pub struct ClusterTlsConf {
     pub settings: ClusterTls,
     pub live: Arc<Live<rustls::ClientConfig>>,
+    /// See [`ListenerTlsConf::reloads`].
+    pub reloads: Option<Arc<ReloadStats>>,
 }
 
 /// The same block *and* the same live config: a reload builds a new live config, so a cluster
@@ -419,6 +423,7 @@ impl ListenerTlsConf {
         ListenerTlsConf {
             settings,
             live: Arc::default(),
+            reloads: None,
         }
     }
 }
@@ -428,6 +433,7 @@ impl ClusterTlsConf {
         ClusterTlsConf {
             settings,
             live: Arc::default(),
+            reloads: None,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! [`super::workload::WorkloadWatch`] stream), whose
 //! rebuilds go into the same cell (new handshakes use them; live connections keep theirs).
 //! The returned [`TlsRuntime`] owns the watchers: dropping it stops rotation (of the blocks
-//! the next config did not take over unchanged).
+//! the next config did not take over unchanged). Each block also keeps its watcher's counters
+//! ([`super::config::ListenerTlsConf::reloads`]), so a shard can report them from the config
+//! it serves ([`reload_counts`]) and the admin can show them.
 
 use std::sync::Arc;
 
@@ -79,6 +81,7 @@ pub fn activate(
         });
         if let Some((live, watcher)) = old {
             t.live = live.clone();
+            t.reloads = Some(watcher.stats().clone());
             rt.reloaders.push((name, watcher));
             continue;
         }
@@ -88,6 +91,7 @@ pub fn activate(
             .watch(&name, move |c| live.set(c))
             .map_err(|e| format!("{name}: tls: {e}"))?;
         t.live.set(first);
+        t.reloads = Some(r.stats().clone());
         rt.reloaders.push((name, Arc::new(r)));
     }
     for c in &mut config.clusters {
@@ -103,6 +107,7 @@ pub fn activate(
         });
         if let Some((live, watcher)) = old {
             t.live = live.clone();
+            t.reloads = Some(watcher.stats().clone());
             rt.reloaders.push((name, watcher));
             continue;
         }
@@ -112,7 +117,54 @@ pub fn activate(
             .watch(&name, move |c| live.set(c))
             .map_err(|e| format!("{name}: tls: {e}"))?;
         t.live.set(first);
+        t.reloads = Some(r.stats().clone());
         rt.reloaders.push((name, Arc::new(r)));
     }
     Ok(rt)
+}
+
+/// One `tls:` block's rotations, as a shard reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadCount {
+    /// `listener/NAME` or `cluster/NAME`.
+    pub block: Box<str>,
+    pub applied: u64,
+    pub rejected: u64,
+}
+
+/// The reload counters of every activated `tls:` block of `config`, sorted by block.
+pub fn reload_counts(config: &Config) -> Vec<ReloadCount> {
+    let listeners = config.listeners.iter().filter_map(|l| {
+        let r = l.tls.as_ref()?.reloads.as_ref()?;
+        Some((format!("listener/{}", l.name), r))
+    });
+    let clusters = config.clusters.iter().filter_map(|c| {
+        let r = c.tls.as_ref()?.reloads.as_ref()?;
+        Some((format!("cluster/{}", c.name), r))
+    });
+    let mut out: Vec<ReloadCount> = listeners
+        .chain(clusters)
+        .map(|(block, r)| ReloadCount {
+            block: block.into(),
+            applied: r.applied(),
+            rejected: r.rejected(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.block.cmp(&b.block));
+    out
+}
+
+/// Merges one shard's [`reload_counts`] into `into`: every shard reads the same counters, so
+/// a block takes the highest value seen, not the sum.
+pub fn merge_reload_counts(into: &mut Vec<ReloadCount>, other: &[ReloadCount]) {
+    for o in other {
+        match into.iter_mut().find(|c| c.block == o.block) {
+            Some(c) => {
+                c.applied = c.applied.max(o.applied);
+                c.rejected = c.rejected.max(o.rejected);
+            }
+            None => into.push(o.clone()),
+        }
+    }
+    into.sort_by(|a, b| a.block.cmp(&b.block));
 }
