@@ -147,6 +147,8 @@ fn untraced(origin: SocketAddr) -> String {
         routes:
           - match: {{prefix: \"/dead\"}}
             cluster: dead
+          - match: {{prefix: \"/local\"}}
+            direct_response: {{status: 403, body: no}}
           - match: {{prefix: \"/\"}}
             cluster: app
 clusters:
@@ -233,9 +235,12 @@ fn spans_continue_the_incoming_trace_with_the_span_sent_upstream() {
     // An upstream that cannot be reached: a 503 span with status ERROR and flag UF.
     let (code, _) = curl(&format!("{base}/dead"), false, Some(&incoming));
     assert_eq!(code, 503);
+    // Answered by the proxy itself (nothing upstream): still a span of the caller's trace.
+    let (code, _) = curl(&format!("{base}/local"), true, Some(&incoming));
+    assert_eq!(code, 403);
 
-    let spans = col.collect(4, Duration::from_secs(10));
-    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let spans = col.collect(5, Duration::from_secs(10));
+    assert_eq!(spans.len(), 5, "{spans:#?}");
     std::thread::sleep(Duration::from_millis(400)); // anything else would arrive by now
     assert!(
         col.spans.try_recv().is_err(),
@@ -278,9 +283,30 @@ fn spans_continue_the_incoming_trace_with_the_span_sent_upstream() {
     assert_eq!(dead["status"], 2, "5xx → ERROR");
     assert_eq!(attr(dead, "http.status_code"), "503");
     assert_eq!(attr(dead, "response_flags"), "UF");
+    let local = spans
+        .iter()
+        .find(|s| attr(s, "http.status_code") == "403")
+        .expect("the direct response has a span");
+    assert_eq!(local["trace_id"], trace);
+    assert_eq!(local["parent_span_id"], parent);
+    assert!(
+        !sent.iter().any(|s| local["span_id"] == s.as_str()),
+        "its own span id"
+    );
+    assert_eq!(
+        (
+            local["status"].as_i64(),
+            attr(local, "http.protocol").as_str()
+        ),
+        (Some(0), Some("HTTP/2"))
+    );
+    assert!(
+        local["attributes"].get("upstream_cluster").is_none(),
+        "{local}"
+    );
     assert!(spans.iter().all(|s| s["trace_id"] != unsampled));
     let t = server.total_stats();
-    assert_eq!(t.tracing_exporter[0], 4, "exported");
+    assert_eq!(t.tracing_exporter[0], 5, "exported");
     assert_eq!((t.tracing_exporter[1], t.tracing_spans_dropped), (0, 0));
     server.shutdown();
 }

@@ -226,6 +226,26 @@ impl Outgoing {
     }
 }
 
+/// The trace of a request the proxy answered itself (nothing went upstream, so no
+/// [`Outgoing`] was written): its incoming trace headers read back from the finished request,
+/// for span export. Runs only then, and only with span export on.
+pub fn answered_locally(req: &dyn super::RequestView, fresh: Fresh) -> Outgoing {
+    let mut inc = Incoming::default();
+    for (name, kind) in [
+        ("traceparent", TraceHeader::TraceParent),
+        ("b3", TraceHeader::B3),
+        ("x-b3-traceid", TraceHeader::B3TraceId),
+        ("x-b3-spanid", TraceHeader::B3SpanId),
+        ("x-b3-sampled", TraceHeader::B3Sampled),
+        ("x-b3-flags", TraceHeader::B3Flags),
+    ] {
+        if let Some(v) = req.header(name) {
+            inc.see(kind, v);
+        }
+    }
+    inc.outgoing(fresh)
+}
+
 /// Rewrites the trace headers of an HTTP/2 upstream request's header map in place; returns
 /// what was sent (the request's span, for export).
 pub fn rewrite_h2(h: &mut HeaderMap, fresh: Fresh) -> Outgoing {
