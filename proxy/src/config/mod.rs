@@ -146,7 +146,9 @@ impl Default for HttpSettings {
 /// Per-shard upstream connection pool settings of a cluster (HTTP only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
-    /// Idle keepalive connections kept per endpoint per shard (default 64).
+    /// Idle keepalive connections kept per endpoint per shard (default 256: 100 requests in
+    /// flight to one endpoint, h2load -c10 -m10 through an h2 listener, reopened 10 % of its
+    /// connections with 64).
     pub max_idle_per_endpoint: usize,
     /// Close an idle pooled connection after this long (default 60s).
     pub idle_timeout: Duration,
@@ -157,7 +159,7 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> PoolSettings {
         PoolSettings {
-            max_idle_per_endpoint: 64,
+            max_idle_per_endpoint: 256,
             idle_timeout: Duration::from_secs(60),
             max_requests_per_connection: None,
         }

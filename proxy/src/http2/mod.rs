@@ -24,6 +24,7 @@
 //! The `h2` crate keeps its stream store behind an `Arc<Mutex>`; on a shard it is only ever
 //! taken by the shard's own thread, so it is uncontended (a compare-and-swap per operation).
 
+pub(crate) mod coalesce;
 pub mod detect;
 pub mod guard;
 pub mod respond;

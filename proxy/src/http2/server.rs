@@ -4,13 +4,15 @@
 //! polled together with the connection itself. The connection's watch carries its idle
 //! timeout; a drain or idle abort sends GOAWAY and lets open streams finish.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use super::coalesce::Coalesce;
 use super::guard::{Guard, Limits, Metered};
 use super::stream::{self, StreamEnv};
 use super::H2State;
@@ -58,7 +60,7 @@ pub async fn serve<S: Stream + Unpin>(
         control_frames: settings.h2.max_control_frames_per_second,
         resets: settings.h2.max_resets_per_second,
     });
-    let io = Metered::new(io, guard.clone());
+    let io = Metered::new(Coalesce::new(io, ADAPTER_BUFFER), guard.clone());
     let handshake = builder(&settings.h2).handshake::<_, Bytes>(io);
     let mut conn = match monoio::time::timeout(settings.first_byte_timeout, handshake).await {
         Ok(Ok(c)) => c,
@@ -101,7 +103,7 @@ pub async fn serve<S: Stream + Unpin>(
                 }
                 None => break,
             },
-            _ = streams.next(), if !streams.is_empty() => {}
+            _ = finished(&mut streams), if !streams.is_empty() => {}
             _ = aborted, if !closing => {
                 closing = true;
                 conn.graceful_shutdown();
@@ -122,6 +124,24 @@ pub async fn serve<S: Stream + Unpin>(
             }
         }
     }
+}
+
+/// Waits for a stream to finish and collects every other one finished by then, so that their
+/// responses leave in one flush of the connection (the next turn of the loop), not one each.
+fn finished<F: Future<Output = ()>>(
+    streams: &mut FuturesUnordered<F>,
+) -> impl Future<Output = ()> + '_ {
+    poll_fn(move |cx| {
+        let mut any = false;
+        while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
+            any = true;
+        }
+        if any {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
 }
 
 /// A connection-level error: the peer broke the protocol or tripped a flood guard (h2 sends

@@ -108,6 +108,7 @@ async fn connect_new(
     };
     let io =
         monoio_compat::StreamWrapper::new_with_buffer_size(tcp, ADAPTER_BUFFER, ADAPTER_BUFFER);
+    let io = crate::http2::coalesce::Coalesce::new(io, ADAPTER_BUFFER);
     let initial = balancer
         .h2
         .initial_streams(ep_idx, cluster.h2.max_concurrent_streams);
