@@ -76,9 +76,14 @@ pub fn run(
     c.arg(url(target.addr, s.tls));
     match (s.loop_kind, rate) {
         (LoopKind::Open, Some(r)) => c.arg("--rps").arg(format!("{r:.0}")),
-        _ => c.arg("--concurrency").arg(s.connections.to_string()),
+        _ => c
+            .arg("--concurrency")
+            .arg((s.connections * s.streams).to_string()),
     };
     c.arg("--connections").arg(s.connections.to_string());
+    if s.streams > 1 {
+        c.arg("--streams").arg(s.streams.to_string());
+    }
     c.arg("--duration").arg(secs(s.duration));
     c.arg("--warmup").arg(secs(s.warmup));
     c.arg("--json").arg(json_out).arg("--quiet");

@@ -254,6 +254,10 @@ impl Runner {
             }
         };
         let load = match s.loop_kind {
+            LoopKind::Closed if s.streams > 1 => format!(
+                "closed loop, {} connections × {} streams",
+                s.connections, s.streams
+            ),
             LoopKind::Closed => format!("closed loop, {} connections", s.connections),
             LoopKind::Open => format!(
                 "open loop at {} over {} connections",

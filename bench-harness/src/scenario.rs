@@ -110,6 +110,10 @@ pub struct Scenario {
     pub targets: Vec<String>,
     #[serde(default = "default_connections")]
     pub connections: u64,
+    /// h2: streams in flight per connection (closed loop: `connections × streams` requests in
+    /// flight, like h2load's `-c` and `-m`).
+    #[serde(default = "default_streams")]
+    pub streams: u64,
     #[serde(default)]
     pub request_bytes: usize,
     #[serde(default = "default_response_bytes")]
@@ -145,6 +149,9 @@ fn default_protocol() -> Protocol {
 }
 fn default_connections() -> u64 {
     50
+}
+fn default_streams() -> u64 {
+    1
 }
 fn default_response_bytes() -> usize {
     64
@@ -243,6 +250,12 @@ impl Scenario {
         }
         if self.connections == 0 {
             return Err(err("connections", "must be at least 1"));
+        }
+        if self.streams == 0 || (self.streams > 1 && self.protocol != Protocol::H2) {
+            return Err(err(
+                "streams",
+                "must be at least 1, and above 1 only with protocol = \"h2\"",
+            ));
         }
         match self.kind {
             Kind::Load => match self.loop_kind {
