@@ -120,22 +120,28 @@ impl<'h> Incoming<'h> {
 
     /// What goes upstream.
     pub fn outgoing(&self, fresh: Fresh) -> Outgoing {
-        let b3_single = self.b3.map(trace::parse_b3_single);
-        let b3_multi =
-            trace::parse_b3_multi(self.b3_trace, self.b3_span, self.b3_sampled, self.b3_flags);
+        // W3C wins when present and valid: the B3 headers are then only rewritten, not parsed.
         let w3c = self.traceparent.and_then(trace::parse_traceparent);
-        // A bare `b3: 0|1|d` carries a sampling decision for a trace we start.
-        let bare = match b3_single {
-            Some(Err(s)) => s,
-            _ => None,
-        };
-        let b3_single_ctx = b3_single.and_then(Result::ok);
-        let ctx = w3c.or(b3_single_ctx).or(b3_multi).unwrap_or_else(|| {
-            let mut root = TraceContext::root(fresh.trace, fresh.sampled);
-            if bare.is_some() {
-                root.sampled = bare;
-            }
-            root
+        let ctx = w3c.unwrap_or_else(|| {
+            let b3_single = self.b3.map(trace::parse_b3_single);
+            // A bare `b3: 0|1|d` carries a sampling decision for a trace we start.
+            let bare = match b3_single {
+                Some(Err(s)) => s,
+                _ => None,
+            };
+            let b3_multi = || {
+                trace::parse_b3_multi(self.b3_trace, self.b3_span, self.b3_sampled, self.b3_flags)
+            };
+            b3_single
+                .and_then(Result::ok)
+                .or_else(b3_multi)
+                .unwrap_or_else(|| {
+                    let mut root = TraceContext::root(fresh.trace, fresh.sampled);
+                    if bare.is_some() {
+                        root.sampled = bare;
+                    }
+                    root
+                })
         });
         Outgoing {
             ctx,
