@@ -147,6 +147,8 @@ fn untraced(origin: SocketAddr) -> String {
         routes:
           - match: {{prefix: \"/dead\"}}
             cluster: dead
+          - match: {{prefix: \"/local\"}}
+            direct_response: {{status: 403, body: no}}
           - match: {{prefix: \"/\"}}
             cluster: app
 clusters:
@@ -233,9 +235,14 @@ fn spans_continue_the_incoming_trace_with_the_span_sent_upstream() {
     // An upstream that cannot be reached: a 503 span with status ERROR and flag UF.
     let (code, _) = curl(&format!("{base}/dead"), false, Some(&incoming));
     assert_eq!(code, 503);
+    // Answered by the proxy itself (nothing upstream): still a span of the caller's trace.
+    for h2 in [false, true] {
+        let (code, _) = curl(&format!("{base}/local"), h2, Some(&incoming));
+        assert_eq!(code, 403);
+    }
 
-    let spans = col.collect(4, Duration::from_secs(10));
-    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let spans = col.collect(6, Duration::from_secs(10));
+    assert_eq!(spans.len(), 6, "{spans:#?}");
     std::thread::sleep(Duration::from_millis(400)); // anything else would arrive by now
     assert!(
         col.spans.try_recv().is_err(),
@@ -278,9 +285,31 @@ fn spans_continue_the_incoming_trace_with_the_span_sent_upstream() {
     assert_eq!(dead["status"], 2, "5xx → ERROR");
     assert_eq!(attr(dead, "http.status_code"), "503");
     assert_eq!(attr(dead, "response_flags"), "UF");
+    let local: Vec<&Value> = spans
+        .iter()
+        .filter(|s| attr(s, "http.status_code") == "403")
+        .collect();
+    assert_eq!(local.len(), 2, "both direct responses have a span");
+    for l in &local {
+        assert_eq!(l["trace_id"], trace);
+        assert_eq!(l["parent_span_id"], parent);
+        assert!(
+            !sent.iter().any(|s| l["span_id"] == s.as_str()),
+            "its own span id"
+        );
+        assert!(l["attributes"].get("upstream_cluster").is_none(), "{l}");
+        assert_eq!(l["status"], 0);
+    }
+    assert_ne!(local[0]["span_id"], local[1]["span_id"]);
+    let mut protocols: Vec<&str> = local
+        .iter()
+        .map(|l| attr(l, "http.protocol").as_str().unwrap())
+        .collect();
+    protocols.sort();
+    assert_eq!(protocols, ["HTTP/1.1", "HTTP/2"]);
     assert!(spans.iter().all(|s| s["trace_id"] != unsampled));
     let t = server.total_stats();
-    assert_eq!(t.tracing_exporter[0], 4, "exported");
+    assert_eq!(t.tracing_exporter[0], 6, "exported");
     assert_eq!((t.tracing_exporter[1], t.tracing_spans_dropped), (0, 0));
     server.shutdown();
 }

@@ -120,22 +120,28 @@ impl<'h> Incoming<'h> {
 
     /// What goes upstream.
     pub fn outgoing(&self, fresh: Fresh) -> Outgoing {
-        let b3_single = self.b3.map(trace::parse_b3_single);
-        let b3_multi =
-            trace::parse_b3_multi(self.b3_trace, self.b3_span, self.b3_sampled, self.b3_flags);
+        // W3C wins when present and valid: the B3 headers are then only rewritten, not parsed.
         let w3c = self.traceparent.and_then(trace::parse_traceparent);
-        // A bare `b3: 0|1|d` carries a sampling decision for a trace we start.
-        let bare = match b3_single {
-            Some(Err(s)) => s,
-            _ => None,
-        };
-        let b3_single_ctx = b3_single.and_then(Result::ok);
-        let ctx = w3c.or(b3_single_ctx).or(b3_multi).unwrap_or_else(|| {
-            let mut root = TraceContext::root(fresh.trace, fresh.sampled);
-            if bare.is_some() {
-                root.sampled = bare;
-            }
-            root
+        let ctx = w3c.unwrap_or_else(|| {
+            let b3_single = self.b3.map(trace::parse_b3_single);
+            // A bare `b3: 0|1|d` carries a sampling decision for a trace we start.
+            let bare = match b3_single {
+                Some(Err(s)) => s,
+                _ => None,
+            };
+            let b3_multi = || {
+                trace::parse_b3_multi(self.b3_trace, self.b3_span, self.b3_sampled, self.b3_flags)
+            };
+            b3_single
+                .and_then(Result::ok)
+                .or_else(b3_multi)
+                .unwrap_or_else(|| {
+                    let mut root = TraceContext::root(fresh.trace, fresh.sampled);
+                    if bare.is_some() {
+                        root.sampled = bare;
+                    }
+                    root
+                })
         });
         Outgoing {
             ctx,
@@ -224,6 +230,26 @@ impl Outgoing {
         self.emit(&mut p);
         p.0
     }
+}
+
+/// The trace of a request the proxy answered itself (nothing went upstream, so no
+/// [`Outgoing`] was written): its incoming trace headers read back from the finished request,
+/// for span export. Runs only then, and only with span export on.
+pub fn answered_locally(req: &dyn super::RequestView, fresh: Fresh) -> Outgoing {
+    let mut inc = Incoming::default();
+    for (name, kind) in [
+        ("traceparent", TraceHeader::TraceParent),
+        ("b3", TraceHeader::B3),
+        ("x-b3-traceid", TraceHeader::B3TraceId),
+        ("x-b3-spanid", TraceHeader::B3SpanId),
+        ("x-b3-sampled", TraceHeader::B3Sampled),
+        ("x-b3-flags", TraceHeader::B3Flags),
+    ] {
+        if let Some(v) = req.header(name) {
+            inc.see(kind, v);
+        }
+    }
+    inc.outgoing(fresh)
 }
 
 /// Rewrites the trace headers of an HTTP/2 upstream request's header map in place; returns

@@ -66,7 +66,9 @@ impl ShardTelemetry {
             self.taps.offer(rec, conn, req);
         }
         if let Some(spans) = &snap.spans {
-            spans.offer(rec, req);
+            spans.offer(rec, req, || {
+                super::propagate::Fresh::draw(|| self.rng.next(), self.sampler.get())
+            });
         }
     }
 

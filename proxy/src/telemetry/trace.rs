@@ -154,23 +154,42 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+    // One table lookup per digit; 0xff marks a non-digit (upper case is not valid here).
+    const NIB: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
     };
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = nib(s[2 * i])? << 4 | nib(s[2 * i + 1])?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (NIB[pair[0] as usize], NIB[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = hi << 4 | lo;
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// Lower-case hex of `b`, appended.
 pub fn hex(b: &[u8], out: &mut Vec<u8>) {
     const D: &[u8; 16] = b"0123456789abcdef";
-    for &x in b {
-        out.extend_from_slice(&[D[(x >> 4) as usize], D[(x & 15) as usize]]);
+    // Ids are 8 or 16 bytes: digits into a stack buffer, then one append.
+    for chunk in b.chunks(16) {
+        let mut digits = [0u8; 32];
+        for (d, &x) in digits.chunks_exact_mut(2).zip(chunk) {
+            d[0] = D[(x >> 4) as usize];
+            d[1] = D[(x & 15) as usize];
+        }
+        out.extend_from_slice(&digits[..2 * chunk.len()]);
     }
 }
 

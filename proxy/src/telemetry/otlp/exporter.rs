@@ -107,6 +107,7 @@ fn spawn(conf: Arc<TracingConf>, counters: Arc<ExportCounters>) -> std::io::Resu
 
 fn run(conf: &TracingConf, rx: &Receiver<Msg>, counters: &ExportCounters) {
     let mut pending = Vec::with_capacity(conf.batch_size);
+    let mut names = encode::Names::default();
     let mut due: Option<Instant> = None;
     loop {
         let wait = due.map_or(Duration::from_secs(3600), |d| {
@@ -115,7 +116,7 @@ fn run(conf: &TracingConf, rx: &Receiver<Msg>, counters: &ExportCounters) {
         match rx.recv_timeout(wait) {
             Ok(Msg::Spans(config, spans)) => {
                 for r in &spans {
-                    pending.push(encode::span(&config, r));
+                    pending.push(encode::span(&config, r, &mut names));
                     if pending.len() >= conf.batch_size {
                         export(conf, &mut pending, counters);
                     }

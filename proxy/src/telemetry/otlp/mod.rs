@@ -14,12 +14,12 @@
 //!
 //! Cost (callgrind, `bench-harness/callgrind.sh` with `CG_CONNECTIONS=1 CG_SERIAL=1
 //! SHARDCAR_RING=epoll`, h1 closed loop, one shard, every request sampled, template
-//! `peers/shardcar-http-otlp.yaml`, threads split with `--separate-threads=yes`): the shard
-//! thread goes from 15,743 to 16,159 instructions per request (+415, +2.6 %: the span record,
-//! one wall-clock read, and keeping the request head for the span's method/URL); the exporter
-//! thread adds 12,357 instructions per span (building the prost `Span` with its attribute
-//! strings, encoding, the POST), so the process total is 28,507 vs 15,745 (+81 %) with 100 %
-//! sampling — on another core, and proportional to the sampling rate.
+//! `peers/shardcar-http-otlp.yaml`, threads split with `--separate-threads=yes`, measured
+//! 2026-12-04): the shard thread goes from 15,740 to 16,174 instructions per request (+434,
+//! +2.8 %: the span record, one wall-clock read, and keeping the request head for the span's
+//! method/URL); the exporter thread adds 9,960 instructions per span (building the prost
+//! `Span` with its attribute strings, encoding, the POST), so the process total is 26,134 vs
+//! 15,740 (+66 %) at 100 % sampling — on another core, and proportional to the sampling rate.
 
 pub mod encode;
 pub mod exporter;

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{ExportCounters, Inline, Link, Msg, SpanRecord};
 use crate::config::Config;
+use crate::telemetry::propagate::{self, Fresh};
 use crate::telemetry::record::Record;
 use crate::telemetry::view::RequestView;
 
@@ -61,10 +62,16 @@ impl ShardSpans {
             .map_or([0; 3], |l| ExportCounters::read(&l.counters))
     }
 
-    /// A finished request: keeps its span when the request was forwarded and its trace is
-    /// sampled. `rec.duration` is fixed already.
-    pub fn offer(&self, rec: &Record, req: &dyn RequestView) {
-        let Some(t) = rec.trace else { return };
+    /// A finished request: keeps its span when its trace is sampled. A forwarded request's
+    /// ids are the ones sent upstream; one the proxy answered itself (404 `NR`, a direct
+    /// response, 403 RBAC, a fault abort…) gets its trace from its own headers and an id from
+    /// `fresh`. `rec.duration` is fixed already.
+    pub fn offer(&self, rec: &Record, req: &dyn RequestView, fresh: impl FnOnce() -> Fresh) {
+        let t = match rec.trace {
+            Some(t) => t,
+            None if !req.method().is_empty() => propagate::answered_locally(req, fresh()),
+            None => return,
+        };
         if t.ctx.sampled != Some(true) {
             return;
         }
