@@ -224,7 +224,7 @@ fn map_httparse(e: httparse::Error) -> Reject {
 
 /// Parses a request head at the start of `buf` into `head`. `Ok(false)`: incomplete, read more.
 pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<bool, Reject> {
-    match buf.iter().position(|b| *b == b'\n') {
+    match memchr::memchr(b'\n', buf) {
         Some(i) if i > limits.max_request_line => return Err(Reject::UriTooLong),
         None if buf.len() > limits.max_request_line => return Err(Reject::UriTooLong),
         _ => {}

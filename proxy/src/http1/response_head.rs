@@ -122,7 +122,7 @@ fn reason_span(buf: &[u8], parsed: Option<&str>) -> Span {
     if let Some(s) = parsed.and_then(|r| Span::within(buf, r.as_bytes())) {
         return s;
     }
-    let line = buf.iter().position(|&b| b == b'\n').unwrap_or(0);
+    let line = memchr::memchr(b'\n', buf).unwrap_or(0);
     let line = if line > 0 && buf[line - 1] == b'\r' {
         line - 1
     } else {

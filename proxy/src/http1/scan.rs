@@ -22,7 +22,7 @@ impl HeadScan {
         // Re-examine up to two bytes before `pos`: the end marker may straddle reads.
         let from = self.pos.saturating_sub(2);
         let mut i = from;
-        while let Some(off) = buf[i..].iter().position(|b| *b == b'\n') {
+        while let Some(off) = memchr::memchr(b'\n', &buf[i..]) {
             let nl = i + off;
             if !self.line_done {
                 if nl > limits.max_request_line {
