@@ -145,16 +145,35 @@ fn opt(v: Option<&str>, out: &mut Vec<u8>) {
 pub(crate) fn num(mut n: u64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    // Two digits per division (a table of "00".."99").
+    while n >= 100 {
+        let r = 2 * (n % 100) as usize;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    }
+    if n >= 10 {
+        let r = 2 * n as usize;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&buf[i..]);
 }
+
+/// "00", "01", … "99".
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
 
 /// `n` as exactly `width` digits, zero-padded (`n` must fit).
 fn padded(n: u64, width: usize, out: &mut Vec<u8>) {
@@ -197,9 +216,9 @@ fn addr(a: Option<std::net::SocketAddr>, out: &mut Vec<u8>) {
 pub fn rfc3339_millis(t: SystemTime, out: &mut Vec<u8>) {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    let (days, sod) = ((secs / 86_400) as i64, secs % 86_400);
-    let (y, m, dd) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
+    if secs >= YEAR_10000 {
+        let (days, sod) = ((secs / 86_400) as i64, secs % 86_400);
+        let (y, m, dd) = civil_from_days(days);
         let _ = write!(
             out,
             "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -210,20 +229,50 @@ pub fn rfc3339_millis(t: SystemTime, out: &mut Vec<u8>) {
         );
         return;
     }
-    padded(y as u64, 4, out);
-    for (sep, v) in [
+    // Lines of one second share the date and time up to the seconds: rendered once per second
+    // per thread (a shard's log lines come from its own thread).
+    let prefix = SECOND.with(|c| {
+        let (at, p) = c.get();
+        if at == secs {
+            return p;
+        }
+        let p = second_prefix(secs);
+        c.set((secs, p));
+        p
+    });
+    out.extend_from_slice(&prefix);
+    padded(u64::from(d.subsec_millis()), 3, out);
+    out.push(b'Z');
+}
+
+/// 10000-01-01T00:00:00Z in Unix seconds: four-digit years end before it.
+const YEAR_10000: u64 = 253_402_300_800;
+
+thread_local! {
+    /// The last second rendered by this thread and its `YYYY-MM-DDTHH:MM:SS.`.
+    static SECOND: std::cell::Cell<(u64, [u8; 20])> =
+        const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+}
+
+fn second_prefix(secs: u64) -> [u8; 20] {
+    let (days, sod) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, dd) = civil_from_days(days);
+    let mut v = Vec::with_capacity(20);
+    padded(y as u64, 4, &mut v);
+    for (sep, n) in [
         (b'-', u64::from(m)),
         (b'-', u64::from(dd)),
         (b'T', sod / 3600),
         (b':', sod / 60 % 60),
         (b':', sod % 60),
     ] {
-        out.push(sep);
-        padded(v, 2, out);
+        v.push(sep);
+        padded(n, 2, &mut v);
     }
-    out.push(b'.');
-    padded(u64::from(d.subsec_millis()), 3, out);
-    out.push(b'Z');
+    v.push(b'.');
+    let mut p = [0u8; 20];
+    p.copy_from_slice(&v);
+    p
 }
 
 /// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.

@@ -169,11 +169,29 @@ fn start_time_calendar() {
     assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00.000Z");
     assert_eq!(at(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
     assert_eq!(at(1_721_046_896_789), "2024-07-15T12:34:56.789Z");
+    // The per-second prefix cache: same second, the next one, and back.
+    assert_eq!(at(1_721_046_896_001), "2024-07-15T12:34:56.001Z");
+    assert_eq!(at(1_721_046_897_000), "2024-07-15T12:34:57.000Z");
+    assert_eq!(at(1_721_046_896_500), "2024-07-15T12:34:56.500Z");
+    assert_eq!(at(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+    assert_eq!(at(253_402_300_800_000), "10000-01-01T00:00:00.000Z");
 }
 
 #[test]
 fn numbers_and_addresses_render_as_display_does() {
-    for n in [0u64, 7, 10, 99, 1_000, 65_535, 1_234_567_890, u64::MAX] {
+    for n in [
+        0u64,
+        7,
+        10,
+        99,
+        100,
+        101,
+        1_000,
+        9_999,
+        65_535,
+        1_234_567_890,
+        u64::MAX,
+    ] {
         let mut o = Vec::new();
         super::render::num(n, &mut o);
         assert_eq!(String::from_utf8(o).unwrap(), n.to_string());
