@@ -87,11 +87,11 @@ fn bench(c: &mut Criterion) {
                 framing: req.framing,
                 te_trailers: false,
                 tls: None,
-                trace: shardcar::telemetry::propagate::Fresh {
+                trace: Some(shardcar::telemetry::propagate::Fresh {
                     span: 7,
                     trace: 9,
                     sampled: true,
-                },
+                }),
             },
         );
         black_box(out.len())

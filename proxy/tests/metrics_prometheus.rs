@@ -564,3 +564,41 @@ clusters:
     assert_eq!(m.sum("istio_requests", &[("request_protocol", "grpc")]), 5);
     server.shutdown();
 }
+
+#[test]
+fn with_istio_metrics_off_only_the_operational_stats_count() {
+    let origin = Origin::start("app");
+    let echo = EchoServer::start();
+    let dead = DeadPort::new();
+    let yaml = config(origin.addr, echo.addr, dead.addr).replace(
+        "metrics:\n  workload: reviews-v1\n",
+        "metrics:\n  istio: false\n  workload: reviews-v1\n",
+    );
+    assert!(yaml.contains("istio: false"));
+    let proxy = Proxy::spawn(&yaml, 2);
+    let (web, tcp, health) = (
+        proxy.addr("web"),
+        proxy.addr("tcp"),
+        proxy.addr("admin-health"),
+    );
+    for _ in 0..6 {
+        assert_eq!(curl(&format!("http://{web}/x"), false), 200);
+    }
+    let mut c = TcpStream::connect(tcp).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).unwrap();
+    drop(c);
+    let text = settle(health, 6.0, |t| {
+        sum(
+            t,
+            "shardcar_listener_downstream_rq_total",
+            &[("listener", "web"), ("response_code_class", "2xx")],
+        )
+    });
+    assert!(
+        !text.lines().any(|l| l.starts_with("istio_")),
+        "no istio_* series with `istio: false`:\n{text}"
+    );
+    promtool_clean(&text);
+}

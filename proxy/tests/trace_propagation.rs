@@ -113,3 +113,27 @@ fn b3_single_and_multi_are_carried_on_in_their_own_shape() {
     assert!(get(&h, "b3").is_empty(), "multi in, multi out");
     server.shutdown();
 }
+
+#[test]
+fn with_propagation_off_trace_headers_pass_through_untouched_and_none_is_started() {
+    let (server, proxy) =
+        support::http_proxy_to(echo_head_origin(), "tracing:\n  propagation: false\n");
+    let none = upstream_headers(proxy, "");
+    assert!(get(&none, "traceparent").is_empty(), "{none:?}");
+    assert!(get(&none, "b3").is_empty(), "{none:?}");
+    assert_eq!(
+        get(&none, "x-request-id")[0].len(),
+        36,
+        "request ids stay on"
+    );
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let b3 = "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1";
+    let h = upstream_headers(
+        proxy,
+        &format!("traceparent: {tp}\r\nb3: {b3}\r\nx-b3-spanid: e457b5a2e4d86bd1\r\n"),
+    );
+    assert_eq!(get(&h, "traceparent"), [tp], "{h:?}");
+    assert_eq!(get(&h, "b3"), [b3]);
+    assert_eq!(get(&h, "x-b3-spanid"), ["e457b5a2e4d86bd1"]);
+    server.shutdown();
+}

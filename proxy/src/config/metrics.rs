@@ -6,7 +6,10 @@
 //!   workload: reviews-v1                          # default "unknown"
 //!   service: reviews.default.svc.cluster.local    # destination_service on inbound
 //!   outbound_listeners: [outbound]                # reporter="source"; others "destination"
+//!   istio: true                                   # false: no istio_* series (default true)
 //! ```
+//! `istio: false` is Istio's Telemetry API with metrics disabled: no `istio_*` series are
+//! kept; the `shardcar_*` operational stats stay (like Envoy's, they cannot be turned off).
 //! Without the block every workload label is `unknown`, `destination_service` is the
 //! cluster's name, and listeners whose name starts with `outbound` report as `source`.
 
@@ -20,6 +23,7 @@ pub struct RawMetrics {
     pub workload: Option<String>,
     pub service: Option<String>,
     pub outbound_listeners: Option<Vec<String>>,
+    pub istio: Option<bool>,
 }
 
 /// Typed metrics labels settings.
@@ -32,6 +36,8 @@ pub struct MetricsSettings {
     pub service: Option<String>,
     /// Per listener (indexed like `listeners`): true when it carries outbound traffic.
     pub outbound: Vec<bool>,
+    /// Istio's standard metrics kept (`metrics.istio`, default true).
+    pub istio: bool,
 }
 
 impl Default for MetricsSettings {
@@ -40,6 +46,7 @@ impl Default for MetricsSettings {
             workload: "unknown".into(),
             service: None,
             outbound: Vec::new(),
+            istio: true,
         }
     }
 }
@@ -94,5 +101,6 @@ pub fn build_metrics(
         workload: workload.unwrap_or_else(|| "unknown".into()),
         service,
         outbound,
+        istio: raw.as_ref().and_then(|r| r.istio).unwrap_or(true),
     })
 }

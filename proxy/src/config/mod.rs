@@ -70,6 +70,9 @@ pub struct Config {
     pub overload: overload::Overload,
     /// Span export (the `tracing:` block; no spans without it).
     pub tracing: Option<Arc<TracingConf>>,
+    /// Trace headers continued or started on every forwarded request (`tracing.propagation`,
+    /// default true); off, they pass through untouched.
+    pub trace_propagation: bool,
 }
 
 /// What a listener speaks.

@@ -11,7 +11,10 @@
 //!   batch_size: 512               # spans per export request (default 512)
 //!   flush_interval: 1s            # a partial batch is sent at the latest after this
 //! ```
-//! Without the block no span is kept (trace headers are still propagated). An incoming
+//! Without the block no span is kept (trace headers are still propagated). `tracing:
+//! {propagation: false}` turns trace propagation off (Envoy without a tracer): trace headers
+//! pass through untouched, none is generated, and no span is kept; it takes no other field.
+//! An incoming
 //! sampled flag (`traceparent`, B3) is honoured whatever `sampling` says; `sampling` decides
 //! only for traces this hop starts, and the flag it picks is the one sent upstream.
 //! [`TracingConf::live`] is filled by the control side's exporter registry
@@ -36,6 +39,7 @@ pub const MAX_BATCH: usize = 8192;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTracing {
+    pub propagation: Option<bool>,
     pub otlp: Option<RawOtlp>,
     pub sampling: Option<f64>,
     pub service_name: Option<String>,
@@ -84,10 +88,37 @@ fn host_port(v: &str) -> bool {
     }
 }
 
+/// Whether trace headers are propagated (`tracing.propagation`, default true).
+pub fn build_propagation(raw: &Option<RawTracing>) -> Result<bool, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(true);
+    };
+    if raw.propagation != Some(false) {
+        return Ok(true);
+    }
+    let set = [
+        ("otlp", raw.otlp.is_some()),
+        ("sampling", raw.sampling.is_some()),
+        ("service_name", raw.service_name.is_some()),
+        ("batch_size", raw.batch_size.is_some()),
+        ("flush_interval", raw.flush_interval.is_some()),
+    ];
+    match set.iter().find(|(_, on)| *on) {
+        Some((field, _)) => Err(ConfigError::new(
+            format!("tracing.{field}"),
+            "needs `propagation: true`: spans and sampling apply only to propagated traces",
+        )),
+        None => Ok(false),
+    }
+}
+
 pub fn build_tracing(raw: &Option<RawTracing>) -> Result<Option<TracingConf>, ConfigError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
+    if raw.propagation == Some(false) {
+        return Ok(None);
+    }
     let err = |field: &str, m: String| ConfigError::new(format!("tracing.{field}"), m);
     let Some(otlp) = &raw.otlp else {
         return Err(err(
@@ -205,5 +236,23 @@ mod tests {
         assert!(e.contains("tracing.batch_size"), "{e}");
         let e = load("tracing:\n  otlp: {address: \"h:1\"}\n  flush_interval: 0s\n").unwrap_err();
         assert!(e.contains("tracing.flush_interval"), "{e}");
+    }
+
+    #[test]
+    fn propagation_can_be_turned_off_alone() {
+        let c = load("").unwrap();
+        assert!(c.trace_propagation);
+        let c = load("tracing:\n  propagation: false\n").unwrap();
+        assert!(!c.trace_propagation && c.tracing.is_none());
+        assert!(crate::telemetry::otlp::sampler_for(&c).is_none());
+        let c = load("tracing:\n  propagation: true\n  otlp: {address: \"h:1\"}\n").unwrap();
+        assert!(c.trace_propagation && c.tracing.is_some());
+        let e = load("tracing:\n  propagation: false\n  otlp: {address: \"h:1\"}\n").unwrap_err();
+        assert!(
+            e.contains("tracing.otlp") && e.contains("propagation"),
+            "{e}"
+        );
+        let e = load("tracing:\n  propagation: false\n  sampling: 5\n").unwrap_err();
+        assert!(e.contains("tracing.sampling"), "{e}");
     }
 }

@@ -408,5 +408,6 @@ pub(super) fn build(raw: RawConfig, xds: bool) -> Result<Config, ConfigError> {
         admin: super::admin::build_admin(&raw.admin)?,
         overload: super::overload::build_overload(&raw.overload)?,
         tracing: super::trace_export::build_tracing(&raw.tracing)?.map(std::sync::Arc::new),
+        trace_propagation: super::trace_export::build_propagation(&raw.tracing)?,
     })
 }

@@ -23,7 +23,7 @@ pub fn finish_headers(
     peer_ip: &[u8],
     tls: Option<&TlsFacts>,
     svc: &Services,
-) -> Outgoing {
+) -> Option<Outgoing> {
     let rng = &svc.rng;
     xff.extend_from_slice(peer_ip);
     if let Ok(v) = HeaderValue::from_bytes(&xff) {
@@ -49,10 +49,10 @@ pub fn finish_headers(
             h.insert("x-request-id", v);
         }
     }
-    let trace = propagate::rewrite_h2(
-        h,
-        propagate::Fresh::draw(|| rng.next(), svc.telemetry.sampler()),
-    );
+    let trace = svc
+        .telemetry
+        .fresh_trace(rng)
+        .map(|fresh| propagate::rewrite_h2(h, fresh));
     for (n, v) in filters.request_adds() {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(n.as_bytes()),

@@ -60,8 +60,9 @@ pub struct Forwarding<'a> {
     /// peer, `x-forwarded-client-cert: URI=spiffe://…` (Envoy's XFCC; a client's own XFCC is
     /// always dropped, so it cannot claim an identity).
     pub tls: Option<&'a crate::tls::TlsFacts>,
-    /// Randomness for the trace headers (`traceparent`, B3) this hop sends.
-    pub trace: Fresh,
+    /// Randomness for the trace headers (`traceparent`, B3) this hop sends; `None` with
+    /// trace propagation off (the client's trace headers then pass through untouched).
+    pub trace: Option<Fresh>,
 }
 
 const XFCC: &[u8] = b"x-forwarded-client-cert";
@@ -87,7 +88,7 @@ pub fn request_head(
     buf: &[u8],
     req: &RequestHead,
     fwd: &Forwarding<'_>,
-) -> Outgoing {
+) -> Option<Outgoing> {
     let src = Source {
         method: req.method.get(buf),
         headers: req
@@ -112,7 +113,7 @@ pub fn request_head_from<'h, I, L>(
     out: &mut Vec<u8>,
     src: Source<'_, I, L>,
     fwd: &Forwarding<'_>,
-) -> Outgoing
+) -> Option<Outgoing>
 where
     I: Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
     L: Fn(&[u8]) -> bool,
@@ -128,7 +129,7 @@ where
     let mut has_request_id = false;
     let mut trace = Incoming::default();
     for (n, v) in src.headers.clone() {
-        if let Some(k) = propagate::classify(n) {
+        if let Some(k) = fwd.trace.and_then(|_| propagate::classify(n)) {
             trace.see(k, v); // re-emitted below for this hop
             continue;
         }
@@ -181,8 +182,10 @@ where
     if !has_request_id {
         put(out, b"x-request-id", fwd.request_id);
     }
-    let trace = trace.outgoing(fwd.trace);
-    trace.write_h1(out);
+    let trace = fwd.trace.map(|fresh| trace.outgoing(fresh));
+    if let Some(t) = &trace {
+        t.write_h1(out);
+    }
     for (n, v) in filters.request_adds() {
         put(out, n.as_bytes(), v.as_bytes());
     }

@@ -70,7 +70,7 @@ pub async fn forward<S: Stream>(
             None => (None, raw_target),
         };
         let target = path.unwrap_or(target);
-        conn.rec.trace = Some(encode::request_head(
+        conn.rec.trace = encode::request_head(
             &mut wbuf,
             &conn.rbuf,
             head,
@@ -83,12 +83,9 @@ pub async fn forward<S: Stream>(
                 framing: facts.framing,
                 te_trailers: false,
                 tls: conn.ctx.tls.as_deref(),
-                trace: crate::telemetry::propagate::Fresh::draw(
-                    || rng.next(),
-                    env.svc.telemetry.sampler(),
-                ),
+                trace: env.svc.telemetry.fresh_trace(rng),
             },
-        ));
+        );
     }
     conn.consumed = conn.head.len;
     if conn.head.expect_continue && facts.framing != Framing::None {

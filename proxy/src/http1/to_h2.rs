@@ -75,7 +75,7 @@ pub async fn forward<S: Stream>(
         let body = b"request head cannot be expressed in HTTP/2\n";
         return local::respond(conn, env, 400, Some("DPE"), body, started).await;
     };
-    conn.rec.trace = Some(trace);
+    conn.rec.trace = trace;
     conn.consumed = conn.head.len;
     let route = to.route;
     let mut retrier = Retrier::new(&route.retry, facts.idempotent).with_cluster(to.balancer);
@@ -238,7 +238,7 @@ fn request<S>(
     conn: &Conn<S>,
     to: &Upstream<'_>,
     env: Env<'_>,
-) -> Option<(Request<()>, crate::telemetry::propagate::Outgoing)> {
+) -> Option<(Request<()>, Option<crate::telemetry::propagate::Outgoing>)> {
     let (buf, head) = (&conn.rbuf, &conn.head);
     let filters = &to.route.filters;
     let raw_target = head.target.get(buf);

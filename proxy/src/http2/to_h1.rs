@@ -80,7 +80,7 @@ pub async fn exchange(
         &mut request_id,
     );
     let mut wbuf = env.h1.scratch.take();
-    ds.rec.trace = Some(encode::request_head_from(
+    ds.rec.trace = encode::request_head_from(
         &mut wbuf,
         Source {
             method: head.parts.method.as_str().as_bytes(),
@@ -98,12 +98,9 @@ pub async fn exchange(
             framing,
             te_trailers: head.te_trailers,
             tls: env.ctx.tls.as_deref(),
-            trace: crate::telemetry::propagate::Fresh::draw(
-                || rng.next(),
-                env.svc.telemetry.sampler(),
-            ),
+            trace: env.svc.telemetry.fresh_trace(rng),
         },
-    ));
+    );
     if !route.mirrors.is_empty() {
         let copy = crate::http1::mirror::Copy {
             head: &wbuf,

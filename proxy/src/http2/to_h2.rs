@@ -27,7 +27,11 @@ use crate::telemetry::propagate::Outgoing;
 use crate::upstream::h2 as up_h2;
 
 /// The upstream request head, and the trace headers it carries (this hop's span).
-fn request(head: &Head<'_>, filters: &FilterChain, env: StreamEnv<'_>) -> (Request<()>, Outgoing) {
+fn request(
+    head: &Head<'_>,
+    filters: &FilterChain,
+    env: StreamEnv<'_>,
+) -> (Request<()>, Option<Outgoing>) {
     let authority = filters
         .host_rewrite()
         .map(str::as_bytes)
@@ -105,7 +109,7 @@ pub async fn exchange(
     env: StreamEnv<'_>,
 ) -> Result<(), Failure> {
     let (req, trace) = request(head, &route.filters, env);
-    ds.rec.trace = Some(trace);
+    ds.rec.trace = trace;
     let mut retrier =
         Retrier::new(&route.retry, head.method.is_idempotent()).with_cluster(balancer);
     let mut timing = Timing {

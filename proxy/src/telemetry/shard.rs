@@ -21,8 +21,9 @@ pub struct ShardTelemetry {
     pub taps: ShardTaps,
     /// Access-log sampling.
     rng: Rng,
-    /// Sampling of traces this shard starts (the current config's `tracing.sampling`).
-    sampler: Cell<Sampler>,
+    /// Sampling of traces this shard starts (the current config's `tracing.sampling`);
+    /// `None` with trace propagation off.
+    sampler: Cell<Option<Sampler>>,
 }
 
 impl Default for ShardTelemetry {
@@ -31,20 +32,28 @@ impl Default for ShardTelemetry {
             metrics: ShardMetrics::default(),
             taps: ShardTaps::default(),
             rng: Rng::for_shard(0x51),
-            sampler: Cell::new(Sampler::ALL),
+            sampler: Cell::new(Some(Sampler::ALL)),
         }
     }
 }
 
 impl ShardTelemetry {
-    /// The sampler for traces this shard starts.
-    pub fn sampler(&self) -> Sampler {
+    /// The sampler for traces this shard starts; `None` when trace propagation is off.
+    pub fn sampler(&self) -> Option<Sampler> {
         self.sampler.get()
     }
 
     /// Installs the sampler of a new config.
-    pub fn set_sampler(&self, s: Sampler) {
+    pub fn set_sampler(&self, s: Option<Sampler>) {
         self.sampler.set(s);
+    }
+
+    /// Randomness for the trace headers of one forwarded request; `None` when trace
+    /// propagation is off (the headers then pass through untouched).
+    pub fn fresh_trace(&self, rng: &Rng) -> Option<super::propagate::Fresh> {
+        self.sampler
+            .get()
+            .map(|s| super::propagate::Fresh::draw(|| rng.next(), s))
     }
 
     /// An HTTP request (HTTP/1 or HTTP/2 stream) finished; fixes `rec.duration`.
@@ -67,7 +76,8 @@ impl ShardTelemetry {
         }
         if let Some(spans) = &snap.spans {
             spans.offer(rec, req, || {
-                super::propagate::Fresh::draw(|| self.rng.next(), self.sampler.get())
+                let s = self.sampler.get().unwrap_or(Sampler::ALL);
+                super::propagate::Fresh::draw(|| self.rng.next(), s)
             });
         }
     }

@@ -52,7 +52,12 @@ class Handler(BaseHTTPRequestHandler):
             for a in rs.resource.attributes:
                 if a.key == "service.name":
                     service = a.value.string_value
-            for ss in rs.scope_spans:
+            # `xds-protos` ships an older copy of these protos into the same package path
+            # (field 2 named `instrumentation_library_spans`, same wire format); whichever pip
+            # installed last wins, so read either.
+            scopes = rs.scope_spans if hasattr(rs, "scope_spans") else rs.instrumentation_library_spans
+            for ss in scopes:
+                scope = ss.scope if hasattr(ss, "scope") else ss.instrumentation_library
                 for s in ss.spans:
                     emit({
                         "trace_id": s.trace_id.hex(),
@@ -62,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
                         "kind": s.kind,
                         "status": s.status.code,
                         "service": service,
-                        "scope": ss.scope.name,
+                        "scope": scope.name,
                         "start": s.start_time_unix_nano,
                         "end": s.end_time_unix_nano,
                         "attributes": {a.key: value(a.value) for a in s.attributes},

@@ -5,7 +5,7 @@
 //! in the Prometheus text format ([`prometheus`]).
 //!
 //! What is recorded, from each finished [`Record`]:
-//! - Istio's standard metrics ([`istio`]): `istio_requests_total`,
+//! - Istio's standard metrics ([`istio`]; off with `metrics: {istio: false}`): `istio_requests_total`,
 //!   `istio_request_duration_milliseconds`, `istio_request_bytes`, `istio_response_bytes`,
 //!   and for TCP `istio_tcp_{sent,received}_bytes_total`,
 //!   `istio_tcp_connections_{opened,closed}_total`, with Istio's label set.
@@ -44,19 +44,25 @@ impl ShardMetrics {
     /// An HTTP request finished (`conn`: the connection it came on; `snap`: the snapshot it
     /// was routed with, which `rec.cluster` indexes).
     pub fn on_http(&self, rec: &Record, conn: &ConnCtx, snap: &Snapshot) {
-        let principal = peer_principal(conn);
-        self.istio.borrow_mut().http(rec, principal, snap);
+        if snap.config.metrics.istio {
+            let principal = peer_principal(conn);
+            self.istio.borrow_mut().http(rec, principal, snap);
+        }
         self.ops.borrow_mut().request(rec, snap);
     }
 
     /// A TCP connection was accepted for proxying.
     pub fn on_tcp_open(&self, rec: &Record, principal: Option<&str>, snap: &Snapshot) {
-        self.istio.borrow_mut().tcp_open(rec, principal, snap);
+        if snap.config.metrics.istio {
+            self.istio.borrow_mut().tcp_open(rec, principal, snap);
+        }
     }
 
     /// A proxied TCP connection ended (`rec.bytes_*` are its totals).
     pub fn on_tcp_close(&self, rec: &Record, principal: Option<&str>, snap: &Snapshot) {
-        self.istio.borrow_mut().tcp_close(rec, principal, snap);
+        if snap.config.metrics.istio {
+            self.istio.borrow_mut().tcp_close(rec, principal, snap);
+        }
         self.ops.borrow_mut().tcp_close(rec, snap);
     }
 

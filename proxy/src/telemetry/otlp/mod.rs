@@ -114,10 +114,16 @@ pub struct SpanRecord {
 }
 
 /// The sampler for traces this proxy starts under `config` ([`Sampler::ALL`] without a
-/// `tracing:` block, so propagation alone keeps its sampled-by-default behaviour).
-pub fn sampler_for(config: &Config) -> Sampler {
-    config
-        .tracing
-        .as_ref()
-        .map_or(Sampler::ALL, |t| Sampler::percent(t.sampling))
+/// `tracing:` block, so propagation alone keeps its sampled-by-default behaviour); `None`
+/// when trace propagation is off (`tracing: {propagation: false}`).
+pub fn sampler_for(config: &Config) -> Option<Sampler> {
+    if !config.trace_propagation {
+        return None;
+    }
+    Some(
+        config
+            .tracing
+            .as_ref()
+            .map_or(Sampler::ALL, |t| Sampler::percent(t.sampling)),
+    )
 }
