@@ -6,6 +6,7 @@
 //! ([`otlp`], batched off the shard), and tap's filters, rate cap and JSON lines.
 
 pub mod access_log;
+pub mod id_hex;
 pub mod metrics;
 pub mod otlp;
 pub mod propagate;

@@ -3,6 +3,14 @@
 //! new span id (the caller supplies the id, so the shard's own RNG stays the only source).
 //! Pure functions over byte slices, no allocation; [`super::propagate`] applies them to
 //! every forwarded request.
+//!
+//! Cost (callgrind, epoll, one connection, 2026-12-06, a request carrying `traceparent` and
+//! `b3`): parsing both and writing both for the next hop took ~1,040 instructions per request
+//! with per-byte tables and variable-length appends, ~580 with [`super::id_hex`]'s eight
+//! digits per word and fixed-size stack copies (whole request with everything observed:
+//! 21,899 → 21,344).
+
+use super::id_hex::{id128_digits, parse8, u64_digits};
 
 /// A trace as seen by one hop: the trace id, the span id of the caller (our parent) and
 /// whether the trace is sampled (`None` = the caller deferred the decision).
@@ -23,33 +31,42 @@ impl TraceContext {
         }
     }
 
-    /// `traceparent` for the next hop, whose parent is our span `span`.
+    /// `traceparent` for the next hop, whose parent is our span `span`: composed in one
+    /// fixed-size stack array and appended with one copy.
     pub fn write_traceparent(&self, span: u64, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"00-");
-        hex(&self.trace_id, out);
-        out.push(b'-');
-        hex(&span.to_be_bytes(), out);
-        out.extend_from_slice(if self.sampled == Some(true) {
-            b"-01"
+        let mut b = *b"00-________________________________-________________-0_";
+        b[3..35].copy_from_slice(&id128_digits(&self.trace_id));
+        b[36..52].copy_from_slice(&u64_digits(span));
+        b[54] = if self.sampled == Some(true) {
+            b'1'
         } else {
-            b"-00"
-        });
+            b'0'
+        };
+        out.extend_from_slice(&b);
     }
 
-    /// `b3` single header for the next hop: `trace-span-sampled-parent`.
+    /// `b3` single header for the next hop: `trace-span-sampled-parent`. The longest form is
+    /// composed on the stack and appended whole (a fixed-size copy), then cut to its length.
     pub fn write_b3(&self, span: u64, out: &mut Vec<u8>) {
-        hex(&self.trace_id, out);
-        out.push(b'-');
-        hex(&span.to_be_bytes(), out);
-        match self.sampled {
-            Some(true) => out.extend_from_slice(b"-1"),
-            Some(false) => out.extend_from_slice(b"-0"),
-            None => {}
-        }
-        if let (Some(p), Some(_)) = (self.parent_span, self.sampled) {
-            out.push(b'-');
-            hex(&p, out);
-        }
+        let mut b = [b'-'; 68];
+        b[..32].copy_from_slice(&id128_digits(&self.trace_id));
+        b[33..49].copy_from_slice(&u64_digits(span));
+        let len = match self.sampled {
+            None => 49,
+            Some(s) => {
+                b[50] = if s { b'1' } else { b'0' };
+                match self.parent_span {
+                    Some(p) => {
+                        b[52..].copy_from_slice(&u64_digits(u64::from_be_bytes(p)));
+                        68
+                    }
+                    None => 51,
+                }
+            }
+        };
+        let start = out.len();
+        out.extend_from_slice(&b);
+        out.truncate(start + len);
     }
 }
 
@@ -149,10 +166,18 @@ fn trace_id(s: &[u8]) -> Option<[u8; 16]> {
     (id != [0; 16]).then_some(id)
 }
 
-/// Lower-case hex only (W3C forbids upper case; B3 emits lower case).
+/// Lower-case hex only (W3C forbids upper case; B3 emits lower case). Ids (`N` of 8 or 16)
+/// go eight digits at a time through [`parse8`]; the one-byte fields through a table.
 fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
+    }
+    let mut out = [0u8; N];
+    if N.is_multiple_of(4) {
+        for (o, digits) in out.chunks_exact_mut(4).zip(s.chunks_exact(8)) {
+            o.copy_from_slice(&parse8(digits.try_into().unwrap())?.to_be_bytes());
+        }
+        return Some(out);
     }
     // One table lookup per digit; 0xff marks a non-digit (upper case is not valid here).
     const NIB: [u8; 256] = {
@@ -169,7 +194,6 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
         }
         t
     };
-    let mut out = [0u8; N];
     let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
         let (hi, lo) = (NIB[pair[0] as usize], NIB[pair[1] as usize]);
@@ -179,17 +203,17 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     (bad & 0xf0 == 0).then_some(out)
 }
 
-/// Lower-case hex of `b`, appended.
+/// Lower-case hex of `b`, appended (ids of 8 and 16 bytes eight digits at a time).
 pub fn hex(b: &[u8], out: &mut Vec<u8>) {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    // Ids are 8 or 16 bytes: digits into a stack buffer, then one append.
-    for chunk in b.chunks(16) {
-        let mut digits = [0u8; 32];
-        for (d, &x) in digits.chunks_exact_mut(2).zip(chunk) {
-            d[0] = D[(x >> 4) as usize];
-            d[1] = D[(x & 15) as usize];
+    if let Ok(id) = <&[u8; 16]>::try_from(b) {
+        out.extend_from_slice(&id128_digits(id));
+    } else if let Ok(id) = <[u8; 8]>::try_from(b) {
+        out.extend_from_slice(&u64_digits(u64::from_be_bytes(id)));
+    } else {
+        const D: &[u8; 16] = b"0123456789abcdef";
+        for &x in b {
+            out.extend_from_slice(&[D[(x >> 4) as usize], D[(x & 15) as usize]]);
         }
-        out.extend_from_slice(&digits[..2 * chunk.len()]);
     }
 }
 

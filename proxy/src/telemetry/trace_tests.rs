@@ -99,4 +99,27 @@ fn b3_single_and_multi() {
         s(|o| root.write_traceparent(3, o)),
         "00-00000000000000000000000000000102-0000000000000003-00"
     );
+    assert_eq!(
+        s(|o| root.write_b3(3, o)),
+        "00000000000000000000000000000102-0000000000000003-0"
+    );
+    // Appends after what the buffer holds, and cuts the stack copy back to the header's length.
+    assert_eq!(
+        s(|o| {
+            o.extend_from_slice(b"b3: ");
+            c.write_b3(0xab, o);
+            o.push(b'|');
+        }),
+        "b3: 80f198ee56343ba864fe8b2a57d3eff7-00000000000000ab-1-e457b5a2e4d86bd1|"
+    );
+}
+
+#[test]
+fn hex_writes_ids_and_other_lengths() {
+    assert_eq!(
+        s(|o| hex(&0xe457b5a2e4d86bd1u64.to_be_bytes(), o)),
+        "e457b5a2e4d86bd1"
+    );
+    assert_eq!(s(|o| hex(&u128::MAX.to_be_bytes(), o)), "f".repeat(32));
+    assert_eq!(s(|o| hex(&[0x0a, 0xf0, 0x00], o)), "0af000");
 }

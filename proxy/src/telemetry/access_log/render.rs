@@ -1,8 +1,17 @@
 //! Rendering a compiled [`Format`] for one request or connection into a caller-owned buffer
 //! (the shard's per-shard log buffer), with Envoy's conventions: a missing value is `-`,
 //! durations are whole milliseconds, `START_TIME` is RFC 3339 UTC with milliseconds.
+//!
+//! Cost (callgrind, epoll, one connection, 2026-12-06; h1 with Envoy's default format to a
+//! file and trace headers, `shardcar-http-observed`): 21,344 → 20,235 instructions per request
+//! from text formats run as [`super::steps`] (literals as fixed-size copies), the command
+//! dispatch inlined into that loop, numbers as one fixed-size copy, and each address's text
+//! cached per thread. All observability off (`shardcar-http-off`) is 16,694.
 
+use std::cell::Cell;
 use std::io::Write as _;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::thread::LocalKey;
 use std::time::{Duration, SystemTime};
 
 use super::format::{Format, Op, Source};
@@ -41,9 +50,9 @@ pub struct Entry<'a> {
     pub request_duration: Option<Duration>,
     /// Start to the first byte of the upstream response.
     pub response_duration: Option<Duration>,
-    pub upstream_host: Option<std::net::SocketAddr>,
+    pub upstream_host: Option<SocketAddr>,
     pub upstream_cluster: Option<&'a str>,
-    pub downstream_remote: Option<std::net::SocketAddr>,
+    pub downstream_remote: Option<SocketAddr>,
     pub peer_uri_san: Option<&'a str>,
     pub upstream_failure: Option<&'a str>,
     pub termination: Option<&'a str>,
@@ -53,7 +62,16 @@ impl Format {
     /// Append one line (text formats end as written; JSON gets a trailing newline).
     pub fn render(&self, e: &Entry<'_>, out: &mut Vec<u8>) {
         match self {
-            Format::Text(ops) => ops.iter().for_each(|op| op_into(op, e, out)),
+            Format::Text(steps) => {
+                // Room for a typical line up front: the appends below then never reallocate.
+                out.reserve(LINE_RESERVE);
+                for step in steps {
+                    step.lead.append(out);
+                    if let Some(op) = &step.op {
+                        op_into(op, e, out);
+                    }
+                }
+            }
             Format::Json(fields) => {
                 out.push(b'{');
                 for (i, (k, ops)) in fields.iter().enumerate() {
@@ -86,6 +104,11 @@ impl Format {
     }
 }
 
+/// Reserved before a text line (Envoy's default line is 150–300 bytes).
+const LINE_RESERVE: usize = 512;
+
+// Inlined into the text loop: as a call, its prologue and epilogue were a fifth of its cost.
+#[inline(always)]
 fn op_into(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) {
     match op {
         Op::Literal(s) => out.extend_from_slice(s.as_bytes()),
@@ -102,9 +125,9 @@ fn op_into(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) {
         Op::Duration => num(e.duration.as_millis() as u64, out),
         Op::RequestDuration => ms(e.request_duration, out),
         Op::ResponseDuration => ms(e.response_duration, out),
-        Op::UpstreamHost => addr(e.upstream_host, out),
+        Op::UpstreamHost => addr(e.upstream_host, &UPSTREAM_TEXT, out),
         Op::UpstreamCluster => opt(e.upstream_cluster, out),
-        Op::DownstreamRemoteAddress => addr(e.downstream_remote, out),
+        Op::DownstreamRemoteAddress => addr(e.downstream_remote, &DOWNSTREAM_TEXT, out),
         Op::DownstreamPeerUriSan => opt(e.peer_uri_san, out),
         Op::Protocol => opt(e.protocol, out),
         Op::UpstreamTransportFailureReason => opt(e.upstream_failure, out),
@@ -142,9 +165,19 @@ fn opt(v: Option<&str>, out: &mut Vec<u8>) {
 }
 
 /// Decimal digits of `n`, without `core::fmt` (its machinery was most of a log line's cost).
-pub(crate) fn num(mut n: u64, out: &mut Vec<u8>) {
+pub(crate) fn num(n: u64, out: &mut Vec<u8>) {
+    let (digits, len) = decimal(n);
+    // The whole array is one fixed-size copy; the unused tail is cut off again.
+    let start = out.len();
+    out.extend_from_slice(&digits);
+    out.truncate(start + len);
+}
+
+/// `n`'s decimal digits, left-aligned, and how many there are.
+fn decimal(mut n: u64) -> ([u8; 20], usize) {
+    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let mut i = len;
     // Two digits per division (a table of "00".."99").
     while n >= 100 {
         let r = 2 * (n % 100) as usize;
@@ -154,13 +187,11 @@ pub(crate) fn num(mut n: u64, out: &mut Vec<u8>) {
     }
     if n >= 10 {
         let r = 2 * n as usize;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        buf[..2].copy_from_slice(&PAIRS[r..r + 2]);
     } else {
-        i -= 1;
-        buf[i] = b'0' + n as u8;
+        buf[0] = b'0' + n as u8;
     }
-    out.extend_from_slice(&buf[i..]);
+    (buf, len)
 }
 
 /// "00", "01", … "99".
@@ -193,23 +224,58 @@ fn ms(d: Option<Duration>, out: &mut Vec<u8>) {
     }
 }
 
-fn addr(a: Option<std::net::SocketAddr>, out: &mut Vec<u8>) {
+/// The text of the last IPv4 address rendered for one command on this thread: a shard's lines
+/// mostly name the same few upstreams, and rendering one took five number conversions.
+type AddrText = Cell<(Option<SocketAddrV4>, [u8; 24], u8)>;
+
+thread_local! {
+    static UPSTREAM_TEXT: AddrText = const { Cell::new((None, [0; 24], 0)) };
+    static DOWNSTREAM_TEXT: AddrText = const { Cell::new((None, [0; 24], 0)) };
+}
+
+fn addr(a: Option<SocketAddr>, cache: &'static LocalKey<AddrText>, out: &mut Vec<u8>) {
     match a {
-        Some(std::net::SocketAddr::V4(a)) => {
-            for (i, o) in a.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
+        Some(SocketAddr::V4(a)) => {
+            let (text, len) = cache.with(|c| {
+                let (at, text, len) = c.get();
+                if at == Some(a) {
+                    return (text, len);
                 }
-                num(u64::from(o), out);
-            }
-            out.push(b':');
-            num(u64::from(a.port()), out);
+                let (text, len) = v4_text(a);
+                c.set((Some(a), text, len));
+                (text, len)
+            });
+            let start = out.len();
+            out.extend_from_slice(&text);
+            out.truncate(start + len as usize);
         }
         Some(a) => {
             let _ = write!(out, "{a}");
         }
         None => out.push(b'-'),
     }
+}
+
+/// `a.b.c.d:port`, at most 21 bytes.
+fn v4_text(a: SocketAddrV4) -> ([u8; 24], u8) {
+    let mut text = [0u8; 24];
+    let mut len = 0;
+    let octets = a.ip().octets();
+    for (i, n) in octets
+        .iter()
+        .map(|&o| u64::from(o))
+        .chain([u64::from(a.port())])
+        .enumerate()
+    {
+        if i > 0 {
+            text[len] = if i == 4 { b':' } else { b'.' };
+            len += 1;
+        }
+        let (d, l) = decimal(n);
+        text[len..len + l].copy_from_slice(&d[..l]);
+        len += l;
+    }
+    (text, len as u8)
 }
 
 /// `2026-12-02T07:10:01.123Z` (Envoy's default START_TIME).
@@ -250,7 +316,7 @@ const YEAR_10000: u64 = 253_402_300_800;
 
 thread_local! {
     /// The last second rendered by this thread and its `YYYY-MM-DDTHH:MM:SS.`.
-    static SECOND: std::cell::Cell<(u64, [u8; 20])> =
+    static SECOND: Cell<(u64, [u8; 20])> =
         const { std::cell::Cell::new((u64::MAX, [0; 20])) };
 }
 

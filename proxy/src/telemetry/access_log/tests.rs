@@ -202,8 +202,18 @@ fn numbers_and_addresses_render_as_display_does() {
         "10.200.0.1:15006",
         "255.255.255.255:65535",
         "[::1]:8080",
-    ] {
+    ]
+    .into_iter()
+    .cycle()
+    .take(9)
+    {
+        // Twice round: each address after a different one and (last) after itself, while the
+        // downstream address keeps its own cached text.
         e.upstream_host = Some(a.parse().unwrap());
+        assert_eq!(
+            text("%UPSTREAM_HOST% %DOWNSTREAM_REMOTE_ADDRESS%", &e),
+            format!("{a} 127.0.0.1:50000")
+        );
         assert_eq!(text("%UPSTREAM_HOST%", &e), a);
     }
 }
