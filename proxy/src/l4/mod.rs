@@ -1,11 +1,11 @@
 //! The L4 proxy: one accepted TCP connection → one upstream connection, bytes moved both ways by
 //! [`copy`] or [`splice`] until both sides have closed.
 //!
-//! Memory: 5,000 idle proxied copy connections cost 2.64 KiB of RSS each (shardbench `mem-ab`,
-//! median of 3, 2026-12-03; 4.45 before the connection task was split per protocol and the
-//! allocator changed). The largest parts: this module's transfer future (~1 KB, alive while
-//! parked), the serve future (~0.5 KB), two sockets and their split halves, the watch and its
-//! canceller (perf-reports/2026-12-03-idle-memory/). `copy_buffers_in_use` in the shard stats
+//! Memory: 5,000 idle proxied copy connections cost 2.21 KiB of RSS each (shardbench `mem-ab`,
+//! median of 3, 2026-12-06; 2.71 before [`relay`] freed the transfer while idle, 4.45 before the
+//! connection task was split per protocol and the allocator changed). The largest parts now:
+//! the serve future (~0.5 KB), the idle transfer future (both sockets inline), two sockets, the
+//! watch (perf-reports/2026-12-06-idle-memory/). `copy_buffers_in_use` in the shard stats
 //! counts copy slots held; parked connections hold none.
 //!
 //! Semantics: a FIN in one direction is forwarded as a FIN (half-close) and the other direction
