@@ -2,11 +2,15 @@
 //! what this shard derives from it and owns — its own clone of each listener's route table (so
 //! regex match caches are never shared across threads) and its load-balancer state per cluster.
 //!
+//! A cluster's balancer is built on its first use on this shard ([`Snapshot::balancer`]): an
+//! xDS config carries thousands of clusters, most of which a given shard never sends to, and
+//! an unbuilt one costs a pointer. Stats report an unbuilt cluster as a fresh balancer would.
+//!
 //! State that must survive a reload is keyed by name: when a new config arrives, a cluster whose
 //! name and settings are unchanged keeps its balancer (round-robin cursor, in-flight counts,
-//! ejections, idle pooled connections); a changed or new cluster starts fresh.
+//! ejections, idle pooled connections); a changed or new cluster starts fresh (unbuilt).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -21,8 +25,10 @@ pub struct Snapshot {
     pub generation: u64,
     /// Per listener (indexed like `config.listeners`); `None` for tcp listeners.
     pub routes: Vec<Option<RouteTable>>,
-    /// Per cluster (indexed like `config.clusters`).
-    pub clusters: Vec<Rc<Balancer>>,
+    /// Per cluster (indexed like `config.clusters`), built on first use ([`Self::balancer`]).
+    clusters: Vec<OnceCell<Rc<Balancer>>>,
+    /// This shard's index (seeds its balancers).
+    pub shard: usize,
     /// Shards in the process (global thresholds are divided by it).
     pub shards: usize,
     /// Per listener: this shard's view of its TLS server config (`None` without `tls:`).
@@ -48,28 +54,17 @@ impl Snapshot {
     ) -> Snapshot {
         // By name in a map: an xDS config carries thousands of clusters.
         let by_name: std::collections::HashMap<&str, &Rc<Balancer>> = prev
-            .map(|p| {
-                p.clusters
-                    .iter()
-                    .map(|b| (b.cluster().name.as_str(), b))
-                    .collect()
-            })
+            .map(|p| p.built().map(|b| (b.cluster().name.as_str(), b)).collect())
             .unwrap_or_default();
         let clusters = config
             .clusters
             .iter()
             .map(|c| {
-                by_name
-                    .get(c.name.as_str())
-                    .filter(|b| b.same_cluster(c))
-                    .map(|b| Rc::clone(b))
-                    .unwrap_or_else(|| {
-                        Rc::new(Balancer::new(
-                            c.clone(),
-                            0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1),
-                            shards,
-                        ))
-                    })
+                let cell = OnceCell::new();
+                if let Some(b) = by_name.get(c.name.as_str()).filter(|b| b.same_cluster(c)) {
+                    let _ = cell.set(Rc::clone(b));
+                }
+                cell
             })
             .collect();
         let log_counters = prev.map(|p| p.log_counters.clone()).unwrap_or_default();
@@ -95,9 +90,45 @@ impl Snapshot {
                 .collect(),
             generation: prev.map_or(0, |p| p.generation + 1),
             clusters,
+            shard,
             shards,
             config,
         }
+    }
+
+    /// Cluster `i`'s balancer on this shard, built now if this is its first use.
+    pub fn balancer(&self, i: usize) -> &Rc<Balancer> {
+        self.clusters[i].get_or_init(|| self.fresh(i))
+    }
+
+    /// The balancers built so far (those that hold state: pools, counts, ejections).
+    pub fn built(&self) -> impl Iterator<Item = &Rc<Balancer>> {
+        self.clusters.iter().filter_map(OnceCell::get)
+    }
+
+    /// Every cluster's balancer for reporting: the built one, or for a cluster not used yet
+    /// on this shard a fresh one (what it would report: zeros, thresholds), not kept.
+    pub fn balancers(&self) -> impl Iterator<Item = Rc<Balancer>> + '_ {
+        (0..self.clusters.len()).map(|i| {
+            self.clusters[i]
+                .get()
+                .cloned()
+                .unwrap_or_else(|| self.fresh(i))
+        })
+    }
+
+    /// The balancer of the cluster called `name`, built if need be.
+    pub fn balancer_named(&self, name: &str) -> Option<&Rc<Balancer>> {
+        let i = self.config.clusters.iter().position(|c| c.name == name)?;
+        Some(self.balancer(i))
+    }
+
+    fn fresh(&self, i: usize) -> Rc<Balancer> {
+        Rc::new(Balancer::new(
+            self.config.clusters[i].clone(),
+            0x9E37_79B9_7F4A_7C15 ^ (self.shard as u64 + 1),
+            self.shards,
+        ))
     }
 
     /// Index of the listener called `name`.
@@ -125,5 +156,45 @@ impl SnapshotCell {
         let next = Rc::new(Snapshot::build(config, Some(&prev), shard, prev.shards));
         *self.0.borrow_mut() = next.clone();
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = "\
+listeners:
+  - name: l
+    address: 127.0.0.1:0
+    cluster: a
+clusters:
+  - name: a
+    endpoints: [\"127.0.0.1:80\", \"127.0.0.1:81\"]
+  - name: b
+    endpoints: [\"127.0.0.1:82\"]
+";
+
+    #[test]
+    fn balancers_are_built_on_first_use_and_carried_over_built() {
+        let config = Arc::new(Config::from_yaml(TWO).unwrap());
+        let s = Snapshot::build(config.clone(), None, 0, 2);
+        assert_eq!(s.built().count(), 0, "nothing built before first use");
+        // Reporting shows both clusters without building either.
+        let names: Vec<String> = s.balancers().map(|b| b.cluster().name.clone()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(s.built().count(), 0);
+        let a = s.balancer(0).clone();
+        assert!(Rc::ptr_eq(&a, s.balancer(0)), "built once");
+        assert_eq!(a.pick().unwrap().0.addr.port(), 80);
+        assert_eq!(s.built().count(), 1);
+        // A reload of the same settings keeps the built balancer (its cursor moved on) and
+        // leaves the unused cluster unbuilt.
+        let next = Snapshot::build(config, Some(&s), 0, 2);
+        assert_eq!(next.built().count(), 1);
+        assert!(Rc::ptr_eq(&a, next.balancer(0)));
+        assert_eq!(next.balancer(0).pick().unwrap().0.addr.port(), 81);
+        assert_eq!(next.balancer_named("b").unwrap().cluster().name, "b");
+        assert_eq!(next.built().count(), 2);
     }
 }

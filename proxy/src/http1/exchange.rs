@@ -223,7 +223,7 @@ async fn route_and_forward<S: Stream>(
         },
     };
     conn.rec.cluster = Some(cluster as u16);
-    let balancer = &snap.clusters[cluster];
+    let balancer = snap.balancer(cluster);
     let mark = snap.config.upstream_mark;
     let fwd = forward::Upstream {
         route,

@@ -144,7 +144,7 @@ async fn send(
     mark: Option<u32>,
     mut buf: Vec<u8>,
 ) -> Result<(), Failure> {
-    let b = &snap.clusters[cluster];
+    let b = snap.balancer(cluster);
     let tried = Cell::new(None);
     let (idx, ep, _in_flight) = crate::http::admit::pick(b, &tried)?;
     let mut up = upstream::h1::checkout(b, idx, UpstreamAddr(ep.addr), mark).await?;

@@ -250,7 +250,7 @@ async fn route_and_forward(
         },
     };
     ds.rec.cluster = Some(cluster as u16);
-    let balancer = &snap.clusters[cluster];
+    let balancer = snap.balancer(cluster);
     let mark = snap.config.upstream_mark;
     let protocol = match balancer.cluster().protocol {
         UpstreamProtocol::Auto => Box::pin(crate::upstream::auto_protocol(balancer, mark)).await,

@@ -155,7 +155,7 @@ pub async fn serve(
 ) {
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
-    let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    let balancer = snapshot.balancer(listener.tcp_cluster());
     if balancer.cluster().tls.is_some() {
         // TLS origination: the copy path over a TLS upstream (boxed: a pointer here); it
         // authorizes the connection itself.
@@ -259,7 +259,7 @@ pub async fn serve_tls<C>(
 {
     let snapshot = conn.snapshot.clone();
     let listener = &snapshot.config.listeners[conn.listener];
-    let balancer = &snapshot.clusters[listener.tcp_cluster()];
+    let balancer = snapshot.balancer(listener.tcp_cluster());
     if !authorized(&conn, svc) {
         return;
     }

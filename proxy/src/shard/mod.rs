@@ -123,7 +123,7 @@ impl Shard {
             deadline_timeouts: sw.deadline_aborts.get(),
             ..ShardStats::default()
         };
-        for b in &snap.clusters {
+        for b in snap.balancers() {
             s.pool_reused += b.pools.reused.get();
             s.pool_connected += b.pools.connected.get();
             s.pool_dropped_dead += b.pools.dropped_dead.get();
@@ -197,8 +197,7 @@ impl Shard {
             shard: self.svc.id,
             listeners: self.accept.bound(),
             clusters: snap
-                .clusters
-                .iter()
+                .balancers()
                 .map(|b| ClusterView {
                     name: b.cluster().name.clone(),
                     original_dst: matches!(
@@ -231,7 +230,7 @@ impl Shard {
     /// Applies the health checker's verdicts to the current snapshot's balancer of that cluster.
     fn health(&self, h: &crate::health::HealthUpdate) {
         let snap = self.svc.snapshots.current();
-        if let Some(b) = snap.clusters.iter().find(|b| b.cluster().name == h.cluster) {
+        if let Some(b) = snap.balancer_named(&h.cluster) {
             b.health.apply(&h.healthy);
         }
     }
@@ -435,7 +434,7 @@ pub async fn run(
 async fn evict_pools(shard: Rc<Shard>) {
     loop {
         monoio::time::sleep(POOL_EVICT_EVERY).await;
-        for b in &shard.svc.snapshots.current().clusters {
+        for b in shard.svc.snapshots.current().built() {
             b.pools.evict_expired();
         }
     }

@@ -248,7 +248,7 @@ impl OpsTables {
 /// What the current snapshot's balancers count themselves (pools, breaker, ejections).
 fn balancers_into(snap: &Snapshot, out: &mut MetricsSnapshot) {
     const C: &[&str] = &["cluster_name"];
-    for b in &snap.clusters {
+    for b in snap.balancers() {
         let name = vec![b.cluster().name.clone()];
         let mut put = |fam, help, kind, v| out.family(fam, help, kind, C).int(name.clone(), v);
         put(
