@@ -1,6 +1,6 @@
 //! The only `unsafe` in Shardcar: raw syscalls the standard library, socket2 and monoio do not
 //! wrap — `splice(2)`, pipe creation and sizing, `SO_LINGER`/`shutdown` on a borrowed fd, and
-//! `SO_ORIGINAL_DST`, `SO_ERROR`, `statfs` (bpffs/cgroup2 checks), two `bpf(2)` commands (eBPF interception), `setns` (for the namespace tests) and `kill` (SIGTERM to the process a binary upgrade replaces). Every block states the invariant it relies on.
+//! `SO_ORIGINAL_DST`, `SO_ERROR`, `statfs` (bpffs/cgroup2 checks), two `bpf(2)` commands (eBPF interception), `setns` (for the namespace tests), `kill` (SIGTERM to the process a binary upgrade replaces) and mimalloc's `mi_collect` (returning pages idle connections freed). Every block states the invariant it relies on.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -14,6 +14,23 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(ret)
     }
+}
+
+// Links mimalloc's static library into every binary of the crate, tests too.
+use mimalloc as _;
+
+extern "C" {
+    /// mimalloc's collect (in the `libmimalloc-sys` static library the allocator links).
+    fn mi_collect(force: bool);
+}
+
+/// Returns this thread's free allocator pages to the kernel now (mimalloc `mi_collect(true)`):
+/// freed pages are otherwise purged only when the thread allocates again after the purge
+/// delay, which an idle shard does not. Used by the sweeper after it parks connections.
+pub fn release_free_pages() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time; it
+    // only touches the calling thread's heap and the allocator's own arenas.
+    unsafe { mi_collect(true) }
 }
 
 /// A non-blocking, close-on-exec pipe: `(read end, write end)`.

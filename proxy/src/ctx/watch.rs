@@ -14,6 +14,12 @@
 //! timeout of a new connection), counted in sweeper ticks: it fires between the configured
 //! value and that plus one tick, and costs no timer either. [`ConnWatch::abort_reason`] tells
 //! the connection which of the two ended it.
+//!
+//! The read canceller (monoio's `Canceller`: an `Rc` and a `HashSet` of pending ops, ~160 bytes
+//! with its allocations) exists only while the connection is active: it is made by the first
+//! [`ConnWatch::cancel_handle`] after a park and dropped when the sweeper parks the connection,
+//! whose parked reads are not cancelable. After a pass that parked connections the sweeper asks
+//! the allocator to return the pages they freed ([`crate::sys::release_free_pages`]).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -35,7 +41,8 @@ pub struct ConnWatch {
     seen: Cell<u64>,
     quiet_ticks: Cell<u32>,
     parked: Cell<bool>,
-    canceller: RefCell<Canceller>,
+    /// Cancels the active reads when the sweeper parks the connection; `None` while parked.
+    canceller: RefCell<Option<Canceller>>,
     aborted: Cell<bool>,
     waker: Cell<Option<Waker>>,
     idle_timeout: Option<Duration>,
@@ -88,10 +95,28 @@ impl ConnWatch {
         self.parked.set(false);
     }
 
-    /// A handle for reads that the sweeper may cancel to park the connection.
+    /// A handle for reads that the sweeper may cancel to park the connection (made on first
+    /// use after a park). Reads while parked should not take one: the parked state would then
+    /// keep a canceller that nothing cancels.
     #[inline]
     pub fn cancel_handle(&self) -> CancelHandle {
-        self.canceller.borrow().handle()
+        self.canceller
+            .borrow_mut()
+            .get_or_insert_with(Canceller::new)
+            .handle()
+    }
+
+    /// Cancels the reads made with [`Self::cancel_handle`] and drops the canceller.
+    pub fn cancel_reads(&self) {
+        if let Some(c) = self.canceller.take() {
+            drop(c.cancel());
+        }
+    }
+
+    /// Whether a canceller is allocated (for tests of the parked state).
+    #[cfg(test)]
+    pub(crate) fn has_canceller(&self) -> bool {
+        self.canceller.borrow().is_some()
     }
 
     /// Records the capacity of the read buffer the connection reads into (hot path: one store).
@@ -131,8 +156,7 @@ impl ConnWatch {
 
     fn park(&self) {
         self.parked.set(true);
-        let old = self.canceller.take();
-        *self.canceller.borrow_mut() = old.cancel();
+        self.cancel_reads();
     }
 
     fn abort(&self, reason: AbortReason) {
@@ -248,17 +272,29 @@ impl Sweeper {
 
     /// Runs forever on the shard: one pass over live connections per tick.
     pub async fn run(self: Rc<Self>) {
+        let mut parked_last_tick = 0;
         loop {
             monoio::time::sleep(self.tick.get()).await;
-            let parked = self.sweep_once();
-            if parked > 0 {
-                tracing::debug!(parked, "parked idle connections");
+            if parked_last_tick > 0 {
+                // The connections parked last tick have since freed their read buffers (and
+                // cancellers; parking only cancels their reads); without this the allocator
+                // purges those pages only once the shard allocates again. At most once a tick,
+                // and only after a tick that parked something.
+                let t = std::time::Instant::now();
+                crate::sys::release_free_pages();
+                let us = t.elapsed().as_micros() as u64;
+                tracing::debug!(
+                    parked = parked_last_tick,
+                    release_us = us,
+                    "parked idle connections; free pages released"
+                );
             }
+            parked_last_tick = self.sweep_once();
         }
     }
 
     /// Returns how many connections were parked in this pass.
-    fn sweep_once(&self) -> usize {
+    pub(crate) fn sweep_once(&self) -> usize {
         let mut parked = 0;
         // Waking an aborted task only schedules it, so the registry is never re-entered here.
         let tick = self.tick.get();
@@ -367,6 +403,23 @@ mod tests {
             s.sweep_once();
         }
         assert!(!d.aborted.get());
+    }
+
+    #[test]
+    fn a_parked_connection_keeps_no_canceller() {
+        let s = Sweeper::new(None);
+        let c = s.register(None);
+        let h = c.cancel_handle();
+        assert!(c.has_canceller());
+        for _ in 0..6 {
+            s.sweep_once();
+        }
+        assert!(c.parked());
+        assert!(!c.has_canceller(), "parking drops the canceller");
+        drop(h);
+        c.unpark();
+        let _h = c.cancel_handle();
+        assert!(c.has_canceller(), "the next active read makes a new one");
     }
 
     #[test]

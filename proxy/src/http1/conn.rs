@@ -85,10 +85,15 @@ impl<S: Stream> Conn<S> {
                 reserve(&mut self.rbuf);
             }
             self.watch.hold(self.rbuf.capacity());
-            let (res, buf) = self
-                .stream
-                .cancelable_read(std::mem::take(&mut self.rbuf), self.watch.cancel_handle())
-                .await;
+            let buf = std::mem::take(&mut self.rbuf);
+            // A parked read is not cancelable: parking happens once, and a canceller kept for
+            // it would be most of the parked connection's memory after the socket.
+            let (res, buf) = if self.watch.parked() {
+                self.stream.read(buf).await
+            } else {
+                let cancel = self.watch.cancel_handle();
+                self.stream.cancelable_read(buf, cancel).await
+            };
             self.rbuf = buf;
             match res {
                 Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {

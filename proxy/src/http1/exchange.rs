@@ -121,6 +121,17 @@ impl RequestView for H1View<'_> {
             .find(|h| self.get(h.name).eq_ignore_ascii_case(name.as_bytes()))
             .map(|h| self.get(h.value))
     }
+    fn headers<'s>(&'s self, names: &[Box<str>], out: &mut [Option<&'s [u8]>]) {
+        out.fill(None);
+        for h in &self.head.headers {
+            let n = self.get(h.name);
+            for (want, o) in names.iter().zip(out.iter_mut()) {
+                if o.is_none() && n.len() == want.len() && n.eq_ignore_ascii_case(want.as_bytes()) {
+                    *o = Some(self.get(h.value));
+                }
+            }
+        }
+    }
 }
 
 /// The request's path normalised as the listener asks (`normalize_path`, `merge_slashes`,

@@ -7,7 +7,9 @@
 //! the upstream side) lives in one box per request, freed when the request ends. Measured
 //! with 5,000 idle keepalive connections (shardbench `mem` set, median of 3 fresh processes,
 //! 2026-12-03): 9.70 KiB of RSS per connection before, 3.82 with this, the per-protocol task
-//! split in `shard::accept` and mimalloc (perf-reports/2026-12-03-idle-memory.md).
+//! split in `shard::accept` and mimalloc (perf-reports/2026-12-03-idle-memory.md); 2.86 on
+//! 2026-12-06 once a parked connection kept no read canceller and the sweeper returned the
+//! pages parking freed (perf-reports/2026-12-06-idle-memory/).
 //!
 //! Timeouts cost no timer: the connection's watch (swept by the shard) carries the idle timeout
 //! (no bytes either way), the first-byte timeout of a new connection (closed silently: nothing

@@ -1,5 +1,7 @@
 //! Copy mode: bytes move read → write → read through monoio in an owned buffer, so the data path
 //! never allocates per read and copies nothing in user space beyond the kernel's recv/send.
+//! [`one_way`] is one direction over any split stream (TLS tunnels); plain sockets use
+//! [`super::relay`], built from the same pieces, which also frees the transfer while idle.
 //!
 //! Buffers are 16 KiB slots of the shard's [`BufArena`] (DESIGN.md §2: 4–64 KiB measured the
 //! same on loopback). A connection keeps its buffer while traffic flows; once it has been quiet
@@ -15,6 +17,8 @@ use std::rc::Rc;
 
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent};
+
+use crate::sys::ArenaBuf;
 
 use crate::ctx::ConnWatch;
 use crate::sys::BufArena;
@@ -35,12 +39,15 @@ pub fn new_arena(max_connections: u32) -> io::Result<Rc<BufArena>> {
     )
 }
 
-fn is_cancel(e: &io::Error) -> bool {
+pub(super) fn is_cancel(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ECANCELED)
 }
 
 /// Writes `buf[..]` fully, returning the buffer for reuse.
-async fn write_all<T: IoBuf, W: AsyncWriteRent>(to: &mut W, mut buf: T) -> (io::Result<()>, T) {
+pub(super) async fn write_all<T: IoBuf, W: AsyncWriteRent>(
+    to: &mut W,
+    mut buf: T,
+) -> (io::Result<()>, T) {
     let n = buf.bytes_init();
     let mut sent = 0;
     while sent < n {
@@ -53,6 +60,16 @@ async fn write_all<T: IoBuf, W: AsyncWriteRent>(to: &mut W, mut buf: T) -> (io::
         }
     }
     (Ok(()), buf)
+}
+
+/// The direction's arena buffer: the one it holds, or a fresh slot.
+pub(super) fn take_big(big: &mut Option<ArenaBuf>, arena: &Rc<BufArena>) -> io::Result<ArenaBuf> {
+    match big.take() {
+        Some(b) => Ok(b),
+        None => arena
+            .take()
+            .ok_or_else(|| io::Error::other("copy buffers exhausted")),
+    }
 }
 
 /// Moves bytes `from` → `to` until end of file, then half-closes `to` (FIN) and returns the
@@ -74,9 +91,8 @@ where
     loop {
         let n = if watch.parked() {
             big = None; // back to the arena while idle
-            let (res, small) = from
-                .cancelable_read(Vec::with_capacity(PARKED_BUFFER), watch.cancel_handle())
-                .await;
+                        // Not cancelable: a parked connection keeps no canceller (`ConnWatch`).
+            let (res, small) = from.read(Vec::with_capacity(PARKED_BUFFER)).await;
             match res {
                 Ok(0) => 0,
                 Ok(n) => {
@@ -88,12 +104,7 @@ where
                 Err(e) => return Err(e),
             }
         } else {
-            let buf = match big.take() {
-                Some(b) => b,
-                None => arena
-                    .take()
-                    .ok_or_else(|| io::Error::other("copy buffers exhausted"))?,
-            };
+            let buf = take_big(&mut big, arena)?;
             let (res, buf) = from.cancelable_read(buf, watch.cancel_handle()).await;
             match res {
                 Ok(0) => 0,

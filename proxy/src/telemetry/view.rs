@@ -10,6 +10,13 @@ pub trait RequestView {
     fn authority(&self) -> &[u8];
     /// The first value of a regular header; `name` is lower case.
     fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The first value of each of `names` (lower case) into `out` (same length): one pass over
+    /// the head where the codec overrides it, one lookup per name by default.
+    fn headers<'s>(&'s self, names: &[Box<str>], out: &mut [Option<&'s [u8]>]) {
+        for (n, o) in names.iter().zip(out) {
+            *o = self.header(n);
+        }
+    }
 }
 
 /// Response flags rendered on the stack (`UH,UF`), empty when none.

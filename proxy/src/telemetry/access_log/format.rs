@@ -2,7 +2,7 @@
 //! list of [`Op`]s at config load. A text format compiles to one list; a JSON format (key →
 //! format) to one list per key. Unknown commands are errors naming the command and its offset.
 
-use super::steps::{steps, Step};
+use super::steps::{steps, TextFormat};
 
 /// Envoy's default text format, used when a log gives none.
 pub const ENVOY_DEFAULT_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n";
@@ -69,7 +69,7 @@ impl Op {
 /// A compiled access-log format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
-    Text(Vec<Step>),
+    Text(TextFormat),
     /// Keys in the order written; each value a compiled format.
     Json(Vec<(Box<str>, Vec<Op>)>),
 }

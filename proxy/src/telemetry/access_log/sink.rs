@@ -129,6 +129,15 @@ impl HeaderLookup for ReqHeaders<'_> {
         }
         v
     }
+
+    fn headers<'s>(&'s self, names: &[Box<str>], out: &mut [Option<&'s [u8]>]) {
+        self.view.headers(names, out);
+        for (n, o) in names.iter().zip(out) {
+            if o.is_none() && &**n == "x-request-id" {
+                *o = self.generated.map(|g| &g[..]);
+            }
+        }
+    }
 }
 
 /// Logs a finished HTTP request to every sink that admits it.

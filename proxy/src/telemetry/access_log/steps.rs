@@ -2,9 +2,25 @@
 //! command, ≤ 16 bytes) and the command after it. A line of Envoy's default format is 16
 //! commands and 16 literals of one to three bytes; as steps it is 17 dispatches instead of 32,
 //! and each literal is one fixed-size 16-byte copy cut back to its length instead of a
-//! `memcpy` call (callgrind figures in [`super::render`]'s doc).
+//! `memcpy` call (callgrind figures in [`super::render`]'s doc). The request headers the
+//! format names are listed once ([`TextFormat::req_headers`]) and each `%REQ(..)%` step knows
+//! its slots, so a line looks them all up in one pass over the request's headers.
 
-use super::format::Op;
+use super::format::{Op, Source};
+
+/// A compiled text format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextFormat {
+    pub steps: Vec<Step>,
+    /// The distinct request headers `%REQ(..)%` steps read (at most [`MAX_SLOTS`]; a format
+    /// naming more looks the rest up one by one).
+    pub req_headers: Vec<Box<str>>,
+}
+
+/// Request headers looked up in one pass per line.
+pub const MAX_SLOTS: usize = 8;
+/// A step's slot when its source is not a slotted header.
+pub const NO_SLOT: u8 = u8::MAX;
 
 /// A literal of at most [`Lead::CAP`] bytes, stored inline and padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,12 +60,16 @@ impl Lead {
 pub struct Step {
     pub lead: Lead,
     pub op: Option<Op>,
+    /// For `%REQ(first?alt)%`: the [`TextFormat::req_headers`] slot of each header source, else
+    /// [`NO_SLOT`].
+    pub slots: [u8; 2],
 }
 
 /// Folds each short literal into the step of the command after it; a longer literal stays an
 /// [`Op::Literal`] step of its own.
-pub fn steps(ops: Vec<Op>) -> Vec<Step> {
+pub fn steps(ops: Vec<Op>) -> TextFormat {
     let mut out = Vec::with_capacity(ops.len());
+    let mut names: Vec<Box<str>> = Vec::new();
     let mut lead = Lead::default();
     for op in ops {
         match op {
@@ -58,18 +78,51 @@ pub fn steps(ops: Vec<Op>) -> Vec<Step> {
                 None => out.push(Step {
                     lead: Lead::default(),
                     op: Some(Op::Literal(s)),
+                    slots: [NO_SLOT; 2],
                 }),
             },
-            op => out.push(Step {
-                lead: std::mem::take(&mut lead),
-                op: Some(op),
-            }),
+            op => {
+                let mut slots = [NO_SLOT; 2];
+                if let Op::Req { first, alt, .. } = &op {
+                    slots = [
+                        slot(first, &mut names),
+                        alt.as_ref().map_or(NO_SLOT, |a| slot(a, &mut names)),
+                    ];
+                }
+                out.push(Step {
+                    lead: std::mem::take(&mut lead),
+                    op: Some(op),
+                    slots,
+                })
+            }
         }
     }
     if lead.len > 0 {
-        out.push(Step { lead, op: None });
+        out.push(Step {
+            lead,
+            op: None,
+            slots: [NO_SLOT; 2],
+        });
     }
-    out
+    TextFormat {
+        steps: out,
+        req_headers: names,
+    }
+}
+
+/// The slot of a header source (added if new and there is room).
+fn slot(s: &Source, names: &mut Vec<Box<str>>) -> u8 {
+    let Source::Header(n) = s else {
+        return NO_SLOT;
+    };
+    if let Some(i) = names.iter().position(|m| m == n) {
+        return i as u8;
+    }
+    if names.len() == MAX_SLOTS {
+        return NO_SLOT;
+    }
+    names.push(n.clone());
+    (names.len() - 1) as u8
 }
 
 #[cfg(test)]
@@ -79,6 +132,7 @@ mod tests {
 
     fn leads(f: &str) -> Vec<(String, bool)> {
         steps(compile(f).unwrap())
+            .steps
             .iter()
             .map(|s| {
                 (
@@ -100,7 +154,7 @@ mod tests {
             ]
         );
         let long = "x".repeat(17);
-        let s = steps(compile(&format!("{long}%PROTOCOL%")).unwrap());
+        let s = steps(compile(&format!("{long}%PROTOCOL%")).unwrap()).steps;
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].op, Some(Op::Literal(long.as_str().into())));
         assert_eq!(
@@ -121,5 +175,18 @@ mod tests {
         Lead::new(b"-").unwrap().append(&mut out);
         assert_eq!(out, b"ab0123456789abcdef-");
         assert!(Lead::new(&[b'x'; 17]).is_none());
+    }
+
+    #[test]
+    fn request_headers_get_one_slot_each_up_to_the_limit() {
+        let f = steps(compile("%REQ(A?B)% %REQ(:PATH)% %REQ(b?C)% %REQ(X?:METHOD)%").unwrap());
+        let names: Vec<&str> = f.req_headers.iter().map(|n| &**n).collect();
+        assert_eq!(names, ["a", "b", "c", "x"]);
+        let slots: Vec<[u8; 2]> = f.steps.iter().map(|s| s.slots).collect();
+        assert_eq!(slots, [[0, 1], [NO_SLOT, NO_SLOT], [1, 2], [3, NO_SLOT]]);
+        let many: String = (0..10).map(|i| format!("%REQ(H{i})%")).collect();
+        let f = steps(compile(&many).unwrap());
+        assert_eq!(f.req_headers.len(), MAX_SLOTS);
+        assert_eq!(f.steps[MAX_SLOTS].slots, [NO_SLOT; 2]);
     }
 }
