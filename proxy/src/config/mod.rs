@@ -323,6 +323,26 @@ impl Config {
         typed::build(raw, true)
     }
 
+    /// [`Config::from_xds_value`] for the JSON text the xDS client composes (read straight into
+    /// the raw config, no `serde_json::Value` stage).
+    pub fn from_xds_text(text: &str) -> Result<Config, ConfigError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let mut message = e.into_inner().to_string();
+            // serde_json appends " at line L column C" (of a one-line document: noise).
+            if let Some(cut) = message.rfind(" at line ") {
+                message.truncate(cut);
+            }
+            ConfigError {
+                line: None,
+                path: if path == "." { String::new() } else { path },
+                message,
+            }
+        })?;
+        typed::build(raw, true)
+    }
+
     /// Reads and validates a config file.
     pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
         let src = std::fs::read_to_string(path)

@@ -114,7 +114,7 @@ impl Client {
                 let name = cla.cluster_name.clone();
                 let who = format!("ClusterLoadAssignment {name:?}");
                 return super::cluster::endpoints(&who, "", cla)
-                    .map(|e| (name, Item::Endpoint(e)))
+                    .map(|e| (name, Item::Endpoint(json!(e).to_string().into_boxed_str())))
                     .map_err(|e| e.to_string());
             }
             Kind::Secret => {
@@ -185,12 +185,11 @@ impl Client {
             self.boot.initial_fetch_timeout,
             now,
         );
-        let doc = std::mem::take(&mut c.doc);
-        let text = doc.to_string();
+        let text = std::mem::take(&mut c.doc);
         let fp = crate::reload::fingerprint(text.as_bytes());
         if self.last_doc != Some(fp) {
-            // The document is consumed: no copy of a 1,000-cluster config is kept here.
-            let config = Config::from_xds_value(doc).map_err(|e| {
+            // The text goes to the control thread: no copy of a 1,000-cluster config is kept here.
+            let config = Config::from_xds_text(&text).map_err(|e| {
                 format!(
                     "{}: {}: {}",
                     blame(&c.listener_from, &c.cluster_from, &e.path),

@@ -30,11 +30,12 @@ use serde_json::{json, Map, Value};
 use super::check::{done, duration, nack, Unsupported};
 use super::secret::TlsUse;
 
-/// A translated cluster: its config shape, plus what it waits for.
+/// A translated cluster: its config shape (JSON text; an EDS cluster's without `endpoints`,
+/// which come from its assignment), plus what it waits for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct XCluster {
     pub name: String,
-    pub raw: Value,
+    pub raw: Box<str>,
     /// The `ClusterLoadAssignment` name an EDS cluster needs (its endpoints come from there).
     pub eds: Option<String>,
     /// SDS secret names its TLS needs.
@@ -169,7 +170,7 @@ pub fn translate(mut c: Cluster, tls: &TlsUse<'_>) -> Result<XCluster, Unsupport
     done(&who, "", &c)?;
     Ok(XCluster {
         name,
-        raw: Value::Object(raw),
+        raw: Value::Object(raw).to_string().into_boxed_str(),
         eds,
         secrets,
     })

@@ -9,6 +9,12 @@
 //! - a resource whose new version still waits keeps its last applied version meanwhile (as
 //!   long as what that one names is still there), so an update never takes traffic away
 //!   while it warms.
+//!
+//! The composed config is JSON text, written straight from the translations: a cluster's
+//! translation is kept as its JSON text and an assignment as its endpoint list's, so the
+//! thousands of EDS clusters an xDS config carries are never held (nor built per update) as
+//! `serde_json::Value`s; the last applied form of a cluster is the pair of `Arc`s it came
+//! from, shared with the accepted resources.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -74,7 +80,8 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Cluster(XCluster),
-    Endpoint(Vec<String>),
+    /// An assignment's endpoints, as the JSON text of the config's `endpoints` list.
+    Endpoint(Box<str>),
     Listener(XListener),
     Route(XRoute),
     Secret(XSecret),
@@ -93,14 +100,22 @@ pub struct Resources {
 
 impl Resources {
     pub fn of(&self, k: Kind) -> impl Iterator<Item = (&String, &Item)> {
+        self.of_arcs(k).map(|(n, i)| (n, &**i))
+    }
+
+    fn of_arcs(&self, k: Kind) -> impl Iterator<Item = (&String, &Arc<Item>)> {
         self.by_kind
             .get(&k)
             .into_iter()
-            .flat_map(|m| m.iter().map(|(n, (_, i))| (n, &**i)))
+            .flat_map(|m| m.iter().map(|(n, (_, i))| (n, i)))
     }
 
     fn get(&self, k: Kind, name: &str) -> Option<&Item> {
-        self.by_kind.get(&k)?.get(name).map(|(_, i)| &**i)
+        self.get_arc(k, name).map(|i| &**i)
+    }
+
+    fn get_arc(&self, k: Kind, name: &str) -> Option<&Arc<Item>> {
+        self.by_kind.get(&k)?.get(name).map(|(_, i)| i)
     }
 
     /// The names the other types must subscribe to, from what CDS and LDS said.
@@ -122,17 +137,48 @@ impl Resources {
 /// Last applied forms and warming clocks, carried between compositions.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
-    pub clusters: HashMap<String, Value>,
+    /// Cluster → the translation and (EDS) the assignment its applied form came from (`None`:
+    /// no endpoints, after the fetch timeout).
+    pub clusters: HashMap<String, AppliedCluster>,
     /// Listener → (its config shape, the clusters it names).
     pub listeners: HashMap<String, (Value, Vec<String>)>,
     /// When a resource started waiting (EDS clusters, RDS listeners).
     pub waiting_since: HashMap<String, Instant>,
 }
 
-/// One composition: the config document, who each entry came from, what still warms.
+/// A cluster as applied: its translation and its assignment (shared with [`Resources`]).
+pub type AppliedCluster = (Arc<Item>, Option<Arc<Item>>);
+
+/// A cluster's config entry as JSON text: its translation, with an EDS cluster's endpoints.
+fn cluster_text((cluster, eps): &AppliedCluster, out: &mut String) {
+    let Item::Cluster(c) = &**cluster else {
+        return;
+    };
+    if c.eds.is_none() {
+        out.push_str(&c.raw);
+        return;
+    }
+    let eps = match eps.as_deref() {
+        Some(Item::Endpoint(e)) => &**e,
+        _ => "[]",
+    };
+    // An EDS translation has no `endpoints` key: they are added here, before the closing brace.
+    let body = c.raw.strip_suffix('}').unwrap_or(&c.raw);
+    out.push_str(body);
+    out.push_str(if body.len() > 1 {
+        ",\"endpoints\":"
+    } else {
+        "\"endpoints\":"
+    });
+    out.push_str(eps);
+    out.push('}');
+}
+
+/// One composition: the config document (JSON text), who each entry came from, what still
+/// warms.
 #[derive(Debug)]
 pub struct Composed {
-    pub doc: Value,
+    pub doc: String,
     /// Per `listeners[i]` / `clusters[i]` of `doc`: the resource it came from.
     pub listener_from: Vec<String>,
     pub cluster_from: Vec<String>,
@@ -177,40 +223,49 @@ pub fn compose(
         false
     };
     let secrets_ok = |names: &[String]| names.iter().all(|n| res.get(Kind::Secret, n).is_some());
-    let mut clusters: Vec<Value> = statics(statics_doc, "clusters")
-        .into_iter()
-        .cloned()
-        .collect();
-    let mut cluster_from: Vec<String> = clusters
+    let static_clusters = statics(statics_doc, "clusters");
+    let mut have: BTreeSet<String> = static_clusters.iter().map(|c| name_of(c)).collect();
+    let mut cluster_from: Vec<String> = static_clusters
         .iter()
         .map(|c| format!("static cluster {:?}", name_of(c)))
         .collect();
-    for (name, item) in res.of(Kind::Cluster) {
-        let Item::Cluster(c) = item else { continue };
-        let mut raw = c.raw.clone();
+    let mut clusters = String::from("[");
+    for c in &static_clusters {
+        if clusters.len() > 1 {
+            clusters.push(',');
+        }
+        clusters.push_str(&c.to_string());
+    }
+    for (name, item) in res.of_arcs(Kind::Cluster) {
+        let Item::Cluster(c) = &**item else { continue };
         let mut ready = secrets_ok(&c.secrets);
+        let mut eps = None;
         if let Some(service) = &c.eds {
-            match res.get(Kind::Endpoint, service) {
-                Some(Item::Endpoint(eps)) => raw["endpoints"] = json!(eps),
-                _ if wait(format!("cluster/{name}"), &mut applied) => raw["endpoints"] = json!([]),
+            match res.get_arc(Kind::Endpoint, service) {
+                Some(e) if matches!(&**e, Item::Endpoint(_)) => eps = Some(e.clone()),
+                _ if wait(format!("cluster/{name}"), &mut applied) => {}
                 _ => ready = false,
             }
         }
         let chosen = if ready {
-            Some(raw)
+            Some((item.clone(), eps))
         } else {
             prev.clusters.get(name).cloned()
         };
         if !ready {
             warming.push(format!("Cluster {name:?}"));
         }
-        if let Some(v) = chosen {
-            applied.clusters.insert(name.clone(), v.clone());
-            clusters.push(v);
+        if let Some(a) = chosen {
+            if clusters.len() > 1 {
+                clusters.push(',');
+            }
+            cluster_text(&a, &mut clusters);
+            applied.clusters.insert(name.clone(), a);
+            have.insert(name.clone());
             cluster_from.push(format!("Cluster {name:?}"));
         }
     }
-    let have: BTreeSet<String> = clusters.iter().map(name_of).collect();
+    clusters.push(']');
     let mut listeners: Vec<Value> = statics(statics_doc, "listeners")
         .into_iter()
         .cloned()
@@ -254,12 +309,20 @@ pub fn compose(
             applied.listeners.insert(name.clone(), (v, n));
         }
     }
-    let mut doc = statics_doc.clone();
-    if !doc.is_object() {
-        doc = json!({});
+    // The statics' other keys, then the two lists (written as text, not as values).
+    let mut rest = statics_doc.as_object().cloned().unwrap_or_default();
+    rest.remove("clusters");
+    rest.remove("listeners");
+    let mut doc = Value::Object(rest).to_string();
+    doc.pop(); // the closing brace
+    if doc.len() > 1 {
+        doc.push(',');
     }
-    doc["clusters"] = Value::Array(clusters);
-    doc["listeners"] = Value::Array(listeners);
+    doc.push_str("\"clusters\":");
+    doc.push_str(&clusters);
+    doc.push_str(",\"listeners\":");
+    doc.push_str(&Value::Array(listeners).to_string());
+    doc.push('}');
     Composed {
         doc,
         listener_from,
@@ -283,3 +346,7 @@ pub fn blame(listener_from: &[String], cluster_from: &[String], path: &str) -> S
     }
     "config".into()
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
