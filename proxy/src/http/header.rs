@@ -2,6 +2,8 @@
 //! length switch ([`classify`]), which of them are hop-by-hop (RFC 9110 §7.6.1; the same set
 //! RFC 9113 §8.2.2 forbids in HTTP/2), status reason phrases and the request-id format.
 
+use crate::telemetry::id_hex;
+
 /// Header names the proxy treats specially, recognised with one length switch and at most two
 /// case-insensitive comparisons instead of a comparison per known name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,20 +75,55 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Formats a random UUIDv4 from 128 random bits.
+/// Formats a random UUIDv4 from 128 random bits (every request without an `x-request-id`
+/// gets one): the 32 digits eight at a time ([`id_hex`]), then four fixed-size copies
+/// around the dashes. Callgrind (h1, epoll, one connection, 2026-12-06): 15,294 → 15,066
+/// instructions per request with the table version replaced.
 pub fn uuid_v4(bits: u128, out: &mut [u8; 36]) {
     let mut b = bits.to_be_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut j = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[j] = b'-';
-            j += 1;
+    let d = id_hex::id128_digits(&b);
+    out[..8].copy_from_slice(&d[..8]);
+    out[8] = b'-';
+    out[9..13].copy_from_slice(&d[8..12]);
+    out[13] = b'-';
+    out[14..18].copy_from_slice(&d[12..16]);
+    out[18] = b'-';
+    out[19..23].copy_from_slice(&d[16..20]);
+    out[23] = b'-';
+    out[24..].copy_from_slice(&d[20..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uuid_v4;
+
+    #[test]
+    fn uuid_v4_is_the_bits_in_8_4_4_4_12_form_with_version_and_variant() {
+        for bits in [
+            0u128,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            0xa5a5 << 77,
+        ] {
+            let mut b = bits.to_be_bytes();
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            let want = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+            let mut out = [0u8; 36];
+            uuid_v4(bits, &mut out);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+            assert_eq!(out[14], b'4');
+            assert!(matches!(out[19], b'8' | b'9' | b'a' | b'b'));
         }
-        out[j] = HEX[(byte >> 4) as usize];
-        out[j + 1] = HEX[(byte & 0xf) as usize];
-        j += 2;
     }
 }
