@@ -166,6 +166,35 @@ fn a_pooled_connection_the_upstream_closed_is_not_used() {
 }
 
 #[test]
+fn a_get_reuses_a_fresh_pooled_connection_unchecked_and_is_resent_if_it_was_dead() {
+    // The same origin: one request per connection, then FIN without `connection: close`. A
+    // GET (resent for free if its connection is dead) takes a connection idle for less than
+    // `UNCHECKED_REUSE` (1 s) without the liveness check, finds it dead and goes out again on a
+    // new one; after longer idle the check runs and drops the dead connection at checkout.
+    let origin = ScriptOrigin::start(|_, mut r, log| {
+        if read_request(&mut r, &log).is_some() {
+            let _ = ok(r.get_mut(), "once");
+        }
+    });
+    let (server, addr) = start(&yaml(origin.addr, "", "", ""));
+    let mut c = Client::connect(addr);
+    assert_eq!(c.get("/a").status, 200);
+    std::thread::sleep(Duration::from_millis(100)); // the FIN reaches the proxy's socket
+    assert_eq!(c.get("/b").status, 200);
+    assert_eq!(
+        server.total_stats().pool_dropped_dead,
+        0,
+        "a fresh connection was checked at checkout"
+    );
+    assert_eq!(origin.count("GET /b"), 1);
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(c.get("/c").status, 200);
+    assert_eq!(server.total_stats().pool_dropped_dead, 1);
+    assert_eq!(origin.count("GET /c"), 1);
+    server.shutdown();
+}
+
+#[test]
 fn expired_pooled_connections_are_closed() {
     let origin = ScriptOrigin::start(|_, mut r, log| {
         while read_request(&mut r, &log).is_some() {

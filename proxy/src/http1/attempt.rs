@@ -129,10 +129,14 @@ async fn send<S: Stream>(
     facts: Facts,
     tried: &std::cell::Cell<Option<usize>>,
 ) -> Result<(PooledConn, InFlight), Failure> {
+    // A first try of an idempotent bodiless request is resent for free if its pooled
+    // connection is dead, so it may skip the pool's liveness check (`Pools::take`).
+    let resendable =
+        tried.get().is_none() && facts.method.is_idempotent() && matches!(body, Body::Empty);
     let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, tried)?;
     let addr = UpstreamAddr(ep.addr);
     conn.rec.upstream_host = Some(ep.addr);
-    let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark).await?;
+    let mut up = upstream::h1::checkout(balancer, ep_idx, addr, mark, resendable).await?;
     let lost = if up.reused {
         Failure::Stale
     } else {

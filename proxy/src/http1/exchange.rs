@@ -123,8 +123,15 @@ impl RequestView for H1View<'_> {
     }
     fn headers<'s>(&'s self, names: &[Box<str>], out: &mut [Option<&'s [u8]>]) {
         out.fill(None);
+        // Bit `len` set for each wanted name's length (< 64): most headers are skipped on it.
+        let lens = names.iter().fold(0u64, |m, n| {
+            m | 1u64.checked_shl(n.len() as u32).unwrap_or(0)
+        });
         for h in &self.head.headers {
             let n = self.get(h.name);
+            if n.len() < 64 && lens & (1 << n.len()) == 0 {
+                continue;
+            }
             for (want, o) in names.iter().zip(out.iter_mut()) {
                 if o.is_none() && n.len() == want.len() && n.eq_ignore_ascii_case(want.as_bytes()) {
                     *o = Some(self.get(h.value));

@@ -147,7 +147,7 @@ async fn send(
     let b = snap.balancer(cluster);
     let tried = Cell::new(None);
     let (idx, ep, _in_flight) = crate::http::admit::pick(b, &tried)?;
-    let mut up = upstream::h1::checkout(b, idx, UpstreamAddr(ep.addr), mark).await?;
+    let mut up = upstream::h1::checkout(b, idx, UpstreamAddr(ep.addr), mark, false).await?;
     let len = buf.len();
     write_range(&mut up.stream, &mut buf, 0..len)
         .await

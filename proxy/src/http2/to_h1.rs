@@ -190,7 +190,8 @@ async fn attempt(
 ) -> Result<(PooledConn, InFlight), Failure> {
     let try_start = Instant::now();
     let (ep_idx, ep, in_flight) = crate::http::admit::pick(balancer, &timing.tried)?;
-    let mut up = upstream::h1::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark).await?;
+    let mut up =
+        upstream::h1::checkout(balancer, ep_idx, UpstreamAddr(ep.addr), mark, false).await?;
     let lost = if up.reused {
         Failure::Stale
     } else {

@@ -20,8 +20,9 @@ pub async fn checkout(
     ep_idx: usize,
     addr: UpstreamAddr,
     mark: Option<u32>,
+    resendable: bool,
 ) -> Result<PooledConn, Failure> {
-    if let Some(c) = balancer.pools.take(ep_idx) {
+    if let Some(c) = balancer.pools.take(ep_idx, resendable) {
         return Ok(c);
     }
     let gate = &balancer.breaker.conns;
@@ -40,7 +41,7 @@ pub async fn checkout(
             continue;
         }
         gate.wait().await;
-        if let Some(c) = balancer.pools.take(ep_idx) {
+        if let Some(c) = balancer.pools.take(ep_idx, resendable) {
             return Ok(c);
         }
     };
