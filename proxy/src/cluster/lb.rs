@@ -252,7 +252,7 @@ impl Balancer {
             .enumerate()
             .map(|(i, e)| crate::shard::EndpointView {
                 addr: e.addr,
-                written: e.written.clone(),
+                written: e.written().into_owned(),
                 failed_active_hc: self.health.is_down(i),
                 ejected: self.outlier.is_ejected(i),
                 active_requests: self.in_flight[i].get(),
@@ -279,9 +279,11 @@ mod tests {
 
     fn cluster(policy: LbPolicy, n: u16) -> Arc<Cluster> {
         let eps = (1..=n)
-            .map(|p| Endpoint {
-                addr: SocketAddr::from(([127, 0, 0, 1], p)),
-                written: format!("127.0.0.1:{p}"),
+            .map(|p| {
+                Endpoint::new(
+                    SocketAddr::from(([127, 0, 0, 1], p)),
+                    &format!("127.0.0.1:{p}"),
+                )
             })
             .collect();
         Arc::new(Cluster {

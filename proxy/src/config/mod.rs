@@ -218,7 +218,27 @@ pub struct Listener {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub addr: SocketAddr,
-    pub written: String,
+    /// How it was written, kept only when that is not the address's own text (a host name):
+    /// an xDS config carries tens of thousands of `ip:port` endpoints.
+    written: Option<Box<str>>,
+}
+
+impl Endpoint {
+    pub fn new(addr: SocketAddr, written: &str) -> Endpoint {
+        let own = written.parse::<SocketAddr>() == Ok(addr) && addr.to_string() == written;
+        Endpoint {
+            addr,
+            written: (!own).then(|| written.into()),
+        }
+    }
+
+    /// How the endpoint was written (`/clusters`, `/config_dump`).
+    pub fn written(&self) -> std::borrow::Cow<'_, str> {
+        match &self.written {
+            Some(w) => std::borrow::Cow::Borrowed(w),
+            None => std::borrow::Cow::Owned(self.addr.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,15 +276,15 @@ pub struct Cluster {
     /// `outlier_detection:` policy (per shard; see `cluster::outlier`).
     pub outlier: OutlierPolicy,
     /// `health_check:` (run off the data path; see `crate::health`).
-    pub health: Option<HealthCheck>,
+    pub health: Option<Box<HealthCheck>>,
     /// `healthy_panic_threshold` in percent (default 50; 0 turns panic mode off).
     pub panic_threshold: u32,
     /// `retry_budget:` (per shard; see `cluster::budget`).
     pub retry_budget: Option<RetryBudgetSettings>,
     /// TLS origination to the endpoints, when the cluster has a `tls:` block.
-    pub tls: Option<crate::tls::config::ClusterTlsConf>,
+    pub tls: Option<Box<crate::tls::config::ClusterTlsConf>>,
     /// `type: strict_dns | logical_dns`: where the endpoints come from (`crate::discovery`).
-    pub dns: Option<dns::DnsDiscovery>,
+    pub dns: Option<Box<dns::DnsDiscovery>>,
 }
 
 impl Listener {

@@ -147,3 +147,33 @@ clusters:
     let e = err(&GOOD.replace("endpoints:", "override_ip: 127.0.0.1\n    endpoints:"));
     assert!(e.contains("override_ip"), "{e}");
 }
+
+#[test]
+fn endpoints_keep_their_written_text_only_when_it_is_not_the_address() {
+    let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let own = Endpoint::new(addr, "127.0.0.1:80");
+    assert!(own.written.is_none(), "an ip:port costs no copy");
+    assert_eq!(own.written(), "127.0.0.1:80");
+    let named = Endpoint::new(addr, "localhost:80");
+    assert_eq!(named.written(), "localhost:80");
+    // An address written another way than its display (leading zeros, IPv6 spelling) is kept.
+    let v6: SocketAddr = "[::1]:80".parse().unwrap();
+    assert_eq!(Endpoint::new(v6, "[0:0::1]:80").written(), "[0:0::1]:80");
+    assert_ne!(own, named);
+}
+
+#[test]
+fn a_cluster_keeps_its_rarely_used_blocks_boxed() {
+    // An xDS config carries thousands of clusters: health checks, TLS and DNS discovery are
+    // boxed (a pointer each when absent), endpoints hold no copy of an `ip:port` text.
+    assert!(
+        std::mem::size_of::<Cluster>() <= 400,
+        "{}",
+        std::mem::size_of::<Cluster>()
+    );
+    assert!(
+        std::mem::size_of::<Endpoint>() <= 48,
+        "{}",
+        std::mem::size_of::<Endpoint>()
+    );
+}

@@ -38,10 +38,7 @@ fn parse_endpoint(path: String, s: &str) -> Result<Endpoint, ConfigError> {
         .map_err(|e| ConfigError::new(path.clone(), format!("cannot resolve {host:?}: {e}")))?
         .next()
         .ok_or_else(|| ConfigError::new(path, format!("{host:?} resolved to no address")))?;
-    Ok(Endpoint {
-        addr,
-        written: s.to_string(),
-    })
+    Ok(Endpoint::new(addr, s))
 }
 
 fn build_cluster(i: usize, raw: &RawCluster, xds: bool) -> Result<Cluster, ConfigError> {
@@ -119,8 +116,8 @@ fn build_cluster(i: usize, raw: &RawCluster, xds: bool) -> Result<Cluster, Confi
         }
     };
     let dns = match raw.kind.as_deref() {
-        Some("strict_dns") => Some(super::dns::build_dns(i, raw, false)?),
-        Some("logical_dns") => Some(super::dns::build_dns(i, raw, true)?),
+        Some("strict_dns") => Some(Box::new(super::dns::build_dns(i, raw, false)?)),
+        Some("logical_dns") => Some(Box::new(super::dns::build_dns(i, raw, true)?)),
         _ => {
             super::dns::reject_on_other(i, raw)?;
             None
@@ -183,13 +180,14 @@ fn build_cluster(i: usize, raw: &RawCluster, xds: bool) -> Result<Cluster, Confi
             &at("health_check"),
             &raw.name,
             raw.health_check.as_ref(),
-        )?,
+        )?
+        .map(Box::new),
         panic_threshold: super::health::build_panic_threshold(
             &at("healthy_panic_threshold"),
             raw.healthy_panic_threshold,
         )?,
         retry_budget: super::budget::build_budget(&at("retry_budget"), raw.retry_budget.as_ref())?,
-        tls: super::tls::cluster_tls(&at("tls"), raw)?,
+        tls: super::tls::cluster_tls(&at("tls"), raw)?.map(Box::new),
         dns,
     })
 }

@@ -80,10 +80,10 @@ pub fn resolve(d: &DnsDiscovery, id: &mut u16) -> Result<(Vec<Endpoint>, Duratio
             (t, u) => t.or(u),
         };
         for ip in a.addrs {
-            eps.push(Endpoint {
-                addr: SocketAddr::new(ip.into(), *port),
-                written: format!("{host}:{port}"),
-            });
+            eps.push(Endpoint::new(
+                SocketAddr::new(ip.into(), *port),
+                &format!("{host}:{port}"),
+            ));
         }
         if d.logical {
             eps.truncate(1);
@@ -187,7 +187,7 @@ fn tracked(config: &Config) -> Vec<Tracked> {
             Some(Tracked {
                 name: c.name.clone(),
                 due: Instant::now() + dns.refresh,
-                dns,
+                dns: *dns,
                 endpoints,
             })
         })

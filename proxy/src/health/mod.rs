@@ -144,14 +144,14 @@ fn start(
         let endpoints: Vec<SocketAddr> = eps.iter().map(|e| e.addr).collect();
         let healthy = prev
             .get(&c.name)
-            .filter(|p| p.check == *check && p.endpoints == endpoints)
+            .filter(|p| p.check == **check && p.endpoints == endpoints)
             .map_or_else(
                 || vec![true; endpoints.len()],
                 |p| p.healthy.borrow().clone(),
             );
         let checked = Rc::new(Checked {
             name: c.name.clone(),
-            check: check.clone(),
+            check: (**check).clone(),
             endpoints,
             healthy: RefCell::new(healthy),
         });

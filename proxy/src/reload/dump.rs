@@ -82,7 +82,7 @@ pub fn render(config: &Config, f: &Facts<'_>) -> String {
             o.push(',');
         }
         let endpoints: Vec<String> = match &c.kind {
-            ClusterKind::Static(eps) => eps.iter().map(|e| json(&e.written)).collect(),
+            ClusterKind::Static(eps) => eps.iter().map(|e| json(&e.written())).collect(),
             ClusterKind::OriginalDst { .. } => Vec::new(),
         };
         let _ = write!(

@@ -30,18 +30,19 @@
 //!   17 ms (SotW) for one — a change costs O(config), not O(change): the client recomposes,
 //!   re-validates and swaps the whole config (accepted resources are shared, not copied,
 //!   between updates).
-//! - Memory per configured cluster (10 endpoints), measured 2026-12-06: RSS grows 16.0–16.2 KiB
-//!   per cluster (was 22–25; 13.6–14.9 KiB after the 150 pushes, was 19–23); the live heap
-//!   (counting allocator, whole sidecar in-process) 3.6 KB (was 10.5): the typed `Cluster`
-//!   1.8 KB, the config text kept for `/config_dump` 0.5 KB, this client's state (accepted
-//!   resources: a cluster's translation and an assignment's endpoints as JSON text, names and
-//!   versions) and the control thread the rest. Two changes brought it there: a shard's
-//!   balancer state (1.4 KB per shard before) is built on the cluster's first use on that
-//!   shard (`ctx::snapshot`), so a configured but unused cluster costs a pointer per shard;
-//!   and the client composes the config as text ([`state`]) and keeps no `serde_json::Value`
-//!   per cluster (the last applied form is the `Arc`s it came from), −2.3 KB. RSS is still
-//!   about four times the live heap: fragmentation from an update's transient copies (the
-//!   decoded response, the text, the raw and typed configs). The 2 KB goal is missed.
+//! - Memory per configured cluster (10 endpoints), measured 2026-12-06: RSS grows 14.9–15.3 KiB
+//!   per cluster (was 22–25; 12.9–14.2 KiB after the 150 pushes, was 19–23); the live heap
+//!   (counting allocator, whole sidecar in-process) 3.0 KB (was 10.5): the typed `Cluster`
+//!   1.2 KB (was 1.8: health check, TLS and DNS blocks boxed, an `ip:port` endpoint keeps no
+//!   copy of its text), the config text kept for `/config_dump` 0.5 KB, this client's state
+//!   (accepted resources: a cluster's translation and an assignment's endpoints as JSON text,
+//!   names and versions) and the control thread the rest. A shard's balancer state (1.4 KB
+//!   per shard before) is built on the cluster's first use on that shard (`ctx::snapshot`), so
+//!   a configured but unused cluster costs a pointer per shard; the client composes the config
+//!   as text ([`state`]) and keeps no `serde_json::Value` per cluster (the last applied form
+//!   is the `Arc`s it came from), −2.3 KB. RSS is still about five times the live heap:
+//!   fragmentation from an update's transient copies (the decoded response, the text, the raw
+//!   and typed configs). The 2 KB goal is missed (3.0 KB live).
 //!
 //! Protos: `envoy-types` rather than `xds-api`. Both ship pre-generated prost code (no
 //! `protoc` on the build machine); `envoy-types` tracks current tonic/prost (0.14) and
